@@ -1,0 +1,87 @@
+"""Export strategies: how one GRU stack becomes ONNX. A table users can extend.
+
+Every strategy has the same signature: ``build(op, stack) -> (Y, Y_h)`` where ``op`` is an
+onnxscript op builder writing into the exported graph and ``stack`` (:class:`StackInputs`)
+holds the stack's description and its graph values. ``Y`` is ``[T, B, D*H]`` and ``Y_h``
+``[L*D, B, H]``, sequence first, as ``torch.nn.GRU`` returns them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import onnx_ir as ir
+
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.spec import GRUSpec
+
+__all__ = ["STRATEGIES", "StackInputs", "Strategy", "get_strategy", "register_strategy"]
+
+
+@dataclass(frozen=True)
+class StackInputs:
+    """One GRU stack as a strategy sees it: its spec and the graph values it reads."""
+
+    spec: GRUSpec
+    x: ir.Value  # [T, B, I], sequence first
+    h0: ir.Value | None  # [L*D, B, H]
+    lengths: ir.Value | None  # int64 [B]
+    weights: Mapping[str, ir.Value]  # by nn.GRU parameter name
+    seq_len: int | None  # static sequence length, None when the axis is dynamic
+    opset: int
+
+
+BuildFn = Callable[[Any, StackInputs], tuple[ir.Value, ir.Value]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered export strategy."""
+
+    name: str
+    build: BuildFn
+    dynamic_seq: bool  # True when one file serves any sequence length
+    summary: str
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register_strategy(
+    name: str, *, dynamic_seq: bool, summary: str, overwrite: bool = False
+) -> Callable[[BuildFn], BuildFn]:
+    """Decorator that adds ``build`` to the strategy table under ``name``."""
+
+    def wrap(build: BuildFn) -> BuildFn:
+        if name in STRATEGIES and not overwrite:
+            raise GruOnnxUsageError(f"export strategy {name!r} is already registered")
+        STRATEGIES[name] = Strategy(name, build, dynamic_seq, summary)
+        return build
+
+    return wrap
+
+
+_BUILTIN = ("unrolled",)
+
+
+def get_strategy(name: str) -> Strategy:
+    """Look up a strategy by name; unknown names list the valid ones."""
+    _load_builtins()
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        valid = ", ".join(sorted(STRATEGIES))
+        raise GruOnnxUsageError(f"unknown export strategy {name!r}; valid strategies: {valid}") from None
+
+
+def strategy_names() -> list[str]:
+    _load_builtins()
+    return sorted(STRATEGIES)
+
+
+def _load_builtins() -> None:
+    for module in _BUILTIN:
+        importlib.import_module(f"{__name__}.{module}")

@@ -1,0 +1,127 @@
+"""The GRU in ONNX: the step math and the layer/direction driver, shared by every strategy
+that writes the recurrence itself (unrolled, loop).
+
+Names follow ``torch.nn.GRU`` (gates r, z, n; ``weight_ih``, ``weight_hh``); ``op`` is an
+onnxscript op builder, so the same functions write into the main graph or a loop body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from gru_onnx.exporters import StackInputs
+from gru_onnx.spec import GRUSpec
+
+Value = Any  # an onnxscript / onnx_ir value
+
+
+@dataclass(frozen=True)
+class RecurrentWeights:
+    """The recurrent weights of one layer and direction, split as the step needs them.
+
+    reset_after: ``w_hh`` ``[3H, H]`` and ``b_hh`` in one Gemm. Otherwise the r/z rows and the
+    n rows are separate, since ``W_hn`` multiplies ``r * h`` rather than ``h``.
+    """
+
+    w_hh: Value
+    b_hh: Value | None
+    w_hn: Value | None = None
+    b_hn: Value | None = None
+
+
+def prepare_recurrent(op: Any, spec: GRUSpec, w_hh: Value, b_hh: Value | None) -> RecurrentWeights:
+    """Split the recurrent weights once per direction (outside any loop)."""
+    if spec.reset_after:
+        return RecurrentWeights(w_hh, b_hh)
+    hidden = spec.hidden_size
+    w_hrz, w_hn = op.Split(w_hh, [2 * hidden, hidden], axis=0, _outputs=2)
+    b_hrz = b_hn = None
+    if b_hh is not None:
+        b_hrz, b_hn = op.Split(b_hh, [2 * hidden, hidden], axis=0, _outputs=2)
+    return RecurrentWeights(w_hrz, b_hrz, w_hn, b_hn)
+
+
+def _gemm(op: Any, a: Value, w: Value, b: Value | None) -> Value:
+    """``a @ w.T + b`` for 2-D ``a``."""
+    return op.Gemm(a, w, b, transB=1) if b is not None else op.Gemm(a, w, transB=1)
+
+
+def input_projection(op: Any, x: Value, w_ih: Value, b_ih: Value | None) -> Value:
+    """``W_ih x + b_ih`` for every time step at once: ``[T, B, I] -> [T, B, 3H]``."""
+    gx = op.MatMul(x, op.Transpose(w_ih, perm=[1, 0]))
+    return op.Add(gx, b_ih) if b_ih is not None else gx
+
+
+def gru_step(op: Any, spec: GRUSpec, gx: Value, h: Value, rw: RecurrentWeights) -> Value:
+    """One time step: ``gx`` ``[B, 3H]`` (input projection incl. ``b_ih``), ``h`` ``[B, H]``."""
+    f, g = spec.recurrent_activation.onnx, spec.activation.onnx
+    hidden = spec.hidden_size
+    x_r, x_z, x_n = op.Split(gx, [hidden] * 3, axis=-1, _outputs=3)
+    if spec.reset_after:
+        h_r, h_z, h_n = op.Split(_gemm(op, h, rw.w_hh, rw.b_hh), [hidden] * 3, axis=-1, _outputs=3)
+        r = f(op, op.Add(x_r, h_r))
+        z = f(op, op.Add(x_z, h_z))
+        n = g(op, op.Add(x_n, op.Mul(r, h_n)))
+    else:
+        h_r, h_z = op.Split(_gemm(op, h, rw.w_hh, rw.b_hh), [hidden] * 2, axis=-1, _outputs=2)
+        r = f(op, op.Add(x_r, h_r))
+        z = f(op, op.Add(x_z, h_z))
+        n = g(op, op.Add(x_n, _gemm(op, op.Mul(r, h), rw.w_hn, rw.b_hn)))
+    # (1 - z) * n + z * h, in the order ATen and cuDNN evaluate it.
+    return op.Add(n, op.Mul(z, op.Sub(h, n)))
+
+
+def masked_update(op: Any, mask: Value, h_new: Value, h: Value) -> tuple[Value, Value]:
+    """For padded batches: ``(output, state)``; past a sequence's end the output is zero and
+    the state is held."""
+    return op.Where(mask, h_new, 0.0), op.Where(mask, h_new, h)
+
+
+#: ``run_direction(op, spec, gx, h_init, rw, reverse, mask) -> (y [T, B, H], h_last [B, H])``
+RunDirection = Callable[[Any, GRUSpec, Value, Value, RecurrentWeights, bool, Value | None], tuple[Value, Value]]
+
+
+def _zeros_state(op: Any, x: Value, hidden: int) -> Value:
+    batch = op.Shape(x, start=1, end=2)
+    zero = ir.tensor(np.zeros((1,), dtype=x.dtype.numpy()))
+    return op.ConstantOfShape(op.Concat(batch, [hidden], axis=0), value=zero)
+
+
+def length_mask(op: Any, x: Value, lengths: Value) -> Value:
+    """``[T, B, 1]`` bool mask: step ``t`` of sequence ``b`` is valid when ``t < lengths[b]``."""
+    seq_len = op.Squeeze(op.Shape(x, start=0, end=1), [0])
+    steps = op.Range(0, seq_len, 1)
+    return op.Less(op.Unsqueeze(steps, [1, 2]), op.Unsqueeze(lengths, [0, 2]))
+
+
+def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> tuple[Value, Value]:
+    """Stack layers and directions around ``run_direction``, as ``torch.nn.GRU`` does."""
+    spec = stack.spec
+    x = stack.x
+    mask = None if stack.lengths is None else length_mask(op, x, stack.lengths)
+    finals = []
+    for layer in range(spec.num_layers):
+        outs = []
+        for direction in range(spec.num_directions):
+            index = layer * spec.num_directions + direction
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            w = stack.weights
+            b_ih = w.get(f"bias_ih{suffix}")
+            b_hh = w.get(f"bias_hh{suffix}")
+            gx = input_projection(op, x, w[f"weight_ih{suffix}"], b_ih)
+            rw = prepare_recurrent(op, spec, w[f"weight_hh{suffix}"], b_hh)
+            if stack.h0 is not None:
+                h_init = op.Gather(stack.h0, op.Constant(value_int=index), axis=0)
+            else:
+                h_init = _zeros_state(op, x, spec.hidden_size)
+            y, h_last = run_direction(op, spec, gx, h_init, rw, direction == 1, mask)
+            outs.append(y)
+            finals.append(op.Unsqueeze(h_last, [0]))
+        x = op.Concat(*outs, axis=-1) if len(outs) > 1 else outs[0]
+    y_h = op.Concat(*finals, axis=0) if len(finals) > 1 else finals[0]
+    return x, y_h

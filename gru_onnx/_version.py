@@ -1,0 +1,8 @@
+"""The package version, read from the installed distribution."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("gru-onnx")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"

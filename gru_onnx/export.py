@@ -1,0 +1,289 @@
+"""``gru_onnx.export``: a model holding CustomGRU layers -> a checked, self-describing ONNX file.
+
+``torch.onnx`` exports the model with each CustomGRU as one placeholder node; the chosen
+strategy (``gru_onnx.exporters``) then writes that placeholder as plain ONNX. The file carries
+a JSON description of its GRU stacks in ``metadata_props["gru_onnx"]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+import onnx_ir as ir
+import onnxscript
+import torch
+from torch import nn
+
+from gru_onnx import _export_op
+from gru_onnx._version import __version__
+from gru_onnx.errors import ExportError, GruOnnxUsageError
+from gru_onnx.exporters import StackInputs, Strategy, get_strategy
+from gru_onnx.module import CustomGRU
+from gru_onnx.spec import GRUSpec
+
+if TYPE_CHECKING:
+    from gru_onnx.parity import ParityReport
+
+METADATA_KEY = "gru_onnx"
+MIN_OPSET = 17
+MAX_OPSET = 23  # newest opset onnxscript, ONNX and ONNX Runtime here all know
+DEFAULT_OPSET = 18
+
+
+@dataclass
+class ExportResult:
+    """What an export produced: the file, its shape, and the parity report if one was run."""
+
+    path: Path
+    strategy: str
+    opset: int
+    num_nodes: int
+    file_size: int
+    seconds: float
+    metadata: dict[str, Any]
+    parity: ParityReport | None = None
+    node_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True unless a parity check ran and failed."""
+        return self.parity is None or self.parity.passed
+
+
+def find_grus(model: nn.Module) -> list[tuple[str, CustomGRU]]:
+    """Every CustomGRU in ``model`` with its dotted path ('' for the model itself)."""
+    return [(path, m) for path, m in model.named_modules() if isinstance(m, CustomGRU)]
+
+
+def export(
+    model: nn.Module,
+    args: Sequence[Any] | Any,
+    f: str | os.PathLike[str],
+    *,
+    strategy: str = "unrolled",
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    check: bool = True,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    dynamic_shapes: Any = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+) -> ExportResult:
+    """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
+
+    ``args`` are example inputs. With ``dynamic_batch`` the batch axis is named ``batch`` and
+    left free: for a CustomGRU it is found from ``batch_first``; for other models it is axis 0
+    of every tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
+    With ``check`` the file is run on ONNX Runtime (CPU) and compared with ``model`` in eval
+    mode; the report is in ``result.parity``. The file is written only once it is complete.
+    """
+    started = time.perf_counter()
+    chosen = get_strategy(strategy)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
+    args = tuple(args) if isinstance(args, list | tuple) else (args,)
+    grus = find_grus(model)
+    if not grus:
+        raise GruOnnxUsageError(f"{type(model).__name__} contains no CustomGRU layer to export")
+    if isinstance(model, CustomGRU):
+        input_names = input_names or ["input", "h0", "lengths"][: len(args)]
+        output_names = output_names or ["output", "h_n"]
+    if dynamic_shapes is None and dynamic_batch:
+        dynamic_shapes = _batch_dynamic_shapes(model, args)
+
+    with _export_mode(model, grus):
+        program = _torch_export(model, args, opset, input_names, output_names, dynamic_shapes)
+    ir_model = program.model
+    stacks = _replace_placeholders(ir_model, chosen, opset)
+    metadata = {
+        "producer": "gru-onnx",
+        "version": __version__,
+        "strategy": chosen.name,
+        "opset": opset,
+        "stacks": stacks,
+    }
+    ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
+    proto = ir.to_proto(ir_model)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:  # pragma: no cover - a bug in a strategy
+        raise ExportError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from exc
+    path = Path(f)
+    _save_atomically(proto, path)
+
+    counts: dict[str, int] = {}
+    for node in proto.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    result = ExportResult(
+        path=path,
+        strategy=chosen.name,
+        opset=opset,
+        num_nodes=len(proto.graph.node),
+        file_size=path.stat().st_size,
+        seconds=time.perf_counter() - started,
+        metadata=metadata,
+        node_counts=counts,
+    )
+    if check:
+        from gru_onnx.parity import check_parity
+
+        tolerances = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
+        result.parity = check_parity(model, path, args, **tolerances)
+    return result
+
+
+def read_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str, Any]:
+    """The gru-onnx description stored in an exported file (GRU stacks, strategy, versions)."""
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(os.fspath(model), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    raise GruOnnxUsageError("the file has no gru-onnx metadata (was it exported by gru-onnx?)")
+
+
+def _batch_dynamic_shapes(model: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Mark the batch axis of every tensor input as the dynamic dimension ``batch``."""
+    batch = torch.export.Dim("batch")
+    if isinstance(model, CustomGRU):
+        x = args[0]
+        if not isinstance(x, torch.Tensor) or x.dim() == 2:
+            return None  # unbatched input: there is no batch axis
+        axes = [0 if model.spec.batch_first else 1, 1, 0]  # input, h0, lengths
+        return tuple({axes[i]: batch} if isinstance(a, torch.Tensor) else None for i, a in enumerate(args))
+    return tuple({0: batch} if isinstance(a, torch.Tensor) and a.dim() > 0 else None for a in args)
+
+
+@contextlib.contextmanager
+def _export_mode(model: nn.Module, grus: list[tuple[str, CustomGRU]]) -> Iterator[None]:
+    """Route each CustomGRU through the export op, in eval mode; restore both afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        for path, gru in grus:
+            gru._export_path = path
+        yield
+    finally:
+        for _, gru in grus:
+            gru._export_path = None
+        model.train(was_training)
+
+
+class _DropTorchvisionNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "torchvision is not installed" not in record.getMessage()
+
+
+def _torch_export(
+    model: nn.Module,
+    args: tuple[Any, ...],
+    opset: int,
+    input_names: Sequence[str] | None,
+    output_names: Sequence[str] | None,
+    dynamic_shapes: Any,
+) -> Any:
+    """Run ``torch.onnx.export`` (dynamo) with the placeholder translation; errors -> ExportError."""
+    noise = _DropTorchvisionNotice()
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    logger.addFilter(noise)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            return torch.onnx.export(
+                model,
+                args,
+                dynamo=True,
+                optimize=False,
+                verbose=False,
+                opset_version=opset,
+                input_names=list(input_names) if input_names else None,
+                output_names=list(output_names) if output_names else None,
+                dynamic_shapes=dynamic_shapes,
+                custom_translation_table=_export_op.TRANSLATION_TABLE,
+            )
+    except GruOnnxUsageError:
+        raise
+    except Exception as exc:
+        cause = _root_cause(exc)
+        if isinstance(cause, GruOnnxUsageError):
+            raise cause from exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ExportError(f"torch.onnx could not export the model: {first}") from exc
+    finally:
+        logger.removeFilter(noise)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> list[dict[str, Any]]:
+    """Write every placeholder node with ``strategy``; return the stacks' metadata."""
+    graph = model.graph
+    stacks = []
+    for node in [n for n in graph if n.domain == _export_op.STUB_DOMAIN]:
+        cfg = json.loads(node.attributes["config"].value)
+        spec = GRUSpec.from_json(cfg["spec"])
+        inputs = list(node.inputs)
+        x = inputs.pop(0)
+        h0 = inputs.pop(0) if cfg["has_h0"] else None
+        lengths = inputs.pop(0) if cfg["has_lengths"] else None
+        weights = dict(zip(spec.all_parameter_names(), inputs, strict=True))
+        seq_len = x.shape[0] if x.shape is not None and isinstance(x.shape[0], int) else None
+        builder = onnxscript.GraphBuilder(graph)
+        builder.push_module(f"gru_onnx.{cfg['path'] or 'gru'}", "CustomGRU")
+        stack = StackInputs(spec, x, h0, lengths, weights, seq_len, opset)
+        new_outputs = strategy.build(builder.op, stack)
+        builder.pop_module()
+        for old, new in zip(node.outputs, new_outputs, strict=True):
+            name, old.name = old.name, None
+            new.name = name
+            new.type, new.shape = old.type, old.shape
+        ir.convenience.replace_all_uses_with(node.outputs, new_outputs, replace_graph_outputs=True)
+        graph.remove(node, safe=True)
+        stacks.append(
+            {
+                "path": cfg["path"],
+                "spec": spec.to_json(),
+                "seq_len": seq_len,
+                "has_h0": cfg["has_h0"],
+                "has_lengths": cfg["has_lengths"],
+                "parameters": {k: v.name for k, v in weights.items()},
+            }
+        )
+    graph.sort()
+    model.opset_imports.pop(_export_op.STUB_DOMAIN, None)
+    return stacks
+
+
+def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:
+    """Write next to ``path`` and rename, so a failed write never leaves a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def stack_specs(metadata: Mapping[str, Any]) -> list[GRUSpec]:
+    """The GRUSpec of every stack described in a file's metadata."""
+    return [GRUSpec.from_json(s["spec"]) for s in metadata.get("stacks", [])]

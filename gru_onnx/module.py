@@ -1,0 +1,145 @@
+"""``CustomGRU``: a drop-in for ``torch.nn.GRU`` with pluggable activations and reset forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from gru_onnx import _export_op
+from gru_onnx.activations import BoundActivation
+from gru_onnx.cell import gru_stack
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.spec import GRUSpec
+
+
+class CustomGRU(nn.RNNBase):
+    """A GRU with the parameters, shapes and initialisation of ``torch.nn.GRU``.
+
+    ``activation`` is the candidate activation (``g``, default tanh), ``recurrent_activation``
+    the gate activation (``f``, default sigmoid); both take registry names such as
+    ``"relu"`` or ``"leaky_relu(alpha=0.2)"``. ``reset_after=False`` selects the original
+    form ``g(W x + U (r * h))``. With the defaults it computes exactly what ``nn.GRU`` does
+    (and uses the same fused kernel), so ``load_state_dict(nn_gru.state_dict())`` just works.
+
+    ``forward(input, hx=None, lengths=None)`` accepts what ``nn.GRU`` accepts, including a
+    ``PackedSequence``; ``lengths`` (int64 ``[batch]``) is the padded-batch alternative to
+    packing: outputs past each sequence's end are zero and ``h_n`` is each sequence's last state.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        activation: str | BoundActivation = "tanh",
+        recurrent_activation: str | BoundActivation = "sigmoid",
+        reset_after: bool = True,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        # Validate (and normalise activation names) before allocating anything.
+        self.spec = GRUSpec(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            bidirectional=bidirectional,
+            activation=activation,  # type: ignore[arg-type]
+            recurrent_activation=recurrent_activation,  # type: ignore[arg-type]
+            reset_after=reset_after,
+            dropout=float(dropout),
+        )
+        super().__init__(
+            "GRU",
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=float(dropout),
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+        # Set by gru_onnx.export while tracing: this module's path in the exported model.
+        self._export_path: str | None = None
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        spec = self.spec
+        text += f", activation={str(spec.activation)!r}"
+        text += f", recurrent_activation={str(spec.recurrent_activation)!r}"
+        if not spec.reset_after:
+            text += ", reset_after=False"
+        return text
+
+    def forward(  # type: ignore[override]
+        self, input: Tensor | PackedSequence, hx: Tensor | None = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor | PackedSequence, Tensor]:
+        """Run the GRU; returns ``(output, h_n)`` with ``nn.GRU``'s shapes and layouts."""
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise GruOnnxUsageError("pass either a PackedSequence or lengths=, not both")
+            return self._forward_packed(input, hx)
+        spec = self.spec
+        unbatched = input.dim() == 2
+        if input.dim() not in (2, 3):
+            raise GruOnnxUsageError(f"CustomGRU expects 2-D or 3-D input, got {input.dim()}-D")
+        if input.shape[-1] != spec.input_size:
+            raise GruOnnxUsageError(
+                f"input feature size is {input.shape[-1]}, expected input_size={spec.input_size}"
+            )
+        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if spec.batch_first else input)
+        if hx is not None:
+            if unbatched:
+                hx = hx.unsqueeze(1)
+            expected = (spec.num_layers * spec.num_directions, x.shape[1], spec.hidden_size)
+            if tuple(hx.shape) != expected:
+                raise GruOnnxUsageError(f"h0 has shape {tuple(hx.shape)}, expected {expected}")
+        y, h_n = self._run(x, hx, lengths)
+        if unbatched:
+            return y.squeeze(1), h_n.squeeze(1)
+        return (y.transpose(0, 1) if spec.batch_first else y), h_n
+
+    def _run(self, x: Tensor, hx: Tensor | None, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Sequence-first core: the export op while exporting, else the eager recurrence."""
+        if self._export_path is not None:
+            config = _export_op.make_config(
+                self.spec, has_h0=hx is not None, has_lengths=lengths is not None, path=self._export_path
+            )
+            return _export_op.gru(x, hx, lengths, self._flat_weights, config)
+        if self.spec.is_torch_default and lengths is None:
+            # Exactly nn.GRU: use its fused (cuDNN / MKL) kernel.
+            if hx is None:
+                hx = x.new_zeros(self.num_layers * self.spec.num_directions, x.shape[1], self.hidden_size)
+            out = torch._VF.gru(  # type: ignore[attr-defined]
+                x, hx, self._flat_weights, self.bias, self.num_layers,
+                float(self.dropout), self.training, self.bidirectional, False,
+            )
+            return out[0], out[1]
+        return gru_stack(x, hx, self._flat_weights, self.spec, lengths=lengths, training=self.training)
+
+    def _forward_packed(self, packed: PackedSequence, hx: Tensor | None) -> tuple[PackedSequence, Tensor]:
+        """PackedSequence in, PackedSequence out, as ``nn.GRU`` does (through a length mask).
+
+        ``pad_packed_sequence`` restores the caller's batch order, which is the order ``hx``
+        and ``h_n`` use, so the padded batch runs as it is and only the output is re-packed.
+        """
+        padded, lengths = pad_packed_sequence(packed, batch_first=False)
+        y, h_n = self._run(padded, hx, lengths.to(padded.device))
+        order = packed.sorted_indices
+        if order is not None:
+            y, lengths = y.index_select(1, order), lengths.index_select(0, order.cpu())
+        data = pack_padded_sequence(y, lengths, enforce_sorted=True).data
+        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), h_n
+
+
+__all__ = ["CustomGRU"]

@@ -1,0 +1,110 @@
+"""One frozen description of a GRU stack, shared by the module, the exporters and the metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from gru_onnx.activations import BoundActivation, parse_activation
+from gru_onnx.errors import GruOnnxUsageError
+
+
+@dataclass(frozen=True)
+class GRUSpec:
+    """Sizes, layout and math of a (possibly multi-layer, bidirectional) GRU.
+
+    ``reset_after=True`` is PyTorch's / cuDNN's form (ONNX ``linear_before_reset=1``):
+    ``n = g(W_in x + b_in + r * (W_hn h + b_hn))``. ``False`` is the original form of Cho et al.
+    (ONNX ``linear_before_reset=0``): ``n = g(W_in x + b_in + W_hn (r * h) + b_hn)``.
+    """
+
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    bidirectional: bool = False
+    activation: BoundActivation = BoundActivation("tanh")
+    recurrent_activation: BoundActivation = BoundActivation("sigmoid")
+    reset_after: bool = True
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise GruOnnxUsageError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise GruOnnxUsageError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        object.__setattr__(self, "activation", parse_activation(self.activation))
+        object.__setattr__(self, "recurrent_activation", parse_activation(self.recurrent_activation))
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def is_torch_default(self) -> bool:
+        """True when this is exactly ``torch.nn.GRU`` (tanh, sigmoid, reset after)."""
+        return (
+            self.activation == BoundActivation("tanh")
+            and self.recurrent_activation == BoundActivation("sigmoid")
+            and self.reset_after
+        )
+
+    def layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.hidden_size * self.num_directions
+
+    def directions(self) -> Iterator[tuple[int, int, str]]:
+        """Yield ``(layer, direction, suffix)`` in ``nn.GRU``'s parameter order."""
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                yield layer, direction, f"_l{layer}" + ("_reverse" if direction else "")
+
+    def parameter_names(self, layer: int, suffix: str) -> tuple[str, ...]:
+        """``nn.GRU``'s parameter names for one layer and direction (weights, then biases)."""
+        names = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
+        if self.bias:
+            names += [f"bias_ih{suffix}", f"bias_hh{suffix}"]
+        return tuple(names)
+
+    def all_parameter_names(self) -> tuple[str, ...]:
+        return tuple(n for layer, _, sfx in self.directions() for n in self.parameter_names(layer, sfx))
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Expected shape of every parameter, as ``nn.GRU`` lays them out (gates r, z, n)."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        h3 = 3 * self.hidden_size
+        for layer, _, sfx in self.directions():
+            shapes[f"weight_ih{sfx}"] = (h3, self.layer_input_size(layer))
+            shapes[f"weight_hh{sfx}"] = (h3, self.hidden_size)
+            if self.bias:
+                shapes[f"bias_ih{sfx}"] = (h3,)
+                shapes[f"bias_hh{sfx}"] = (h3,)
+        return shapes
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["activation"] = self.activation.to_json()
+        data["recurrent_activation"] = self.recurrent_activation.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GRUSpec:
+        fields = dict(data)
+        fields["activation"] = BoundActivation.from_json(fields["activation"])
+        fields["recurrent_activation"] = BoundActivation.from_json(fields["recurrent_activation"])
+        return cls(**fields)
+
+    def describe(self) -> str:
+        """A one-line human summary, e.g. ``2x GRU(16->32, relu/sigmoid, bi, reset_after)``."""
+        parts = [f"{self.activation}/{self.recurrent_activation}"]
+        if self.bidirectional:
+            parts.append("bidirectional")
+        parts.append("reset_after" if self.reset_after else "reset_before")
+        if self.batch_first:
+            parts.append("batch_first")
+        if not self.bias:
+            parts.append("no bias")
+        return f"{self.num_layers}-layer GRU({self.input_size}->{self.hidden_size}, {', '.join(parts)})"
