@@ -389,3 +389,17 @@ def _hard_swish(op: Any, x: Any) -> Any:
 )
 def _linear(op: Any, x: Any) -> Any:
     return op.Identity(x)
+
+
+def onnx_ops(activation: str | BoundActivation, opset: int) -> list[str]:
+    """The ONNX op types an activation's emitter writes at ``opset`` (traced, not declared)."""
+    import onnx_ir as ir
+
+    bound = parse_activation(activation)
+    graph = onnxscript.build_graph(
+        lambda op, x: bound.onnx(op, x),
+        inputs=[ir.val("x", ir.DataType.FLOAT, ir.Shape([2, 3]))],
+        outputs=[ir.val("y", ir.DataType.FLOAT, ir.Shape([2, 3]))],
+        opset_imports={"": opset},
+    )
+    return [node.op_type for node in graph]

@@ -39,6 +39,7 @@ METADATA_KEY = "gru_onnx"
 MIN_OPSET = 17
 MAX_OPSET = 23  # newest opset onnxscript, ONNX and ONNX Runtime here all know
 DEFAULT_OPSET = 18
+TORCH_MIN_OPSET = 18  # the oldest opset torch.onnx (dynamo) writes
 
 
 @dataclass
@@ -103,8 +104,10 @@ def export(
     if dynamic_shapes is None and dynamic_batch:
         dynamic_shapes = _batch_dynamic_shapes(model, args)
 
+    # torch.onnx writes opset 18 and newer; older targets are converted down afterwards.
+    torch_opset = max(opset, TORCH_MIN_OPSET)
     with _export_mode(model, grus):
-        program = _torch_export(model, args, opset, input_names, output_names, dynamic_shapes)
+        program = _torch_export(model, args, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
     stacks = _replace_placeholders(ir_model, chosen, opset)
     metadata = {
@@ -115,6 +118,8 @@ def export(
         "stacks": stacks,
     }
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
+    if opset != torch_opset:
+        _relabel_opset(ir_model, opset)
     proto = ir.to_proto(ir_model)
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -201,6 +206,7 @@ def _torch_export(
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            warnings.filterwarnings("ignore", message="# The axis name: .* will not be used")
             return torch.onnx.export(
                 model,
                 args,
@@ -247,7 +253,7 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> li
         builder = onnxscript.GraphBuilder(graph)
         builder.push_module(f"gru_onnx.{cfg['path'] or 'gru'}", "CustomGRU")
         stack = StackInputs(spec, x, h0, lengths, weights, seq_len, opset)
-        new_outputs = strategy.build(builder.op, stack)
+        new_outputs = strategy.build(builder.opset("", opset), stack)
         builder.pop_module()
         for old, new in zip(node.outputs, new_outputs, strict=True):
             name, old.name = old.name, None
@@ -267,7 +273,34 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> li
         )
     graph.sort()
     model.opset_imports.pop(_export_op.STUB_DOMAIN, None)
+    # Per-node debug metadata (Python stack traces with local paths, scope names) would make
+    # up most of the file; keep the graph lean.
+    for node in ir.traversal.RecursiveGraphIterator(graph):
+        node.metadata_props.clear()
     return stacks
+
+
+def _relabel_opset(model: ir.Model, opset: int) -> None:
+    """Declare an older default-domain opset, after checking every node means the same there.
+
+    torch.onnx writes opset 18 at the oldest; ONNX's version converter has no 18 -> 17
+    adapter for Split. A node is kept when its operator's schema is the same in both
+    opsets, or when it is a Split given its sizes as an input (valid since opset 13).
+    """
+    current = model.opset_imports[""]
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        new = onnx.defs.get_schema(node.op_type, current, node.domain).since_version
+        old = onnx.defs.get_schema(node.op_type, opset, node.domain).since_version
+        split_with_sizes = node.op_type == "Split" and "num_outputs" not in node.attributes
+        if new != old and not split_with_sizes:
+            raise ExportError(
+                f"cannot write opset {opset}: the model uses {node.op_type} as defined in opset "
+                f"{new}; export with --opset {new} or newer"
+            )
+    model.opset_imports[""] = opset
+    model.graph.opset_imports[""] = opset
 
 
 def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:

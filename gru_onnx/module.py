@@ -115,7 +115,9 @@ class CustomGRU(nn.RNNBase):
             config = _export_op.make_config(
                 self.spec, has_h0=hx is not None, has_lengths=lengths is not None, path=self._export_path
             )
-            return _export_op.gru(x, hx, lengths, self._flat_weights, config)
+            # Attribute access (not _flat_weights) so torch.export sees named parameters.
+            weights = [getattr(self, name) for name in self._flat_weights_names]
+            return _export_op.gru(x, hx, lengths, weights, config)
         if self.spec.is_torch_default and lengths is None:
             # Exactly nn.GRU: use its fused (cuDNN / MKL) kernel.
             if hx is None:

@@ -1,0 +1,207 @@
+"""The ``gru-onnx`` command line: a thin layer over the Python API.
+
+Exit codes: 0 done, 1 parity failed, 2 bad usage or bad input. User errors are one line on
+stderr, never a traceback (set ``GRU_ONNX_DEBUG=1`` to see one for unexpected errors).
+Heavy imports (torch, onnx) happen inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from gru_onnx.errors import GruOnnxError
+
+#: The embedded default model of ``gru-onnx export`` (documented in the README).
+DEFAULTS = {"input_size": 16, "hidden_size": 32, "num_layers": 1, "seq_len": 20, "batch": 2, "seed": 0}
+CONSTRUCTOR_OPTIONS = (
+    "activation", "recurrent_activation", "reset_after", "input_size", "hidden_size",
+    "num_layers", "bias", "batch_first", "bidirectional", "dropout",
+)  # fmt: skip
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    raise SystemExit(code)
+
+
+class _Group(click.Group):
+    """Turns gru-onnx's own errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GruOnnxError as exc:
+            _fail(str(exc), exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("GRU_ONNX_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            _fail(f"unexpected {type(exc).__name__}: {first} (set GRU_ONNX_DEBUG=1 for details)", 1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gru-onnx")
+def cli() -> None:
+    """Export GRUs with custom activations from PyTorch to ONNX, checked for parity."""
+
+
+@cli.command()
+@click.option("--activation", default="tanh", show_default=True,
+              help="Candidate activation, e.g. relu, gelu, 'leaky_relu(alpha=0.2)'. See `gru-onnx activations`.")
+@click.option("--recurrent-activation", default="sigmoid", show_default=True, help="Gate activation.")
+@click.option("--reset-after/--reset-before", default=True, show_default=True,
+              help="Reset gate after the recurrent matmul (PyTorch/cuDNN) or before it (Cho et al.).")
+@click.option("--input-size", type=click.IntRange(min=1), default=DEFAULTS["input_size"], show_default=True)
+@click.option("--hidden-size", type=click.IntRange(min=1), default=DEFAULTS["hidden_size"], show_default=True)
+@click.option("--num-layers", type=click.IntRange(min=1), default=DEFAULTS["num_layers"], show_default=True)
+@click.option("--bias/--no-bias", default=True, show_default=True)
+@click.option("--batch-first", is_flag=True, help="Input is [batch, seq, feature].")
+@click.option("--bidirectional", is_flag=True)
+@click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Training-time dropout between layers (no effect on the export).")
+@click.option("--seq-len", type=click.IntRange(min=1), default=DEFAULTS["seq_len"], show_default=True,
+              help="Sequence length of the example input (fixed in an unrolled export).")
+@click.option("--batch", type=click.IntRange(min=2), default=DEFAULTS["batch"], show_default=True,
+              help="Batch size of the example input (the exported batch axis stays dynamic).")
+@click.option("--with-h0", is_flag=True, help="Give the exported graph an initial-state input h0.")
+@click.option("--strategy", default="unrolled", show_default=True, help="Export strategy.")
+@click.option("--opset", type=int, default=18, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gru.onnx"),
+              show_default=True)
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True,
+              help="Seed for the weights (without --checkpoint) and the example input.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              help="A state_dict saved with torch.save, loaded with weights_only=True.")
+@click.option("--model", "factory", metavar="PKG.MODULE:FACTORY",
+              help="Export your own model: FACTORY() returns (module, example_args).")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Run the file on ONNX Runtime (CPU) and compare with PyTorch.")
+@click.option("--atol", type=click.FloatRange(min=0.0), help="Absolute tolerance (default per dtype).")
+@click.option("--rtol", type=click.FloatRange(min=0.0), help="Relative tolerance (default per dtype).")
+@click.pass_context
+def export(ctx: click.Context, **opts: Any) -> None:
+    """Export a CustomGRU (or a whole model) to ONNX and check it against PyTorch.
+
+    With no options it exports the embedded default: a 1-layer GRU, input 16, hidden 32,
+    sequence length 20, seed 0, to gru.onnx.
+    """
+    import torch
+
+    import gru_onnx
+    from gru_onnx.loading import load_checkpoint, load_factory
+
+    torch.manual_seed(opts["seed"])
+    if opts["factory"]:
+        given = [n for n in CONSTRUCTOR_OPTIONS if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMAND_LINE]
+        if given:
+            raise click.UsageError(f"--{given[0].replace('_', '-')} cannot be combined with --model")
+        model, args = load_factory(opts["factory"])
+    else:
+        model = gru_onnx.CustomGRU(**{n: opts[n] for n in CONSTRUCTOR_OPTIONS})
+        args = _example_args(model, opts["seq_len"], opts["batch"], opts["with_h0"])
+    if opts["checkpoint"]:
+        load_checkpoint(model, opts["checkpoint"])
+    result = gru_onnx.export(
+        model,
+        args,
+        opts["output"],
+        strategy=opts["strategy"],
+        opset=opts["opset"],
+        check=opts["check"],
+        atol=opts["atol"],
+        rtol=opts["rtol"],
+    )
+    _print_export_summary(result)
+    if not result.passed:
+        _fail(f"parity check failed; {result.path} was written for inspection", 1)
+
+
+def _example_args(model: Any, seq_len: int, batch: int, with_h0: bool) -> tuple[Any, ...]:
+    import torch
+
+    spec = model.spec
+    shape = (batch, seq_len, spec.input_size) if spec.batch_first else (seq_len, batch, spec.input_size)
+    x = torch.randn(*shape)
+    if not with_h0:
+        return (x,)
+    h0 = 0.5 * torch.randn(spec.num_layers * spec.num_directions, batch, spec.hidden_size)
+    return (x, h0)
+
+
+def _print_export_summary(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gru_onnx.spec import GRUSpec
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("file", f"{result.path} ({_size(result.file_size)})")
+    table.add_row("strategy", f"{result.strategy}, opset {result.opset}")
+    for stack in result.metadata["stacks"]:
+        label = stack["path"] or "model"
+        table.add_row("GRU", f"{label}: {GRUSpec.from_json(stack['spec']).describe()}")
+    top = sorted(result.node_counts.items(), key=lambda kv: -kv[1])[:6]
+    table.add_row("nodes", f"{result.num_nodes} (" + ", ".join(f"{k} {v}" for k, v in top) + ", ...)")
+    table.add_row("time", f"{result.seconds:.1f} s")
+    if result.parity is None:
+        table.add_row("parity", "not checked (--no-check)")
+    else:
+        report = result.parity
+        for line in report.summary().splitlines():
+            table.add_row("parity", line)
+        verdict = "[green]PASS[/]" if report.passed else "[red]FAIL[/]"
+        table.add_row("result", f"{verdict} (atol {report.atol:g}, rtol {report.rtol:g})")
+    Console(highlight=False).print(table)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)  # pragma: no cover
+
+
+@cli.command()
+@click.option("--opset", type=int, default=18, show_default=True, help="Opset the ONNX ops are listed for.")
+def activations(opset: int) -> None:
+    """List the activation registry: parameters, ONNX ops used, native ONNX-GRU equivalent."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gru_onnx.activations import list_activations, onnx_ops
+    from gru_onnx.export import MAX_OPSET, MIN_OPSET
+
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise click.BadParameter(f"use {MIN_OPSET} to {MAX_OPSET}", param_hint="--opset")
+    table = Table(title=f"activations (ONNX ops at opset {opset})")
+    for column in ("name", "parameters", "ONNX ops", "native ONNX GRU", "definition"):
+        table.add_column(column)
+    for name, entry, aliases in list_activations():
+        bound = entry.bind()
+        native = bound.native()
+        native_text = "-"
+        if native is not None:
+            extras = [f"{k}={v:.6g}" for k, v in (("alpha", native.alpha), ("beta", native.beta)) if v is not None]
+            native_text = native.name + (f"({', '.join(extras)})" if extras else "")
+        label = name + (f" ({', '.join(aliases)})" if aliases else "")
+        params = ", ".join(f"{k}={v:g}" for k, v in entry.defaults.items()) or "-"
+        ops = ", ".join(dict.fromkeys(onnx_ops(bound, opset)))
+        table.add_row(label, params, ops, native_text, entry.doc)
+    Console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="gru-onnx")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

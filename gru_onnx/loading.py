@@ -1,0 +1,73 @@
+"""Loading what users point the CLI at: checkpoints (state_dicts) and model factories."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+
+from gru_onnx.errors import GruOnnxUsageError
+
+
+def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a ``torch.save``-d state_dict into ``module`` strictly, with one-line errors.
+
+    Read with ``weights_only=True``; a dict with a ``state_dict`` entry is unwrapped. A
+    missing, unexpected or mis-shaped parameter is named in the error with both shapes.
+    """
+    try:
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GruOnnxUsageError(f"checkpoint not found: {path}") from None
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GruOnnxUsageError(f"cannot read checkpoint {path}: {first}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise GruOnnxUsageError(f"checkpoint {path} is not a state_dict (a dict of tensors)")
+    expected = module.state_dict()
+    for name, tensor in expected.items():
+        if name not in state:
+            raise GruOnnxUsageError(f"checkpoint {path} has no parameter {name!r} {tuple(tensor.shape)}")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise GruOnnxUsageError(
+                f"checkpoint parameter {name!r} has shape {tuple(state[name].shape)}, "
+                f"the model expects {tuple(tensor.shape)}"
+            )
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise GruOnnxUsageError(
+            f"checkpoint {path} has parameter {extra[0]!r} {tuple(state[extra[0]].shape)} "
+            "that the model does not have"
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def load_factory(spec: str) -> tuple[nn.Module, tuple[Any, ...]]:
+    """Import ``package.module:factory`` and call it; it returns ``(module, example_args)``.
+
+    The current directory is importable, so a factory in a local file works.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise GruOnnxUsageError(f"--model must look like package.module:factory, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise GruOnnxUsageError(f"cannot import {module_name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise GruOnnxUsageError(f"{module_name!r} has no callable {attr!r}")
+    result = factory()
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module)):
+        raise GruOnnxUsageError(f"{spec} must return (module, example_args)")
+    model, args = result
+    args = tuple(args) if isinstance(args, list | tuple) else (args,)
+    return model, args
