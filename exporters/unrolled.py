@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gru_onnx.errors import ExportError
 from gru_onnx.exporters import StackInputs, register_strategy
 from gru_onnx.exporters._cell import RecurrentWeights, Value, gru_step, masked_update, run_layers
-from gru_onnx.errors import ExportError
 from gru_onnx.spec import GRUSpec
 
 

@@ -66,9 +66,7 @@ class Activation:
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             valid = ", ".join(self.defaults) or "none"
-            raise GruOnnxUsageError(
-                f"activation {self.name!r} has no parameter {unknown[0]!r} (parameters: {valid})"
-            )
+            raise GruOnnxUsageError(f"activation {self.name!r} has no parameter {unknown[0]!r} (parameters: {valid})")
         merged = {k: float(params.get(k, v)) for k, v in self.defaults.items()}
         return BoundActivation(self.name, tuple(merged.items()))
 
@@ -184,9 +182,7 @@ def parse_activation(text: str | BoundActivation) -> BoundActivation:
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
-        raise GruOnnxUsageError(
-            f"cannot parse activation {text!r}; write name or name(key=value, ...)"
-        ) from None
+        raise GruOnnxUsageError(f"cannot parse activation {text!r}; write name or name(key=value, ...)") from None
     if isinstance(tree, ast.Name):
         return get_activation(tree.id).bind()
     if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and not tree.args:
@@ -197,9 +193,7 @@ def parse_activation(text: str | BoundActivation) -> BoundActivation:
             except ValueError:
                 value = None
             if kw.arg is None or not isinstance(value, int | float) or isinstance(value, bool):
-                raise GruOnnxUsageError(
-                    f"activation parameter in {text!r} must be key=number"
-                )
+                raise GruOnnxUsageError(f"activation parameter in {text!r} must be key=number")
             params[kw.arg] = float(value)
         entry = get_activation(tree.func.id)
         return entry.bind(**params)
@@ -224,9 +218,7 @@ def _builtin(
     """Decorator: register the decorated ONNX emitter together with its PyTorch function."""
 
     def wrap(onnx_fn: OnnxFn) -> OnnxFn:
-        register_activation(
-            name, torch_fn, onnx_fn, defaults=defaults, native=native, aliases=aliases, doc=doc
-        )
+        register_activation(name, torch_fn, onnx_fn, defaults=defaults, native=native, aliases=aliases, doc=doc)
         return onnx_fn
 
     return wrap
@@ -337,9 +329,7 @@ def _mish(op: Any, x: Any) -> Any:
     defaults={"beta": 1.0, "threshold": 20.0},
     # ONNX's Softplus is log(1 + exp(x)); PyTorch switches to x above the threshold, where the
     # two differ by less than exp(-20) relative: below float32 resolution.
-    native=lambda p: NativeActivation("Softplus")
-    if p["beta"] == 1.0 and p["threshold"] >= 20.0
-    else None,
+    native=lambda p: NativeActivation("Softplus") if p["beta"] == 1.0 and p["threshold"] >= 20.0 else None,
     doc="log(1 + exp(beta * x)) / beta, linear above threshold",
 )
 def _softplus(op: Any, x: Any, beta: float, threshold: float) -> Any:

@@ -95,9 +95,7 @@ def gru_stack(
             w_ih, w_hh, *biases = weights[index * per_dir : (index + 1) * per_dir]
             b_ih, b_hh = biases if biases else (None, None)
             gx = F.linear(x, w_ih, b_ih)
-            y, h_last = gru_direction(
-                gx, h0[index], w_hh, b_hh, spec, reverse=direction == 1, mask=mask
-            )
+            y, h_last = gru_direction(gx, h0[index], w_hh, b_hh, spec, reverse=direction == 1, mask=mask)
             outs.append(y)
             finals.append(h_last)
         x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]

@@ -53,36 +53,76 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--activation", default="tanh", show_default=True,
-              help="Candidate activation, e.g. relu, gelu, 'leaky_relu(alpha=0.2)'. See `gru-onnx activations`.")
+@click.option(
+    "--activation",
+    default="tanh",
+    show_default=True,
+    help="Candidate activation, e.g. relu, gelu, 'leaky_relu(alpha=0.2)'. See `gru-onnx activations`.",
+)
 @click.option("--recurrent-activation", default="sigmoid", show_default=True, help="Gate activation.")
-@click.option("--reset-after/--reset-before", default=True, show_default=True,
-              help="Reset gate after the recurrent matmul (PyTorch/cuDNN) or before it (Cho et al.).")
+@click.option(
+    "--reset-after/--reset-before",
+    default=True,
+    show_default=True,
+    help="Reset gate after the recurrent matmul (PyTorch/cuDNN) or before it (Cho et al.).",
+)
 @click.option("--input-size", type=click.IntRange(min=1), default=DEFAULTS["input_size"], show_default=True)
 @click.option("--hidden-size", type=click.IntRange(min=1), default=DEFAULTS["hidden_size"], show_default=True)
 @click.option("--num-layers", type=click.IntRange(min=1), default=DEFAULTS["num_layers"], show_default=True)
 @click.option("--bias/--no-bias", default=True, show_default=True)
 @click.option("--batch-first", is_flag=True, help="Input is [batch, seq, feature].")
 @click.option("--bidirectional", is_flag=True)
-@click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
-              help="Training-time dropout between layers (no effect on the export).")
-@click.option("--seq-len", type=click.IntRange(min=1), default=DEFAULTS["seq_len"], show_default=True,
-              help="Sequence length of the example input (fixed in an unrolled export).")
-@click.option("--batch", type=click.IntRange(min=2), default=DEFAULTS["batch"], show_default=True,
-              help="Batch size of the example input (the exported batch axis stays dynamic).")
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Training-time dropout between layers (no effect on the export).",
+)
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    default=DEFAULTS["seq_len"],
+    show_default=True,
+    help="Sequence length of the example input (fixed in an unrolled export).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=2),
+    default=DEFAULTS["batch"],
+    show_default=True,
+    help="Batch size of the example input (the exported batch axis stays dynamic).",
+)
 @click.option("--with-h0", is_flag=True, help="Give the exported graph an initial-state input h0.")
 @click.option("--strategy", default="unrolled", show_default=True, help="Export strategy.")
 @click.option("--opset", type=int, default=18, show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gru.onnx"),
-              show_default=True)
-@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True,
-              help="Seed for the weights (without --checkpoint) and the example input.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              help="A state_dict saved with torch.save, loaded with weights_only=True.")
-@click.option("--model", "factory", metavar="PKG.MODULE:FACTORY",
-              help="Export your own model: FACTORY() returns (module, example_args).")
-@click.option("--check/--no-check", default=True, show_default=True,
-              help="Run the file on ONNX Runtime (CPU) and compare with PyTorch.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gru.onnx"), show_default=True
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=DEFAULTS["seed"],
+    show_default=True,
+    help="Seed for the weights (without --checkpoint) and the example input.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A state_dict saved with torch.save, loaded with weights_only=True.",
+)
+@click.option(
+    "--model",
+    "factory",
+    metavar="PKG.MODULE:FACTORY",
+    help="Export your own model: FACTORY() returns (module, example_args).",
+)
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Run the file on ONNX Runtime (CPU) and compare with PyTorch.",
+)
 @click.option("--atol", type=click.FloatRange(min=0.0), help="Absolute tolerance (default per dtype).")
 @click.option("--rtol", type=click.FloatRange(min=0.0), help="Relative tolerance (default per dtype).")
 @click.pass_context
@@ -99,7 +139,9 @@ def export(ctx: click.Context, **opts: Any) -> None:
 
     torch.manual_seed(opts["seed"])
     if opts["factory"]:
-        given = [n for n in CONSTRUCTOR_OPTIONS if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMAND_LINE]
+        given = [
+            n for n in CONSTRUCTOR_OPTIONS if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
+        ]
         if given:
             raise click.UsageError(f"--{given[0].replace('_', '-')} cannot be combined with --model")
         model, args = load_factory(opts["factory"])

@@ -42,8 +42,7 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
     extra = sorted(set(state) - set(expected))
     if extra:
         raise GruOnnxUsageError(
-            f"checkpoint {path} has parameter {extra[0]!r} {tuple(state[extra[0]].shape)} "
-            "that the model does not have"
+            f"checkpoint {path} has parameter {extra[0]!r} {tuple(state[extra[0]].shape)} that the model does not have"
         )
     module.load_state_dict(state, strict=True)
 

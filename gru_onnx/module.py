@@ -94,9 +94,7 @@ class CustomGRU(nn.RNNBase):
         if input.dim() not in (2, 3):
             raise GruOnnxUsageError(f"CustomGRU expects 2-D or 3-D input, got {input.dim()}-D")
         if input.shape[-1] != spec.input_size:
-            raise GruOnnxUsageError(
-                f"input feature size is {input.shape[-1]}, expected input_size={spec.input_size}"
-            )
+            raise GruOnnxUsageError(f"input feature size is {input.shape[-1]}, expected input_size={spec.input_size}")
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if spec.batch_first else input)
         if hx is not None:
             if unbatched:
@@ -123,8 +121,15 @@ class CustomGRU(nn.RNNBase):
             if hx is None:
                 hx = x.new_zeros(self.num_layers * self.spec.num_directions, x.shape[1], self.hidden_size)
             out = torch._VF.gru(  # type: ignore[attr-defined]
-                x, hx, self._flat_weights, self.bias, self.num_layers,
-                float(self.dropout), self.training, self.bidirectional, False,
+                x,
+                hx,
+                self._flat_weights,
+                self.bias,
+                self.num_layers,
+                float(self.dropout),
+                self.training,
+                self.bidirectional,
+                False,
             )
             return out[0], out[1]
         return gru_stack(x, hx, self._flat_weights, self.spec, lengths=lengths, training=self.training)

@@ -86,9 +86,7 @@ class ParityReport:
                 continue
             for o in r.outputs:
                 verdict = "ok" if o.passed else f"FAIL ({o.mismatches} elements, worst at {o.worst_index})"
-                lines.append(
-                    f"{r.runtime} {o.name}: max abs {o.max_abs:.3g}, max rel {o.max_rel:.3g} {verdict}"
-                )
+                lines.append(f"{r.runtime} {o.name}: max abs {o.max_abs:.3g}, max rel {o.max_rel:.3g} {verdict}")
         return "\n".join(lines)
 
 
@@ -99,9 +97,7 @@ def compare(name: str, reference: np.ndarray, actual: np.ndarray, atol: float, r
     else it is a mismatch with infinite error.
     """
     if reference.shape != actual.shape:
-        raise GruOnnxUsageError(
-            f"output {name!r}: shape {actual.shape} from ONNX, {reference.shape} from PyTorch"
-        )
+        raise GruOnnxUsageError(f"output {name!r}: shape {actual.shape} from ONNX, {reference.shape} from PyTorch")
     ref = reference.astype(np.float64)
     act = actual.astype(np.float64)
     same_special = (np.isnan(ref) & np.isnan(act)) | (np.isinf(ref) & (ref == act))
@@ -144,7 +140,9 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
-def run_onnxruntime(path: str | os.PathLike[str], feeds: dict[str, np.ndarray], provider: str = "cpu") -> list[np.ndarray]:
+def run_onnxruntime(
+    path: str | os.PathLike[str], feeds: dict[str, np.ndarray], provider: str = "cpu"
+) -> list[np.ndarray]:
     """Run the file on ONNX Runtime with one execution provider and return its outputs."""
     import onnxruntime as ort
 
@@ -214,12 +212,9 @@ def check_parity(
             results.append(RuntimeResult(runtime, "skipped", reason=str(exc)))
             continue
         if len(outputs) != len(reference):
-            raise GruOnnxUsageError(
-                f"the ONNX file has {len(outputs)} outputs, the PyTorch model {len(reference)}"
-            )
+            raise GruOnnxUsageError(f"the ONNX file has {len(outputs)} outputs, the PyTorch model {len(reference)}")
         comparisons = tuple(
-            compare(name, ref, out, atol, rtol)
-            for name, ref, out in zip(out_names, reference, outputs, strict=True)
+            compare(name, ref, out, atol, rtol) for name, ref, out in zip(out_names, reference, outputs, strict=True)
         )
         status = "passed" if all(c.passed for c in comparisons) else "failed"
         results.append(RuntimeResult(runtime, status, comparisons))

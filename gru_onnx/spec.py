@@ -25,8 +25,8 @@ class GRUSpec:
     bias: bool = True
     batch_first: bool = False
     bidirectional: bool = False
-    activation: BoundActivation = BoundActivation("tanh")
-    recurrent_activation: BoundActivation = BoundActivation("sigmoid")
+    activation: BoundActivation = BoundActivation("tanh")  # noqa: RUF009 (frozen, immutable)
+    recurrent_activation: BoundActivation = BoundActivation("sigmoid")  # noqa: RUF009
     reset_after: bool = True
     dropout: float = 0.0
 

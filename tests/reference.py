@@ -88,8 +88,19 @@ def gru_direction(X, W, R, Wb, Rb, H_0, f, g, reset_after, lengths=None, reverse
     return Y, H
 
 
-def gru_stack(x, params, *, num_layers=1, bidirectional=False, activation_fn=np.tanh,
-              recurrent_fn=_sigmoid, reset_after=True, batch_first=False, h0=None, lengths=None):
+def gru_stack(
+    x,
+    params,
+    *,
+    num_layers=1,
+    bidirectional=False,
+    activation_fn=np.tanh,
+    recurrent_fn=_sigmoid,
+    reset_after=True,
+    batch_first=False,
+    h0=None,
+    lengths=None,
+):
     """nn.GRU-shaped reference: params by nn.GRU names (numpy arrays), returns (output, h_n)."""
     x = np.asarray(x, dtype=np.float64)
     if batch_first:
@@ -109,8 +120,19 @@ def gru_stack(x, params, *, num_layers=1, bidirectional=False, activation_fn=np.
             zeros = np.zeros(R.shape[0])
             Wb = params.get(f"bias_ih{sfx}", zeros).astype(np.float64)
             Rb = params.get(f"bias_hh{sfx}", zeros).astype(np.float64)
-            y, h = gru_direction(x, W, R, Wb, Rb, np.asarray(h0[layer * dirs + d], np.float64),
-                                 recurrent_fn, activation_fn, reset_after, lengths, reverse=d == 1)
+            y, h = gru_direction(
+                x,
+                W,
+                R,
+                Wb,
+                Rb,
+                np.asarray(h0[layer * dirs + d], np.float64),
+                recurrent_fn,
+                activation_fn,
+                reset_after,
+                lengths,
+                reverse=d == 1,
+            )
             outs.append(y)
             finals.append(h)
         x = np.concatenate(outs, axis=-1)

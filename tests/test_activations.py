@@ -8,10 +8,11 @@ import onnxscript
 import pytest
 import torch
 
-import reference
-from conftest import run_ort
 from gru_onnx import GruOnnxUsageError
 from gru_onnx.activations import get_activation, list_activations, onnx_ops, parse_activation
+
+import reference
+from conftest import run_ort
 
 BUILTINS = sorted(reference.ACTIVATIONS)
 # Values around every kink and threshold, plus large magnitudes (softplus threshold, saturation).

@@ -13,9 +13,10 @@ from onnx import helper
 from torch import nn
 
 import gru_onnx
-from conftest import numpy_reference, run_ort
 from gru_onnx import CustomGRU, GruOnnxUsageError, register_activation
 from gru_onnx.activations import list_activations
+
+from conftest import numpy_reference, run_ort
 
 # layers, bidirectional, batch_first, with h0
 SHAPES = [(1, False, False, False), (2, True, True, True), (3, False, False, True), (2, True, False, False)]
@@ -43,8 +44,14 @@ def inputs(gru, batch=3, seq=5, with_h0=False):
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize(("layers", "bidirectional", "batch_first", "with_h0"), SHAPES)
 def test_shapes_and_reset_forms_match_numpy(layers, bidirectional, batch_first, with_h0, reset_after, tmp_path):
-    gru = make(layers, bidirectional, batch_first, activation="relu", recurrent_activation="hard_sigmoid",
-               reset_after=reset_after)
+    gru = make(
+        layers,
+        bidirectional,
+        batch_first,
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        reset_after=reset_after,
+    )
     args = inputs(gru, with_h0=with_h0)
     result, (y, h_n) = export_and_run(gru, args, tmp_path)
     want_y, want_h = numpy_reference(gru, *args)
@@ -97,17 +104,24 @@ def onnx_gru_op_reference(gru, x, native_f, native_g, tmp_path):
             alphas += [native.alpha] if native.alpha is not None else []
             betas += [native.beta] if native.beta is not None else []
     node = helper.make_node(
-        "GRU", ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=spec.hidden_size,
+        "GRU",
+        ["X", "W", "R", "B"],
+        ["Y", "Y_h"],
+        hidden_size=spec.hidden_size,
         direction="bidirectional" if spec.bidirectional else "forward",
-        linear_before_reset=int(spec.reset_after), activations=acts,
+        linear_before_reset=int(spec.reset_after),
+        activations=acts,
         **({"activation_alpha": alphas} if alphas else {}),
         **({"activation_beta": betas} if betas else {}),
     )
     graph = helper.make_graph(
-        [node], "ref",
+        [node],
+        "ref",
         [helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT, list(x.shape))],
-        [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("Y_h", onnx.TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("Y_h", onnx.TensorProto.FLOAT, None),
+        ],
         initializer=[onnx.numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (B, "B"))],
     )
     path = tmp_path / "native_ref.onnx"
@@ -119,8 +133,14 @@ def onnx_gru_op_reference(gru, x, native_f, native_g, tmp_path):
 
 @pytest.mark.parametrize(
     ("act", "rec"),
-    [("relu", "hard_sigmoid"), ("leaky_relu(alpha=0.1)", "sigmoid"), ("softsign", "hard_sigmoid"),
-     ("elu(alpha=0.7)", "sigmoid"), ("tanh", "softsign"), ("linear", "sigmoid")],
+    [
+        ("relu", "hard_sigmoid"),
+        ("leaky_relu(alpha=0.1)", "sigmoid"),
+        ("softsign", "hard_sigmoid"),
+        ("elu(alpha=0.7)", "sigmoid"),
+        ("tanh", "softsign"),
+        ("linear", "sigmoid"),
+    ],
 )
 @pytest.mark.parametrize("reset_after", [True, False])
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -128,8 +148,9 @@ def test_matches_onnxruntime_gru_op(act, rec, reset_after, bidirectional, tmp_pa
     gru = make(1, bidirectional, activation=act, recurrent_activation=rec, reset_after=reset_after)
     (x,) = inputs(gru, seq=7)
     _, (y, h_n) = export_and_run(gru, (x,), tmp_path, check=False)
-    want_y, want_h = onnx_gru_op_reference(gru, x, gru.spec.recurrent_activation.native(),
-                                           gru.spec.activation.native(), tmp_path)
+    want_y, want_h = onnx_gru_op_reference(
+        gru, x, gru.spec.recurrent_activation.native(), gru.spec.activation.native(), tmp_path
+    )
     np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h_n, want_h, rtol=1e-4, atol=1e-5)
 
@@ -167,10 +188,17 @@ def test_pytorch_reference_rebuilt_from_the_file_alone(tmp_path):
     model = onnx.load(result.path)
     (stack,) = gru_onnx.read_metadata(model)["stacks"]
     spec = gru_onnx.GRUSpec.from_json(stack["spec"])
-    rebuilt = CustomGRU(spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias,
-                        batch_first=spec.batch_first, bidirectional=spec.bidirectional,
-                        activation=spec.activation, recurrent_activation=spec.recurrent_activation,
-                        reset_after=spec.reset_after)
+    rebuilt = CustomGRU(
+        spec.input_size,
+        spec.hidden_size,
+        num_layers=spec.num_layers,
+        bias=spec.bias,
+        batch_first=spec.batch_first,
+        bidirectional=spec.bidirectional,
+        activation=spec.activation,
+        recurrent_activation=spec.recurrent_activation,
+        reset_after=spec.reset_after,
+    )
     inits = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
     rebuilt.load_state_dict({k: inits[v] for k, v in stack["parameters"].items()}, strict=True)
     np.testing.assert_allclose(rebuilt(*args)[0].detach().numpy(), y, rtol=1e-5, atol=1e-6)
@@ -234,8 +262,7 @@ def test_user_registered_onnxscript_activation(tmp_path):
     sd = {k: v.detach().double().numpy() for k, v in gru.state_dict().items()}
     import reference
 
-    want, _ = reference.gru_stack(args[0].double().numpy(), sd,
-                                  activation_fn=lambda v: v / (1 + np.exp(-1.702 * v)))
+    want, _ = reference.gru_stack(args[0].double().numpy(), sd, activation_fn=lambda v: v / (1 + np.exp(-1.702 * v)))
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
 
 

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from conftest import numpy_reference
 from gru_onnx import CustomGRU, GruOnnxUsageError
 from gru_onnx.cell import gru_stack
+
+from conftest import numpy_reference
 
 SHAPES = [
     # layers, bidirectional, batch_first, with h0, bias
@@ -24,8 +25,7 @@ SHAPES = [
 
 def make_pair(layers, bidirectional, batch_first, bias, **custom):
     ref = nn.GRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
-    gru = CustomGRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
-                    bias=bias, **custom)
+    gru = CustomGRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias, **custom)
     gru.load_state_dict(ref.state_dict(), strict=True)
     return ref, gru
 
@@ -87,8 +87,17 @@ ACTIVATION_CASES = [
 @pytest.mark.parametrize(("act", "rec", "reset_after"), ACTIVATION_CASES)
 @pytest.mark.parametrize(("layers", "bidirectional", "batch_first", "with_h0", "bias"), SHAPES[:3])
 def test_custom_activations_match_numpy(act, rec, reset_after, layers, bidirectional, batch_first, with_h0, bias):
-    gru = CustomGRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
-                    bias=bias, activation=act, recurrent_activation=rec, reset_after=reset_after).double()
+    gru = CustomGRU(
+        5,
+        7,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        bias=bias,
+        activation=act,
+        recurrent_activation=rec,
+        reset_after=reset_after,
+    ).double()
     x, h0 = example(gru, h0=with_h0)
     x, h0 = x.double(), None if h0 is None else h0.double()
     got_y, got_h = gru(x, h0)
@@ -108,8 +117,7 @@ def test_gradients_match_nn_gru_and_training_reduces_loss():
     for (name, p_ref), p in zip(ref.named_parameters(), gru.parameters(), strict=True):
         torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5, msg=name)
 
-    model = CustomGRU(5, 7, batch_first=True, activation="gelu", recurrent_activation="hard_sigmoid",
-                      reset_after=False)
+    model = CustomGRU(5, 7, batch_first=True, activation="gelu", recurrent_activation="hard_sigmoid", reset_after=False)
     target = torch.randn(3, 6, 7)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -151,8 +159,9 @@ def test_packed_sequence_matches_nn_gru_semantics(act, bidirectional):
         torch.testing.assert_close(y, ref_y, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(h_n, ref_h, rtol=1e-5, atol=1e-6)
     want_y, want_h = numpy_reference(gru.double(), x.double(), h0.double(), lengths)
-    np.testing.assert_allclose(gru(x.double(), h0.double(), lengths=lengths)[0].detach().numpy(), want_y,
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        gru(x.double(), h0.double(), lengths=lengths)[0].detach().numpy(), want_y, rtol=1e-10, atol=1e-12
+    )
     np.testing.assert_allclose(h_n.detach().double().numpy(), want_h, rtol=1e-5, atol=1e-6)
 
 

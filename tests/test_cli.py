@@ -1,0 +1,183 @@
+"""The gru-onnx command line, used as a person would: exit codes, messages, files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from gru_onnx import CustomGRU
+from gru_onnx.cli import cli
+
+from conftest import numpy_reference, run_ort
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, list(args), catch_exceptions=False)
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke
+
+
+def test_default_export_is_the_documented_model(run, tmp_path):
+    result = run("export", "--activation", "relu")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output and "unrolled" in result.output
+    # README: input 16, hidden 32, 1 layer, seq 20, seed 0 -> same weights as this module.
+    torch.manual_seed(0)
+    expected = CustomGRU(16, 32, activation="relu")
+    model = onnx.load(tmp_path / "gru.onnx")
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    for name, tensor in expected.state_dict().items():
+        np.testing.assert_array_equal(inits[name], tensor.numpy())
+    x = torch.randn(20, 3, 16)
+    y, _ = run_ort(tmp_path / "gru.onnx", {"input": x.numpy()})
+    np.testing.assert_allclose(y, numpy_reference(expected, x)[0], rtol=1e-4, atol=1e-5)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 20
+
+
+def test_every_constructor_option(run, tmp_path):
+    result = run(
+        "export", "--activation", "leaky_relu(alpha=0.2)", "--recurrent-activation", "hard_sigmoid",
+        "--reset-before", "--input-size", "3", "--hidden-size", "5", "--num-layers", "2", "--no-bias",
+        "--batch-first", "--bidirectional", "--seq-len", "4", "--batch", "3", "--with-h0", "--opset", "20",
+        "-o", "out/m.onnx", "--seed", "7", "--atol", "1e-5", "--rtol", "1e-4",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    import gru_onnx
+
+    meta = gru_onnx.read_metadata(tmp_path / "out" / "m.onnx")
+    spec = meta["stacks"][0]["spec"]
+    assert spec["activation"] == {"name": "leaky_relu", "params": {"alpha": 0.2}}
+    assert spec["recurrent_activation"]["name"] == "hard_sigmoid"
+    assert (spec["reset_after"], spec["bias"], spec["batch_first"], spec["bidirectional"]) == (False, False, True, True)
+    assert (spec["input_size"], spec["hidden_size"], spec["num_layers"]) == (3, 5, 2)
+    assert meta["opset"] == 20 and meta["stacks"][0]["has_h0"]
+
+
+def test_unknown_activation_lists_valid_names_and_writes_nothing(run, tmp_path):
+    result = run("export", "--activation", "gelux")
+    assert result.exit_code == 2
+    assert "unknown activation 'gelux'; valid names:" in result.output and "gelu" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "gru.onnx").exists()
+
+
+def test_mismatched_checkpoint_names_parameter_and_shapes(run, tmp_path):
+    torch.save(nn.GRU(16, 64).state_dict(), tmp_path / "big.pt")
+    result = run("export", "--checkpoint", "big.pt")
+    assert result.exit_code == 2
+    assert "'weight_ih_l0' has shape (192, 16), the model expects (96, 16)" in result.output
+    assert not (tmp_path / "gru.onnx").exists()
+    result = run("export", "--checkpoint", "missing.pt")
+    assert result.exit_code == 2 and "checkpoint not found: missing.pt" in result.output
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    result = run("export", "--checkpoint", "junk.pt")
+    assert result.exit_code == 2 and "cannot read checkpoint junk.pt" in result.output
+
+
+def test_checkpoint_weights_are_exported(run, tmp_path):
+    source = nn.GRU(16, 32)
+    torch.save(source.state_dict(), tmp_path / "gru.pt")
+    result = run("export", "--checkpoint", "gru.pt", "--seq-len", "6")
+    assert result.exit_code == 0, result.output
+    x = torch.randn(6, 2, 16)
+    (y, _) = run_ort(tmp_path / "gru.onnx", {"input": x.numpy()})
+    np.testing.assert_allclose(y, source(x)[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+FACTORY = """
+import torch
+from torch import nn
+from gru_onnx import CustomGRU, register_activation
+
+class Tagger(nn.Module):
+    def __init__(self, activation="gelu"):
+        super().__init__()
+        self.embed = nn.Embedding(30, 8)
+        self.rnn = CustomGRU(8, 10, batch_first=True, activation=activation)
+        self.head = nn.Linear(10, 3)
+
+    def forward(self, tokens):
+        return self.head(self.rnn(self.embed(tokens))[0])
+
+def tagger():
+    return Tagger(), (torch.randint(0, 30, (2, 7)),)
+
+def broken():
+    register_activation("cli_mismatch", torch.relu, lambda op, x: op.Tanh(x), overwrite=True)
+    return Tagger("cli_mismatch"), (torch.randint(0, 30, (2, 7)),)
+"""
+
+
+def test_model_factory_exports_a_whole_model(run, tmp_path):
+    (tmp_path / "mymodels.py").write_text(textwrap.dedent(FACTORY))
+    result = run("export", "--model", "mymodels:tagger", "-o", "tagger.onnx")
+    assert result.exit_code == 0, result.output
+    assert "rnn:" in result.output
+    (logits,) = run_ort(tmp_path / "tagger.onnx", {"tokens": np.zeros((4, 7), dtype=np.int64)})
+    assert logits.shape == (4, 7, 3)
+
+
+def test_parity_failure_exits_1(run, tmp_path):
+    (tmp_path / "mymodels.py").write_text(textwrap.dedent(FACTORY))
+    sys.modules.pop("mymodels", None)
+    result = run("export", "--model", "mymodels:broken")
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "parity check failed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "mymodels:tagger", "--activation", "relu"], "--activation cannot be combined with --model"),
+        (["--model", "nodots"], "--model must look like package.module:factory"),
+        (["--model", "no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
+        (["--opset", "9"], "opset 9 is not supported"),
+        (["--strategy", "magic"], "unknown export strategy 'magic'"),
+        (["--hidden-size", "0"], "Invalid value for '--hidden-size'"),
+    ],
+)
+def test_usage_errors_exit_2(run, tmp_path, args, message):
+    (tmp_path / "mymodels.py").write_text(textwrap.dedent(FACTORY))
+    result = run("export", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "gru.onnx").exists()
+
+
+def test_no_check(run):
+    result = run("export", "--no-check", "--activation", "mish")
+    assert result.exit_code == 0 and "not checked" in result.output
+
+
+def test_activations_listing(run):
+    result = run("activations", "--opset", "17")
+    assert result.exit_code == 0
+    for name in ("gelu", "silu (swish)", "hard_sigmoid", "HardSigmoid(alpha=0.166667, beta=0.5)", "Erf"):
+        assert name in result.output
+    assert "Gelu" in run("activations", "--opset", "20").output
+
+
+@pytest.mark.skipif(shutil.which("gru-onnx") is None, reason="console script not installed")
+def test_console_script_readme_command(tmp_path):
+    proc = subprocess.run(["gru-onnx", "export", "--activation", "relu"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "gru.onnx").exists()
+    bad = subprocess.run(["gru-onnx", "export", "--activation", "nope"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: unknown activation") and "Traceback" not in bad.stderr
