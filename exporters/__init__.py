@@ -1,16 +1,16 @@
 """Export strategies: how one GRU stack becomes ONNX. A table users can extend.
 
-Every strategy has the same signature: ``build(op, stack) -> (Y, Y_h)`` where ``op`` is an
+Every strategy has the same signature: ``build(op, stack) -> StackResult`` where ``op`` is an
 onnxscript op builder writing into the exported graph and ``stack`` (:class:`StackInputs`)
-holds the stack's description and its graph values. ``Y`` is ``[T, B, D*H]`` and ``Y_h``
-``[L*D, B, H]``, sequence first, as ``torch.nn.GRU`` returns them.
+holds the stack's description and its graph values. The result's ``y`` is ``[T, B, D*H]`` and
+``y_h`` ``[L*D, B, H]``, sequence first, as ``torch.nn.GRU`` returns them.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import onnx_ir as ir
@@ -18,7 +18,7 @@ import onnx_ir as ir
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.spec import GRUSpec
 
-__all__ = ["STRATEGIES", "StackInputs", "Strategy", "get_strategy", "register_strategy"]
+__all__ = ["STRATEGIES", "StackInputs", "StackResult", "Strategy", "get_strategy", "register_strategy"]
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,26 @@ class StackInputs:
     weights: Mapping[str, ir.Value]  # by nn.GRU parameter name
     seq_len: int | None  # static sequence length, None when the axis is dynamic
     opset: int
+    name_prefix: str = ""  # prefix for new initializers, e.g. "encoder."
+    target: str | None = None  # the runtime the user aims at, when given (a hint for auto)
 
 
-BuildFn = Callable[[Any, StackInputs], tuple[ir.Value, ir.Value]]
+@dataclass(frozen=True)
+class StackResult:
+    """What a strategy wrote: the two outputs, and metadata to store with the stack.
+
+    ``weights`` says where the ``nn.GRU`` parameters live in the file: ``{"layout": "torch",
+    "parameters": {name: initializer}}`` when the original tensors are kept, or another layout
+    (see the native strategy) when they were rewritten.
+    """
+
+    y: ir.Value
+    y_h: ir.Value
+    weights: Mapping[str, Any] | None = None
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
+BuildFn = Callable[[Any, StackInputs], StackResult]
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,7 @@ def register_strategy(
     return wrap
 
 
-_BUILTIN = ("unrolled",)
+_BUILTIN = ("unrolled", "loop", "native", "auto")
 
 
 def get_strategy(name: str) -> Strategy:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from gru_onnx.exporters import StackInputs
+from gru_onnx.exporters import StackInputs, StackResult
 from gru_onnx.spec import GRUSpec
 
 Value = Any  # an onnxscript / onnx_ir value
@@ -87,9 +87,11 @@ RunDirection = Callable[[Any, GRUSpec, Value, Value, RecurrentWeights, bool, Val
 
 
 def _zeros_state(op: Any, x: Value, hidden: int) -> Value:
-    batch = op.Shape(x, start=1, end=2)
-    zero = ir.tensor(np.zeros((1,), dtype=x.dtype.numpy()))
-    return op.ConstantOfShape(op.Concat(batch, [hidden], axis=0), value=zero)
+    """``[B, H]`` zeros in ``x``'s type (ConstantOfShape has no bfloat16 before opset 20)."""
+    shape = op.Concat(op.Shape(x, start=1, end=2), [hidden], axis=0)
+    if x.dtype == ir.DataType.BFLOAT16 and op.version < 20:
+        return op.Cast(op.ConstantOfShape(shape), to=x.dtype)
+    return op.ConstantOfShape(shape, value=ir.tensor(np.zeros((1,), dtype=x.dtype.numpy())))
 
 
 def length_mask(op: Any, x: Value, lengths: Value) -> Value:
@@ -99,8 +101,11 @@ def length_mask(op: Any, x: Value, lengths: Value) -> Value:
     return op.Less(op.Unsqueeze(steps, [1, 2]), op.Unsqueeze(lengths, [0, 2]))
 
 
-def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> tuple[Value, Value]:
-    """Stack layers and directions around ``run_direction``, as ``torch.nn.GRU`` does."""
+def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> StackResult:
+    """Stack layers and directions around ``run_direction``, as ``torch.nn.GRU`` does.
+
+    The ``nn.GRU`` parameters are used as they are, so the file keeps them by their names.
+    """
     spec = stack.spec
     x = stack.x
     mask = None if stack.lengths is None else length_mask(op, x, stack.lengths)
@@ -124,4 +129,5 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> tupl
             finals.append(op.Unsqueeze(h_last, [0]))
         x = op.Concat(*outs, axis=-1) if len(outs) > 1 else outs[0]
     y_h = op.Concat(*finals, axis=0) if len(finals) > 1 else finals[0]
-    return x, y_h
+    parameters = {name: value.name for name, value in stack.weights.items()}
+    return StackResult(x, y_h, weights={"layout": "torch", "parameters": parameters})

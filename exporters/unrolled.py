@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gru_onnx.errors import ExportError
-from gru_onnx.exporters import StackInputs, register_strategy
+from gru_onnx.exporters import StackInputs, StackResult, register_strategy
 from gru_onnx.exporters._cell import RecurrentWeights, Value, gru_step, masked_update, run_layers
 from gru_onnx.spec import GRUSpec
 
@@ -20,7 +20,7 @@ from gru_onnx.spec import GRUSpec
     dynamic_seq=False,
     summary="one step per time step; static length, plain ops, every runtime",
 )
-def build_unrolled(op: Any, stack: StackInputs) -> tuple[Value, Value]:
+def build_unrolled(op: Any, stack: StackInputs) -> StackResult:
     """Write the stack with a Python loop over the static sequence length."""
     seq_len = stack.seq_len
     if seq_len is None:

@@ -94,7 +94,28 @@ def cli() -> None:
     help="Batch size of the example input (the exported batch axis stays dynamic).",
 )
 @click.option("--with-h0", is_flag=True, help="Give the exported graph an initial-state input h0.")
-@click.option("--strategy", default="unrolled", show_default=True, help="Export strategy.")
+@click.option(
+    "--lengths", "with_lengths", is_flag=True, help="Give the graph a lengths input (int64 [batch]) for padded batches."
+)
+@click.option(
+    "--strategy",
+    default="auto",
+    show_default=True,
+    help="auto, unrolled, loop or native (see the README's strategy table).",
+)
+@click.option("--dynamic-seq", is_flag=True, help="Leave the sequence length dynamic (loop, native, auto).")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Weights and compute type of the exported file.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
+    help="Where the file will run; steers --strategy auto.",
+)
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gru.onnx"), show_default=True
@@ -147,7 +168,7 @@ def export(ctx: click.Context, **opts: Any) -> None:
         model, args = load_factory(opts["factory"])
     else:
         model = gru_onnx.CustomGRU(**{n: opts[n] for n in CONSTRUCTOR_OPTIONS})
-        args = _example_args(model, opts["seq_len"], opts["batch"], opts["with_h0"])
+        args = _example_args(model, opts["seq_len"], opts["batch"], opts["with_h0"], opts["with_lengths"])
     if opts["checkpoint"]:
         load_checkpoint(model, opts["checkpoint"])
     result = gru_onnx.export(
@@ -156,6 +177,9 @@ def export(ctx: click.Context, **opts: Any) -> None:
         opts["output"],
         strategy=opts["strategy"],
         opset=opts["opset"],
+        dtype=opts["dtype"],
+        dynamic_seq=opts["dynamic_seq"],
+        target=opts["target"],
         check=opts["check"],
         atol=opts["atol"],
         rtol=opts["rtol"],
@@ -165,30 +189,37 @@ def export(ctx: click.Context, **opts: Any) -> None:
         _fail(f"parity check failed; {result.path} was written for inspection", 1)
 
 
-def _example_args(model: Any, seq_len: int, batch: int, with_h0: bool) -> tuple[Any, ...]:
+def _example_args(model: Any, seq_len: int, batch: int, with_h0: bool, with_lengths: bool) -> tuple[Any, ...]:
+    """Seeded example inputs; lengths (when asked) span 1..seq_len with one full sequence."""
     import torch
 
     spec = model.spec
     shape = (batch, seq_len, spec.input_size) if spec.batch_first else (seq_len, batch, spec.input_size)
     x = torch.randn(*shape)
-    if not with_h0:
-        return (x,)
-    h0 = 0.5 * torch.randn(spec.num_layers * spec.num_directions, batch, spec.hidden_size)
-    return (x, h0)
+    h0 = 0.5 * torch.randn(spec.num_layers * spec.num_directions, batch, spec.hidden_size) if with_h0 else None
+    if not with_lengths:
+        return (x, h0) if with_h0 else (x,)
+    lengths = torch.randint(1, seq_len + 1, (batch,))
+    lengths[0] = seq_len
+    return (x, h0, lengths)
 
 
 def _print_export_summary(result: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from gru_onnx.spec import GRUSpec
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("file", f"{result.path} ({_size(result.file_size)})")
-    table.add_row("strategy", f"{result.strategy}, opset {result.opset}")
-    for stack in result.metadata["stacks"]:
+    meta = result.metadata
+    table.add_row("strategy", f"{result.strategy}, opset {result.opset}, {meta['dtype']}")
+    for stack in meta["stacks"]:
         label = stack["path"] or "model"
         table.add_row("GRU", f"{label}: {GRUSpec.from_json(stack['spec']).describe()}")
+        table.add_row("", f"{stack['strategy']}: {stack['reason']}")
+    _add_support_rows(table, meta)
     top = sorted(result.node_counts.items(), key=lambda kv: -kv[1])[:6]
     table.add_row("nodes", f"{result.num_nodes} (" + ", ".join(f"{k} {v}" for k, v in top) + ", ...)")
     table.add_row("time", f"{result.seconds:.1f} s")
@@ -197,10 +228,19 @@ def _print_export_summary(result: Any) -> None:
     else:
         report = result.parity
         for line in report.summary().splitlines():
-            table.add_row("parity", line)
+            table.add_row("parity", escape(line))
         verdict = "[green]PASS[/]" if report.passed else "[red]FAIL[/]"
         table.add_row("result", f"{verdict} (atol {report.atol:g}, rtol {report.rtol:g})")
     Console(highlight=False).print(table)
+
+
+def _add_support_rows(table: Any, metadata: dict[str, Any]) -> None:
+    """Runtimes that do not run the file as intended (native GRU nodes), one row each."""
+    from gru_onnx.compat import file_support
+
+    for row in file_support(metadata):
+        if row.status != "yes":
+            table.add_row("[yellow]runtime[/]", f"{row.runtime}: {row.status} ({row.note})")
 
 
 def _size(n: int) -> str:
@@ -218,8 +258,8 @@ def activations(opset: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from gru_onnx._export import MAX_OPSET, MIN_OPSET
     from gru_onnx.activations import list_activations, onnx_ops
-    from gru_onnx.export import MAX_OPSET, MIN_OPSET
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise click.BadParameter(f"use {MIN_OPSET} to {MAX_OPSET}", param_hint="--opset")
@@ -238,6 +278,94 @@ def activations(opset: int) -> None:
         ops = ", ".join(dict.fromkeys(onnx_ops(bound, opset)))
         table.add_row(label, params, ops, native_text, entry.doc)
     Console().print(table)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def inspect(path: Path) -> None:
+    """Describe an ONNX file: strategy, GRU stacks, inputs/outputs, nodes, runtimes."""
+    import json
+
+    import onnx
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gru_onnx._export import METADATA_KEY
+    from gru_onnx.compat import file_support
+    from gru_onnx.errors import GruOnnxUsageError
+    from gru_onnx.spec import GRUSpec
+
+    model = _load_onnx(path)
+    meta = next((json.loads(p.value) for p in model.metadata_props if p.key == METADATA_KEY), None)
+    console = Console(highlight=False)
+    opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
+    head = Table(show_header=False, box=None, pad_edge=False)
+    head.add_row("file", f"{path} ({_size(path.stat().st_size)})")
+    head.add_row("opset", opsets)
+    head.add_row("producer", f"{model.producer_name} {model.producer_version}".strip())
+    if meta is None:
+        head.add_row("gru-onnx", "no gru-onnx metadata: not exported by gru-onnx")
+    else:
+        head.add_row("strategy", f"{meta['strategy']} (requested: {meta.get('requested_strategy', '-')})")
+        head.add_row("dtype", meta.get("dtype", "float32"))
+        head.add_row("exported by", f"gru-onnx {meta.get('version', '?')}")
+        for stack in meta["stacks"]:
+            label = stack["path"] or "model"
+            try:
+                described = GRUSpec.from_json(stack["spec"]).describe()
+            except GruOnnxUsageError as exc:  # an activation this installation does not know
+                described = f"unreadable spec ({exc})"
+            head.add_row("GRU", f"{label}: {described}")
+            seq = stack["seq_len"] if stack["seq_len"] is not None else "dynamic"
+            extras = [f"seq_len {seq}"] + [n for n in ("has_h0", "has_lengths") if stack.get(n)]
+            head.add_row("", f"{stack['strategy']} ({stack['reason']}); {', '.join(extras)}")
+    console.print(head)
+
+    io = Table(title="inputs and outputs")
+    for column in ("", "name", "type", "shape"):
+        io.add_column(column)
+    initializers = {i.name for i in model.graph.initializer}
+    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
+        for value in values:
+            if value.name in initializers:
+                continue
+            tensor = value.type.tensor_type
+            dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+            dtype = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+            io.add_row(kind, value.name, dtype, escape(f"[{', '.join(dims)}]"))
+    console.print(io)
+
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    ops = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    console.print(f"nodes: {len(model.graph.node)} ({ops})")
+    if meta is not None:
+        runtimes = Table(title="runtimes (from their sources; see gru_onnx/compat.py)")
+        for column in ("runtime", "runs as intended", "note"):
+            runtimes.add_column(column)
+        for row in file_support(meta):
+            runtimes.add_row(row.runtime, row.status, row.note)
+        console.print(runtimes)
+
+
+def _load_onnx(path: Path) -> Any:
+    """Load an ONNX file or raise a one-line usage error (missing, truncated, not ONNX)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from gru_onnx.errors import GruOnnxUsageError
+
+    if not path.is_file():
+        raise GruOnnxUsageError(f"no such file: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+        raise GruOnnxUsageError(f"{path} is not a readable ONNX file ({type(exc).__name__})") from None
+    if not model.graph.node and not model.graph.output:
+        raise GruOnnxUsageError(f"{path} is not a readable ONNX file (empty graph)")
+    return model
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ SHAPES = [(1, False, False, False), (2, True, True, True), (3, False, False, Tru
 
 def export_and_run(gru, args, tmp_path, **kwargs):
     path = tmp_path / "gru.onnx"
+    kwargs.setdefault("strategy", "unrolled")
     result = gru_onnx.export(gru, args, path, **kwargs)
     feeds = {name: a.numpy() for name, a in zip(["input", "h0"], args, strict=False)}
     return result, run_ort(path, feeds)
@@ -178,7 +179,7 @@ def test_graph_interface_metadata_and_weights_stored_once(tmp_path):
     (stack,) = meta["stacks"]
     assert stack["spec"]["activation"] == {"name": "leaky_relu", "params": {"alpha": 0.2}}
     assert stack["spec"]["reset_after"] is False and stack["seq_len"] == 6 and stack["has_h0"]
-    assert stack["parameters"]["weight_hh_l1_reverse"] == "weight_hh_l1_reverse"
+    assert stack["weights"]["parameters"]["weight_hh_l1_reverse"] == "weight_hh_l1_reverse"
 
 
 def test_pytorch_reference_rebuilt_from_the_file_alone(tmp_path):
@@ -200,7 +201,7 @@ def test_pytorch_reference_rebuilt_from_the_file_alone(tmp_path):
         reset_after=spec.reset_after,
     )
     inits = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
-    rebuilt.load_state_dict({k: inits[v] for k, v in stack["parameters"].items()}, strict=True)
+    rebuilt.load_state_dict({k: inits[v] for k, v in stack["weights"]["parameters"].items()}, strict=True)
     np.testing.assert_allclose(rebuilt(*args)[0].detach().numpy(), y, rtol=1e-5, atol=1e-6)
 
 
@@ -221,10 +222,10 @@ class Tagger(nn.Module):
 def test_whole_model_with_dynamic_batch(tmp_path):
     model = Tagger()
     tokens = torch.randint(0, 50, (2, 9))
-    result = gru_onnx.export(model, (tokens,), tmp_path / "tagger.onnx")
+    result = gru_onnx.export(model, (tokens,), tmp_path / "tagger.onnx", strategy="unrolled")
     assert result.passed
     assert result.metadata["stacks"][0]["path"] == "encoder"
-    assert result.metadata["stacks"][0]["parameters"]["weight_ih_l0"] == "encoder.weight_ih_l0"
+    assert result.metadata["stacks"][0]["weights"]["parameters"]["weight_ih_l0"] == "encoder.weight_ih_l0"
     onnx_model = onnx.load(result.path)
     (inp,) = onnx_model.graph.input
     batch_feed = torch.randint(0, 50, (5, 9))  # another batch size than the example
@@ -270,7 +271,7 @@ def test_errors_leave_no_file(tmp_path):
     out = tmp_path / "never.onnx"
     with pytest.raises(GruOnnxUsageError, match="contains no CustomGRU"):
         gru_onnx.export(nn.Linear(3, 3), (torch.randn(2, 3),), out)
-    with pytest.raises(GruOnnxUsageError, match="unknown export strategy 'nope'; valid strategies: unrolled"):
+    with pytest.raises(GruOnnxUsageError, match="'nope'; valid strategies: auto, loop, native, unrolled"):
         gru_onnx.export(make(), inputs(make()), out, strategy="nope")
     with pytest.raises(GruOnnxUsageError, match="opset 12 is not supported"):
         gru_onnx.export(make(), inputs(make()), out, opset=12)
@@ -280,7 +281,7 @@ def test_errors_leave_no_file(tmp_path):
 def test_parity_failure_is_reported(tmp_path):
     register_activation("mismatched", torch.relu, lambda op, x: op.Tanh(x), overwrite=True)
     gru = make(1, activation="mismatched")
-    result = gru_onnx.export(gru, inputs(gru), tmp_path / "bad.onnx")
+    result = gru_onnx.export(gru, inputs(gru), tmp_path / "bad.onnx", strategy="unrolled")
     assert not result.passed
     (runtime,) = result.parity.results
     assert runtime.status == "failed"

@@ -8,13 +8,14 @@ a JSON description of its GRU stacks in ``metadata_props["gru_onnx"]``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from torch import nn
 from gru_onnx import _export_op
 from gru_onnx._version import __version__
 from gru_onnx.errors import ExportError, GruOnnxUsageError
-from gru_onnx.exporters import StackInputs, Strategy, get_strategy
+from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
 
@@ -37,9 +38,13 @@ if TYPE_CHECKING:
 
 METADATA_KEY = "gru_onnx"
 MIN_OPSET = 17
-MAX_OPSET = 23  # newest opset onnxscript, ONNX and ONNX Runtime here all know
+MAX_OPSET = 25  # newest opset torch.onnx writes and ONNX Runtime 1.31 runs
 DEFAULT_OPSET = 18
 TORCH_MIN_OPSET = 18  # the oldest opset torch.onnx (dynamo) writes
+TARGETS = ("cpu", "cuda", "tensorrt", "openvino")
+# bfloat16 is left out: ONNX Runtime 1.31's CPU provider has no bfloat16 MatMul or Gemm.
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_GRU_ARGS = ("input", "hx", "lengths")  # CustomGRU.forward's tensor arguments
 
 
 @dataclass
@@ -72,9 +77,12 @@ def export(
     args: Sequence[Any] | Any,
     f: str | os.PathLike[str],
     *,
-    strategy: str = "unrolled",
+    strategy: str = "auto",
     opset: int = DEFAULT_OPSET,
+    dtype: torch.dtype | str | None = None,
     dynamic_batch: bool = True,
+    dynamic_seq: bool = False,
+    target: str | None = None,
     check: bool = True,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
@@ -84,37 +92,64 @@ def export(
 ) -> ExportResult:
     """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
 
-    ``args`` are example inputs. With ``dynamic_batch`` the batch axis is named ``batch`` and
-    left free: for a CustomGRU it is found from ``batch_first``; for other models it is axis 0
-    of every tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
-    With ``check`` the file is run on ONNX Runtime (CPU) and compared with ``model`` in eval
-    mode; the report is in ``result.parity``. The file is written only once it is complete.
+    ``args`` are example inputs (for a CustomGRU: ``input``, then optionally ``h0`` and
+    ``lengths``). ``strategy`` is a name from ``gru_onnx.exporters`` (``auto`` chooses per GRU
+    stack and records why). ``dtype`` (``float32`` or ``float16``) converts a copy
+    of the model and the floating inputs first. With ``dynamic_batch`` the batch axis is named
+    ``batch`` and left free, with ``dynamic_seq`` the sequence axis too (``seq``): for a
+    CustomGRU the axes follow ``batch_first``; for other models they are axes 0 and 1 of every
+    tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
+    ``target`` (``cpu``, ``cuda``, ``tensorrt``, ``openvino``) tells ``auto`` where the file
+    will run. With ``check`` the file is run on ONNX Runtime (CPU) and compared with the model
+    in eval mode; the report is in ``result.parity``. The file is written only once complete.
     """
     started = time.perf_counter()
     chosen = get_strategy(strategy)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
+    if target is not None and target not in TARGETS:
+        raise GruOnnxUsageError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
+    if dynamic_seq and not chosen.dynamic_seq:
+        raise GruOnnxUsageError(
+            f"the {chosen.name} strategy fixes the sequence length; use a strategy with a dynamic length "
+            f"({', '.join(n for n in strategy_names() if get_strategy(n).dynamic_seq)}) with dynamic_seq"
+        )
     args = tuple(args) if isinstance(args, list | tuple) else (args,)
+    if dtype is not None:
+        model, args = _convert_dtype(model, args, dtype)
     grus = find_grus(model)
     if not grus:
         raise GruOnnxUsageError(f"{type(model).__name__} contains no CustomGRU layer to export")
     if isinstance(model, CustomGRU):
-        input_names = input_names or ["input", "h0", "lengths"][: len(args)]
+        names = [n for n, a in zip(("input", "h0", "lengths"), args, strict=False) if a is not None]
+        input_names = input_names or names
         output_names = output_names or ["output", "h_n"]
-    if dynamic_shapes is None and dynamic_batch:
-        dynamic_shapes = _batch_dynamic_shapes(model, args)
+    if dynamic_shapes is None and (dynamic_batch or dynamic_seq):
+        dynamic_shapes = _dynamic_shapes(model, args, batch=dynamic_batch, seq=dynamic_seq)
 
-    # torch.onnx writes opset 18 and newer; older targets are converted down afterwards.
+    # torch.onnx writes opset 18 and newer; older targets are relabelled afterwards.
     torch_opset = max(opset, TORCH_MIN_OPSET)
+    call_args, call_kwargs = args, {}
+    if isinstance(model, CustomGRU):
+        # By keyword, so that a None h0 before lengths does not shift the inputs.
+        call_args, call_kwargs = (), {n: a for n, a in zip(_GRU_ARGS, args, strict=False) if a is not None}
+        if isinstance(dynamic_shapes, tuple):
+            dynamic_shapes = {n: d for n, d, a in zip(_GRU_ARGS, dynamic_shapes, args, strict=False) if a is not None}
     with _export_mode(model, grus):
-        program = _torch_export(model, args, torch_opset, input_names, output_names, dynamic_shapes)
+        program = _torch_export(model, call_args, call_kwargs, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
-    stacks = _replace_placeholders(ir_model, chosen, opset)
+    stacks = _replace_placeholders(ir_model, chosen, opset, target)
+    float_dtype = _float_dtype(model)
+    used = sorted({stack["strategy"] for stack in stacks})
     metadata = {
         "producer": "gru-onnx",
         "version": __version__,
-        "strategy": chosen.name,
+        "strategy": used[0] if len(used) == 1 else "mixed",
+        "requested_strategy": chosen.name,
         "opset": opset,
+        "dtype": float_dtype,
+        "dynamic_seq": dynamic_seq,
+        "target": target,
         "stacks": stacks,
     }
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
@@ -133,7 +168,7 @@ def export(
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     result = ExportResult(
         path=path,
-        strategy=chosen.name,
+        strategy=metadata["strategy"],
         opset=opset,
         num_nodes=len(proto.graph.node),
         file_size=path.stat().st_size,
@@ -159,16 +194,60 @@ def read_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str, 
     raise GruOnnxUsageError("the file has no gru-onnx metadata (was it exported by gru-onnx?)")
 
 
-def _batch_dynamic_shapes(model: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """Mark the batch axis of every tensor input as the dynamic dimension ``batch``."""
-    batch = torch.export.Dim("batch")
+def _dynamic_shapes(model: nn.Module, args: tuple[Any, ...], *, batch: bool, seq: bool) -> tuple[Any, ...] | None:
+    """Name the batch axis ``batch`` and, with ``seq``, the sequence axis ``seq`` on every input."""
+    batch_dim = torch.export.Dim("batch") if batch else None
+    seq_dim = torch.export.Dim("seq") if seq else None
     if isinstance(model, CustomGRU):
         x = args[0]
-        if not isinstance(x, torch.Tensor) or x.dim() == 2:
-            return None  # unbatched input: there is no batch axis
-        axes = [0 if model.spec.batch_first else 1, 1, 0]  # input, h0, lengths
-        return tuple({axes[i]: batch} if isinstance(a, torch.Tensor) else None for i, a in enumerate(args))
-    return tuple({0: batch} if isinstance(a, torch.Tensor) and a.dim() > 0 else None for a in args)
+        if not isinstance(x, torch.Tensor):
+            return None
+        if x.dim() == 2:  # unbatched: [seq, feature]
+            return ({0: seq_dim} if seq else None,) + (None,) * (len(args) - 1)
+        b_axis, s_axis = (0, 1) if model.spec.batch_first else (1, 0)
+        axes = [{b_axis: batch_dim, s_axis: seq_dim}, {1: batch_dim}, {0: batch_dim}]  # input, h0, lengths
+    else:
+        axes = [{0: batch_dim, 1: seq_dim}] * len(args)
+    shapes = []
+    for arg, wanted in zip(args, axes, strict=False):
+        if not isinstance(arg, torch.Tensor):
+            shapes.append(None)
+            continue
+        spec = {axis: dim for axis, dim in wanted.items() if dim is not None and axis < arg.dim()}
+        for axis, dim in spec.items():
+            if arg.shape[axis] < 2:
+                raise GruOnnxUsageError(
+                    f"axis {axis} of an example input has size {arg.shape[axis]}; torch.export needs at "
+                    f"least 2 to keep the {dim.__name__} axis dynamic (give a larger example, or "
+                    f"dynamic_{'batch' if dim.__name__ == 'batch' else 'seq'}=False)"
+                )
+        shapes.append(spec or None)
+    return tuple(shapes)
+
+
+def _convert_dtype(
+    model: nn.Module, args: tuple[Any, ...], dtype: torch.dtype | str
+) -> tuple[nn.Module, tuple[Any, ...]]:
+    """A copy of ``model`` and floating ``args`` in ``dtype`` (the caller's objects are untouched)."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise GruOnnxUsageError(f"unknown dtype {dtype!r}; valid dtypes: {', '.join(DTYPES)}")
+        dtype = DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise GruOnnxUsageError(f"dtype {dtype} is not supported; valid dtypes: {', '.join(DTYPES)}")
+    converted = copy.deepcopy(model).to(dtype)
+
+    def cast(a: Any) -> Any:
+        return a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+
+    return converted, tuple(cast(a) for a in args)
+
+
+def _float_dtype(model: nn.Module) -> str:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return str(p.dtype).removeprefix("torch.")
+    return "float32"
 
 
 @contextlib.contextmanager
@@ -194,6 +273,7 @@ class _DropTorchvisionNotice(logging.Filter):
 def _torch_export(
     model: nn.Module,
     args: tuple[Any, ...],
+    kwargs: dict[str, Any],
     opset: int,
     input_names: Sequence[str] | None,
     output_names: Sequence[str] | None,
@@ -210,6 +290,7 @@ def _torch_export(
             return torch.onnx.export(
                 model,
                 args,
+                kwargs=kwargs,
                 dynamo=True,
                 optimize=False,
                 verbose=False,
@@ -237,10 +318,11 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> list[dict[str, Any]]:
+def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, target: str | None) -> list[dict[str, Any]]:
     """Write every placeholder node with ``strategy``; return the stacks' metadata."""
     graph = model.graph
     stacks = []
+    builder = onnxscript.GraphBuilder(graph)  # one builder: its constants are shared by all stacks
     for node in [n for n in graph if n.domain == _export_op.STUB_DOMAIN]:
         cfg = json.loads(node.attributes["config"].value)
         spec = GRUSpec.from_json(cfg["spec"])
@@ -250,29 +332,38 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> li
         lengths = inputs.pop(0) if cfg["has_lengths"] else None
         weights = dict(zip(spec.all_parameter_names(), inputs, strict=True))
         seq_len = x.shape[0] if x.shape is not None and isinstance(x.shape[0], int) else None
-        builder = onnxscript.GraphBuilder(graph)
         builder.push_module(f"gru_onnx.{cfg['path'] or 'gru'}", "CustomGRU")
-        stack = StackInputs(spec, x, h0, lengths, weights, seq_len, opset)
-        new_outputs = strategy.build(builder.opset("", opset), stack)
+        prefix = f"{cfg['path']}." if cfg["path"] else ""
+        stack = StackInputs(spec, x, h0, lengths, weights, seq_len, opset, name_prefix=prefix, target=target)
+        result = strategy.build(builder.opset("", opset), stack)
         builder.pop_module()
+        new_outputs = (result.y, result.y_h)
         for old, new in zip(node.outputs, new_outputs, strict=True):
             name, old.name = old.name, None
             new.name = name
             new.type, new.shape = old.type, old.shape
         ir.convenience.replace_all_uses_with(node.outputs, new_outputs, replace_graph_outputs=True)
         graph.remove(node, safe=True)
+        notes = dict(result.notes)
         stacks.append(
             {
                 "path": cfg["path"],
                 "spec": spec.to_json(),
+                "strategy": notes.pop("strategy", strategy.name),
+                "reason": notes.pop("reason", f"{strategy.name} requested"),
                 "seq_len": seq_len,
                 "has_h0": cfg["has_h0"],
                 "has_lengths": cfg["has_lengths"],
-                "parameters": {k: v.name for k, v in weights.items()},
+                "weights": dict(result.weights or {}),
+                "notes": notes,
             }
         )
     graph.sort()
     model.opset_imports.pop(_export_op.STUB_DOMAIN, None)
+    # A strategy that rewrote the weights (native) leaves the originals unused.
+    for name, value in list(graph.initializers.items()):
+        if not value.uses() and not value.is_graph_output() and not value.is_graph_input():
+            del graph.initializers[name]
     # Per-node debug metadata (Python stack traces with local paths, scope names) would make
     # up most of the file; keep the graph lean.
     for node in ir.traversal.RecursiveGraphIterator(graph):
@@ -315,8 +406,3 @@ def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-def stack_specs(metadata: Mapping[str, Any]) -> list[GRUSpec]:
-    """The GRUSpec of every stack described in a file's metadata."""
-    return [GRUSpec.from_json(s["spec"]) for s in metadata.get("stacks", [])]

@@ -1,0 +1,81 @@
+"""Which runtimes compute which export as intended: one table, read from the runtimes' sources.
+
+Files written with the ``unrolled`` and ``loop`` strategies use only standard ops (``Scan``
+for loop) that every runtime listed here implements. The native ``GRU`` op is honoured
+unevenly:
+
+- ONNX Runtime CPU implements every activation, both reset forms, float and double only.
+- ONNX Runtime CUDA runs only sigmoid/tanh with ``linear_before_reset=1`` on cuDNN; other
+  nodes fall back to the CPU kernel (``RNNNeedFallbackToCPU``): right numbers at CPU speed
+  with device copies, and no float16.
+- TensorRT's parser builds GRUs as loops and honours every activation but ``Affine``.
+- OpenVINO's GRUSequence accepts sigmoid, tanh, relu and hardsigmoid only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+RUNTIMES = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino")
+_OPENVINO_GRU = {"Sigmoid", "Tanh", "Relu", "HardSigmoid"}
+
+
+@dataclass(frozen=True)
+class Support:
+    """How one runtime handles a file: ``yes``, ``fallback`` (right numbers, slow path) or ``no``."""
+
+    runtime: str
+    status: str
+    note: str = ""
+
+
+def native_support(activations: list[str], reset_after: bool, dtype: str) -> list[Support]:
+    """Support of an ONNX GRU node with activations ``[f, g]`` by each runtime."""
+    half = dtype in ("float16", "bfloat16")
+    default = activations == ["Sigmoid", "Tanh"] and reset_after
+    rows = []
+    if half:
+        rows.append(Support("onnxruntime-cpu", "no", "the CPU GRU kernel has no float16"))
+    else:
+        rows.append(Support("onnxruntime-cpu", "yes", "CPU GRU kernel"))
+    if default:
+        rows.append(Support("onnxruntime-cuda", "yes", "cuDNN"))
+    elif half:
+        rows.append(Support("onnxruntime-cuda", "no", "falls back to the CPU kernel, which has no float16"))
+    else:
+        rows.append(
+            Support("onnxruntime-cuda", "fallback", "non-default GRU runs on the CPU kernel (RNNNeedFallbackToCPU)")
+        )
+    if "Affine" in activations:
+        rows.append(Support("onnxruntime-tensorrt", "no", "TensorRT's parser has no Affine activation"))
+    else:
+        rows.append(Support("onnxruntime-tensorrt", "yes", "parser builds the GRU as a loop"))
+    missing = sorted(set(activations) - _OPENVINO_GRU)
+    if missing:
+        rows.append(Support("openvino", "no", f"GRUSequence does not accept {', '.join(missing)}"))
+    else:
+        rows.append(Support("openvino", "yes", "GRUSequence"))
+    return rows
+
+
+def stack_support(stack: Mapping[str, Any], dtype: str) -> list[Support]:
+    """Support of one exported GRU stack (its metadata entry) by each runtime."""
+    if stack.get("strategy") != "native":
+        return [Support(r, "yes", "standard ops") for r in RUNTIMES]
+    return native_support(stack["notes"]["native_activations"], stack["spec"]["reset_after"], dtype)
+
+
+def file_support(metadata: Mapping[str, Any]) -> list[Support]:
+    """Support of a whole file: the weakest status of its stacks, per runtime."""
+    order = {"yes": 0, "fallback": 1, "no": 2}
+    worst: dict[str, Support] = {r: Support(r, "yes", "standard ops") for r in RUNTIMES}
+    for stack in metadata.get("stacks", []):
+        for row in stack_support(stack, metadata.get("dtype", "float32")):
+            current = worst[row.runtime]
+            if order[row.status] > order[current.status] or (
+                row.status == current.status and current.note == "standard ops"
+            ):
+                worst[row.runtime] = row
+    return [worst[r] for r in RUNTIMES]
