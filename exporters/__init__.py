@@ -2,8 +2,9 @@
 
 Every strategy has the same signature: ``build(op, stack) -> StackResult`` where ``op`` is an
 onnxscript op builder writing into the exported graph and ``stack`` (:class:`StackInputs`)
-holds the stack's description and its graph values. The result's ``y`` is ``[T, B, D*H]`` and
-``y_h`` ``[L*D, B, H]``, sequence first, as ``torch.nn.GRU`` returns them.
+holds the stack's description and its graph values. The result's ``y`` is ``[T, B, D*H]``
+(``[B, T, D*H]`` when ``stack.batch_first``) and ``y_h`` ``[L*D, B, H]``, as ``torch.nn.GRU``
+returns them.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ class StackInputs:
     """One GRU stack as a strategy sees it: its spec and the graph values it reads."""
 
     spec: GRUSpec
-    x: ir.Value  # [T, B, I], sequence first
+    x: ir.Value  # [T, B, I], or [B, T, I] when batch_first; y uses the same layout
     h0: ir.Value | None  # [L*D, B, H]
     lengths: ir.Value | None  # int64 [B]
     weights: Mapping[str, ir.Value]  # by nn.GRU parameter name
     seq_len: int | None  # static sequence length, None when the axis is dynamic
     opset: int
+    batch_first: bool = False  # layout of x and of the output y
     name_prefix: str = ""  # prefix for new initializers, e.g. "encoder."
     target: str | None = None  # the runtime the user aims at, when given (a hint for auto)
 

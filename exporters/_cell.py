@@ -86,17 +86,17 @@ def masked_update(op: Any, mask: Value, h_new: Value, h: Value) -> tuple[Value, 
 RunDirection = Callable[[Any, GRUSpec, Value, Value, RecurrentWeights, bool, Value | None], tuple[Value, Value]]
 
 
-def _zeros_state(op: Any, x: Value, hidden: int) -> Value:
+def _zeros_state(op: Any, x: Value, batch_axis: int, hidden: int) -> Value:
     """``[B, H]`` zeros in ``x``'s type (ConstantOfShape has no bfloat16 before opset 20)."""
-    shape = op.Concat(op.Shape(x, start=1, end=2), [hidden], axis=0)
+    shape = op.Concat(op.Shape(x, start=batch_axis, end=batch_axis + 1), [hidden], axis=0)
     if x.dtype == ir.DataType.BFLOAT16 and op.version < 20:
         return op.Cast(op.ConstantOfShape(shape), to=x.dtype)
     return op.ConstantOfShape(shape, value=ir.tensor(np.zeros((1,), dtype=x.dtype.numpy())))
 
 
-def length_mask(op: Any, x: Value, lengths: Value) -> Value:
+def length_mask(op: Any, x: Value, seq_axis: int, lengths: Value) -> Value:
     """``[T, B, 1]`` bool mask: step ``t`` of sequence ``b`` is valid when ``t < lengths[b]``."""
-    seq_len = op.Squeeze(op.Shape(x, start=0, end=1), [0])
+    seq_len = op.Squeeze(op.Shape(x, start=seq_axis, end=seq_axis + 1), [0])
     steps = op.Range(0, seq_len, 1)
     return op.Less(op.Unsqueeze(steps, [1, 2]), op.Unsqueeze(lengths, [0, 2]))
 
@@ -104,11 +104,14 @@ def length_mask(op: Any, x: Value, lengths: Value) -> Value:
 def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> StackResult:
     """Stack layers and directions around ``run_direction``, as ``torch.nn.GRU`` does.
 
+    Inside, time runs along axis 0. A batch-first input is projected first and transposed
+    after (ONNX Runtime 1.31 crashes creating a float16 session for Transpose -> MatMul).
     The ``nn.GRU`` parameters are used as they are, so the file keeps them by their names.
     """
     spec = stack.spec
     x = stack.x
-    mask = None if stack.lengths is None else length_mask(op, x, stack.lengths)
+    seq_axis, batch_axis = (1, 0) if stack.batch_first else (0, 1)
+    mask = None if stack.lengths is None else length_mask(op, x, seq_axis, stack.lengths)
     finals = []
     for layer in range(spec.num_layers):
         outs = []
@@ -119,15 +122,19 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> Stac
             b_ih = w.get(f"bias_ih{suffix}")
             b_hh = w.get(f"bias_hh{suffix}")
             gx = input_projection(op, x, w[f"weight_ih{suffix}"], b_ih)
+            if layer == 0 and stack.batch_first:
+                gx = op.Transpose(gx, perm=[1, 0, 2])
             rw = prepare_recurrent(op, spec, w[f"weight_hh{suffix}"], b_hh)
             if stack.h0 is not None:
                 h_init = op.Gather(stack.h0, op.Constant(value_int=index), axis=0)
             else:
-                h_init = _zeros_state(op, x, spec.hidden_size)
+                h_init = _zeros_state(op, stack.x, batch_axis, spec.hidden_size)
             y, h_last = run_direction(op, spec, gx, h_init, rw, direction == 1, mask)
             outs.append(y)
             finals.append(op.Unsqueeze(h_last, [0]))
         x = op.Concat(*outs, axis=-1) if len(outs) > 1 else outs[0]
+    if stack.batch_first:
+        x = op.Transpose(x, perm=[1, 0, 2])
     y_h = op.Concat(*finals, axis=0) if len(finals) > 1 else finals[0]
     parameters = {name: value.name for name, value in stack.weights.items()}
     return StackResult(x, y_h, weights={"layout": "torch", "parameters": parameters})

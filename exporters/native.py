@@ -75,7 +75,7 @@ def build_native(op: Any, stack: StackInputs) -> StackResult:
     f, g = native_activations(spec)
     attrs = _attributes(spec, f, g)
     dirs = spec.num_directions
-    x = stack.x
+    x = op.Transpose(stack.x, perm=[1, 0, 2]) if stack.batch_first else stack.x
     seq_lens = op.Cast(stack.lengths, to=ir.DataType.INT32) if stack.lengths is not None else None
     finals = []
     layout: dict[str, dict[str, str]] = {}
@@ -105,6 +105,8 @@ def build_native(op: Any, stack: StackInputs) -> StackResult:
         # Y is [T, D, B, H]; nn.GRU's output is [T, B, D*H].
         x = op.Reshape(op.Transpose(y, perm=[0, 2, 1, 3]), [0, 0, -1])
         finals.append(y_h)
+    if stack.batch_first:
+        x = op.Transpose(x, perm=[1, 0, 2])
     y_h = op.Concat(*finals, axis=0) if len(finals) > 1 else finals[0]
     weights = {"layout": "onnx_gru", "layers": layout}
     return StackResult(x, y_h, weights=weights, notes={"native_activations": attrs["activations"][:2]})

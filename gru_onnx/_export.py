@@ -30,13 +30,13 @@ from gru_onnx import _export_op
 from gru_onnx._version import __version__
 from gru_onnx.errors import ExportError, GruOnnxUsageError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
+from gru_onnx.metadata import METADATA_KEY
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
 
 if TYPE_CHECKING:
     from gru_onnx.parity import ParityReport
 
-METADATA_KEY = "gru_onnx"
 MIN_OPSET = 17
 MAX_OPSET = 25  # newest opset torch.onnx writes and ONNX Runtime 1.31 runs
 DEFAULT_OPSET = 18
@@ -84,6 +84,7 @@ def export(
     dynamic_seq: bool = False,
     target: str | None = None,
     check: bool = True,
+    providers: Sequence[str] = ("cpu",),
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     dynamic_shapes: Any = None,
@@ -100,8 +101,9 @@ def export(
     CustomGRU the axes follow ``batch_first``; for other models they are axes 0 and 1 of every
     tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
     ``target`` (``cpu``, ``cuda``, ``tensorrt``, ``openvino``) tells ``auto`` where the file
-    will run. With ``check`` the file is run on ONNX Runtime (CPU) and compared with the model
-    in eval mode; the report is in ``result.parity``. The file is written only once complete.
+    will run. With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
+    ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
+    ``result.parity``. The file is written only once complete.
     """
     started = time.perf_counter()
     chosen = get_strategy(strategy)
@@ -180,18 +182,8 @@ def export(
         from gru_onnx.parity import check_parity
 
         tolerances = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
-        result.parity = check_parity(model, path, args, **tolerances)
+        result.parity = check_parity(model, path, args, providers=providers, **tolerances)
     return result
-
-
-def read_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str, Any]:
-    """The gru-onnx description stored in an exported file (GRU stacks, strategy, versions)."""
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(os.fspath(model), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return json.loads(prop.value)
-    raise GruOnnxUsageError("the file has no gru-onnx metadata (was it exported by gru-onnx?)")
 
 
 def _dynamic_shapes(model: nn.Module, args: tuple[Any, ...], *, batch: bool, seq: bool) -> tuple[Any, ...] | None:
@@ -331,10 +323,14 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, targe
         h0 = inputs.pop(0) if cfg["has_h0"] else None
         lengths = inputs.pop(0) if cfg["has_lengths"] else None
         weights = dict(zip(spec.all_parameter_names(), inputs, strict=True))
-        seq_len = x.shape[0] if x.shape is not None and isinstance(x.shape[0], int) else None
+        batch_first = cfg["batch_first"]
+        seq_dim = x.shape[1 if batch_first else 0] if x.shape is not None else None
+        seq_len = seq_dim if isinstance(seq_dim, int) else None
         builder.push_module(f"gru_onnx.{cfg['path'] or 'gru'}", "CustomGRU")
         prefix = f"{cfg['path']}." if cfg["path"] else ""
-        stack = StackInputs(spec, x, h0, lengths, weights, seq_len, opset, name_prefix=prefix, target=target)
+        stack = StackInputs(
+            spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, target=target
+        )
         result = strategy.build(builder.opset("", opset), stack)
         builder.pop_module()
         new_outputs = (result.y, result.y_h)

@@ -25,12 +25,20 @@ STUB_DOMAIN = "gru_onnx"
 STUB_OP = "GRUStub"
 
 
-def make_config(spec: GRUSpec, *, has_h0: bool, has_lengths: bool, path: str) -> str:
-    """The JSON the op carries: everything the strategy needs besides the tensors."""
-    return json.dumps(
-        {"spec": spec.to_json(), "has_h0": has_h0, "has_lengths": has_lengths, "path": path},
-        sort_keys=True,
-    )
+def make_config(spec: GRUSpec, *, has_h0: bool, has_lengths: bool, batch_first: bool, path: str) -> str:
+    """The JSON the op carries: everything the strategy needs besides the tensors.
+
+    ``batch_first`` is the layout of this call's input and output (an unbatched call of a
+    batch-first module runs sequence-first).
+    """
+    config = {
+        "spec": spec.to_json(),
+        "has_h0": has_h0,
+        "has_lengths": has_lengths,
+        "batch_first": batch_first,
+        "path": path,
+    }
+    return json.dumps(config, sort_keys=True)
 
 
 def _split(inputs: Sequence[Tensor], cfg: dict[str, Any]) -> tuple[Tensor, Tensor | None, Tensor | None, list[Tensor]]:
@@ -45,7 +53,10 @@ def _split(inputs: Sequence[Tensor], cfg: dict[str, Any]) -> tuple[Tensor, Tenso
 def _gru_op(inputs: list[Tensor], config: str) -> tuple[Tensor, Tensor]:
     cfg = json.loads(config)
     x, h0, lengths, weights = _split(inputs, cfg)
-    return gru_stack(x, h0, weights, GRUSpec.from_json(cfg["spec"]), lengths=lengths)
+    if cfg["batch_first"]:
+        x = x.transpose(0, 1)
+    y, h_n = gru_stack(x, h0, weights, GRUSpec.from_json(cfg["spec"]), lengths=lengths)
+    return (y.transpose(0, 1).contiguous() if cfg["batch_first"] else y), h_n
 
 
 @_gru_op.register_fake
@@ -54,15 +65,16 @@ def _gru_op_fake(inputs: list[Tensor], config: str) -> tuple[Tensor, Tensor]:
     spec = GRUSpec.from_json(cfg["spec"])
     x = inputs[0]
     dirs = spec.num_directions
+    batch = x.shape[0] if cfg["batch_first"] else x.shape[1]
     y = x.new_empty(x.shape[0], x.shape[1], dirs * spec.hidden_size)
-    h_n = x.new_empty(spec.num_layers * dirs, x.shape[1], spec.hidden_size)
+    h_n = x.new_empty(spec.num_layers * dirs, batch, spec.hidden_size)
     return y, h_n
 
 
 def gru(
     x: Tensor, h0: Tensor | None, lengths: Tensor | None, weights: Sequence[Tensor], config: str
 ) -> tuple[Tensor, Tensor]:
-    """Call the opaque op on sequence-first ``x`` (the config says which optional inputs exist)."""
+    """Call the opaque op (the config says which optional inputs exist and the layout of ``x``)."""
     inputs = [x, *(t for t in (h0, lengths) if t is not None), *weights]
     return _gru_op(inputs, config)
 

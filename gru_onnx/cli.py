@@ -181,6 +181,7 @@ def export(ctx: click.Context, **opts: Any) -> None:
         dynamic_seq=opts["dynamic_seq"],
         target=opts["target"],
         check=opts["check"],
+        providers=opts["providers"],
         atol=opts["atol"],
         rtol=opts["rtol"],
     )
@@ -282,22 +283,116 @@ def activations(opset: int) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check against these source weights (a state_dict) instead of the file's own.",
+)
+@click.option(
+    "--model",
+    "factory",
+    metavar="PKG.MODULE:FACTORY",
+    help="Check against your model: FACTORY() returns (module, example_args).",
+)
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    default=("cpu",),
+    show_default=True,
+    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino", "all"]),
+    help="Runtime(s) to check on; repeat the option, or 'all' (missing ones are skipped).",
+)
+@click.option("--seq-len", type=click.IntRange(min=1), help="Longest sequence of the random samples.")
+@click.option("--batch", type=click.IntRange(min=1), help="Batch size of the random samples.")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Number of seeded random samples (dynamic files get lengths from 1 to --seq-len).",
+)
+@click.option(
+    "--inputs",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inputs from an .npz whose keys are the file's input names.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--atol", type=click.FloatRange(min=0.0), help="Absolute tolerance (default per dtype).")
+@click.option("--rtol", type=click.FloatRange(min=0.0), help="Relative tolerance (default per dtype).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report as JSON (schema: gru_onnx/report.schema.json).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw error against time step as a PNG (needs gru-onnx[plot]).",
+)
+def check(path: Path, checkpoint: Path | None, factory: str | None, providers: tuple[str, ...], **opts: Any) -> None:
+    """Check an exported file against PyTorch on one or more runtimes.
+
+    Without --checkpoint or --model the PyTorch reference is rebuilt from the file's metadata
+    and weights. Exit code 0: every runtime that ran passed; 1: a mismatch; 2: bad usage,
+    an unreadable file, or a requested runtime that is not available.
+    """
+    from rich.console import Console
+
+    from gru_onnx.loading import load_factory
+    from gru_onnx.metadata import load_model
+    from gru_onnx.parity import check_parity
+    from gru_onnx.report import plot, table, write_json
+
+    if checkpoint and factory:
+        raise click.UsageError("--checkpoint and --model cannot be combined")
+    load_model(path)  # unreadable files fail here, before any model is built
+    model, args = (None, None)
+    if factory:
+        model, args = load_factory(factory)
+    report = check_parity(
+        model, path, args, providers=providers, checkpoint=checkpoint, samples=opts["samples"],
+        seq_len=opts["seq_len"], batch=opts["batch"], inputs=opts["inputs"], seed=opts["seed"],
+        atol=opts["atol"], rtol=opts["rtol"],
+    )  # fmt: skip
+    if "all" not in providers:
+        for result in report.results:
+            if result.status == "skipped":
+                _fail(result.reason, 2)
+    Console(highlight=False).print(table(report))
+    if opts["report_path"]:
+        write_json(report, opts["report_path"])
+    if opts["plot_path"]:
+        plot(report, opts["plot_path"])
+    if not report.passed:
+        failed = [r for r in report.results if r.status in ("failed", "error")]
+        lines = [
+            f"{r.runtime}: {r.reason}" if r.status == "error" else f"{r.runtime}: {o.describe_failure()}"
+            for r in failed
+            for o in (r.outputs if r.status == "failed" else (None,))
+            if o is None or not o.passed
+        ]
+        _fail("parity check failed: " + "; ".join(lines), 1)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def inspect(path: Path) -> None:
     """Describe an ONNX file: strategy, GRU stacks, inputs/outputs, nodes, runtimes."""
-    import json
-
     import onnx
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from gru_onnx._export import METADATA_KEY
     from gru_onnx.compat import file_support
     from gru_onnx.errors import GruOnnxUsageError
+    from gru_onnx.metadata import find_metadata, load_model
     from gru_onnx.spec import GRUSpec
 
-    model = _load_onnx(path)
-    meta = next((json.loads(p.value) for p in model.metadata_props if p.key == METADATA_KEY), None)
+    model = load_model(path)
+    meta = find_metadata(model)
     console = Console(highlight=False)
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
     head = Table(show_header=False, box=None, pad_edge=False)
@@ -348,24 +443,6 @@ def inspect(path: Path) -> None:
         for row in file_support(meta):
             runtimes.add_row(row.runtime, row.status, row.note)
         console.print(runtimes)
-
-
-def _load_onnx(path: Path) -> Any:
-    """Load an ONNX file or raise a one-line usage error (missing, truncated, not ONNX)."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    from gru_onnx.errors import GruOnnxUsageError
-
-    if not path.is_file():
-        raise GruOnnxUsageError(f"no such file: {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
-        raise GruOnnxUsageError(f"{path} is not a readable ONNX file ({type(exc).__name__})") from None
-    if not model.graph.node and not model.graph.output:
-        raise GruOnnxUsageError(f"{path} is not a readable ONNX file (empty graph)")
-    return model
 
 
 def main() -> None:

@@ -72,6 +72,23 @@ class CustomGRU(nn.RNNBase):
         # Set by gru_onnx.export while tracing: this module's path in the exported model.
         self._export_path: str | None = None
 
+    @classmethod
+    def from_spec(cls, spec: GRUSpec, **kwargs: Any) -> CustomGRU:
+        """Build a CustomGRU described by ``spec`` (e.g. read from an exported file)."""
+        return cls(
+            spec.input_size,
+            spec.hidden_size,
+            num_layers=spec.num_layers,
+            bias=spec.bias,
+            batch_first=spec.batch_first,
+            dropout=spec.dropout,
+            bidirectional=spec.bidirectional,
+            activation=spec.activation,
+            recurrent_activation=spec.recurrent_activation,
+            reset_after=spec.reset_after,
+            **kwargs,
+        )
+
     def extra_repr(self) -> str:
         text = super().extra_repr()
         spec = self.spec
@@ -95,23 +112,30 @@ class CustomGRU(nn.RNNBase):
             raise GruOnnxUsageError(f"CustomGRU expects 2-D or 3-D input, got {input.dim()}-D")
         if input.shape[-1] != spec.input_size:
             raise GruOnnxUsageError(f"input feature size is {input.shape[-1]}, expected input_size={spec.input_size}")
-        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if spec.batch_first else input)
+        # Unbatched input is [seq, feature] whatever batch_first says: run it as a batch of one.
+        x, batch_first = (input.unsqueeze(1), False) if unbatched else (input, spec.batch_first)
         if hx is not None:
             if unbatched:
                 hx = hx.unsqueeze(1)
-            expected = (spec.num_layers * spec.num_directions, x.shape[1], spec.hidden_size)
+            batch = x.shape[0 if batch_first else 1]
+            expected = (spec.num_layers * spec.num_directions, batch, spec.hidden_size)
             if tuple(hx.shape) != expected:
                 raise GruOnnxUsageError(f"h0 has shape {tuple(hx.shape)}, expected {expected}")
-        y, h_n = self._run(x, hx, lengths)
+        y, h_n = self._run(x, hx, lengths, batch_first)
         if unbatched:
             return y.squeeze(1), h_n.squeeze(1)
-        return (y.transpose(0, 1) if spec.batch_first else y), h_n
+        return y, h_n
 
-    def _run(self, x: Tensor, hx: Tensor | None, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Sequence-first core: the export op while exporting, else the eager recurrence."""
+    def _run(self, x: Tensor, hx: Tensor | None, lengths: Tensor | None, batch_first: bool) -> tuple[Tensor, Tensor]:
+        """Batched core, ``x`` and the output in the given layout: the export op while
+        exporting, else the eager recurrence."""
         if self._export_path is not None:
             config = _export_op.make_config(
-                self.spec, has_h0=hx is not None, has_lengths=lengths is not None, path=self._export_path
+                self.spec,
+                has_h0=hx is not None,
+                has_lengths=lengths is not None,
+                batch_first=batch_first,
+                path=self._export_path,
             )
             # Attribute access (not _flat_weights) so torch.export sees named parameters.
             weights = [getattr(self, name) for name in self._flat_weights_names]
@@ -119,7 +143,8 @@ class CustomGRU(nn.RNNBase):
         if self.spec.is_torch_default and lengths is None:
             # Exactly nn.GRU: use its fused (cuDNN / MKL) kernel.
             if hx is None:
-                hx = x.new_zeros(self.num_layers * self.spec.num_directions, x.shape[1], self.hidden_size)
+                batch = x.shape[0 if batch_first else 1]
+                hx = x.new_zeros(self.num_layers * self.spec.num_directions, batch, self.hidden_size)
             out = torch._VF.gru(  # type: ignore[attr-defined]
                 x,
                 hx,
@@ -129,10 +154,12 @@ class CustomGRU(nn.RNNBase):
                 float(self.dropout),
                 self.training,
                 self.bidirectional,
-                False,
+                batch_first,
             )
             return out[0], out[1]
-        return gru_stack(x, hx, self._flat_weights, self.spec, lengths=lengths, training=self.training)
+        seq_first = x.transpose(0, 1) if batch_first else x
+        y, h_n = gru_stack(seq_first, hx, self._flat_weights, self.spec, lengths=lengths, training=self.training)
+        return (y.transpose(0, 1) if batch_first else y), h_n
 
     def _forward_packed(self, packed: PackedSequence, hx: Tensor | None) -> tuple[PackedSequence, Tensor]:
         """PackedSequence in, PackedSequence out, as ``nn.GRU`` does (through a length mask).
@@ -141,7 +168,7 @@ class CustomGRU(nn.RNNBase):
         and ``h_n`` use, so the padded batch runs as it is and only the output is re-packed.
         """
         padded, lengths = pad_packed_sequence(packed, batch_first=False)
-        y, h_n = self._run(padded, hx, lengths.to(padded.device))
+        y, h_n = self._run(padded, hx, lengths.to(padded.device), batch_first=False)
         order = packed.sorted_indices
         if order is not None:
             y, lengths = y.index_select(1, order), lengths.index_select(0, order.cpu())

@@ -1,8 +1,13 @@
-"""Parity: run an exported file and compare it with its PyTorch source, output by output.
+"""Parity: run an exported file on runtimes and compare it with its PyTorch source.
 
-Running and comparing are separate steps: :func:`run_onnxruntime` produces outputs,
-:func:`compare` judges one output against its reference, :func:`check_parity` ties them
-together into a :class:`ParityReport` a person can read and CI can gate on.
+Running and comparing are separate steps: runners (:mod:`gru_onnx.runners`) produce outputs,
+:func:`compare` judges one output of one sample against the reference, and
+:func:`check_parity` ties them into a :class:`ParityReport`. Rendering (table, JSON, plot)
+lives in :mod:`gru_onnx.report`.
+
+An element passes when ``|onnx - torch| <= atol + rtol * |torch|``. NaN or infinity at the
+same place on both sides (same sign) is equal; anywhere else it fails, with its position.
+Outputs with a time axis also get their error per time step: recurrent error grows with time.
 """
 
 from __future__ import annotations
@@ -10,32 +15,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.metadata import find_metadata, load_model
 
-#: Default tolerances per dtype: |onnx - torch| <= atol + rtol * |torch| elementwise.
+#: Default (atol, rtol) per dtype.
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float32": (1e-5, 1e-4),
     "float64": (1e-10, 1e-8),
     "float16": (2e-3, 2e-2),
-    "bfloat16": (2e-2, 5e-2),
-}
-
-PROVIDERS = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
 }
 
 
 @dataclass(frozen=True)
 class OutputComparison:
-    """How one output of one runtime compares with the PyTorch reference."""
+    """How one output of one runtime compares with the PyTorch reference, over all samples."""
 
     name: str
     shape: tuple[int, ...]
@@ -43,18 +44,36 @@ class OutputComparison:
     mean_abs: float
     max_rel: float
     worst_index: tuple[int, ...]
+    worst_sample: int
     mismatches: int
     passed: bool
+    time_axis: int | None = None
+    per_step_max_abs: tuple[float, ...] | None = None
+    first_failing_step: int | None = None
+    nan_mismatch: tuple[int, ...] | None = None
+
+    def describe_failure(self) -> str:
+        """One line naming the output, the worst element and the time step where it goes wrong."""
+        if self.passed:
+            return f"{self.name}: ok"
+        parts = [f"output {self.name!r}: {self.mismatches} element(s) out of tolerance"]
+        if self.nan_mismatch is not None:
+            parts.append(f"NaN/Inf mismatch at {list(self.nan_mismatch)}")
+        parts.append(f"worst {self.max_abs:.3g} at {list(self.worst_index)} (sample {self.worst_sample})")
+        if self.first_failing_step is not None:
+            parts.append(f"first failing time step {self.first_failing_step}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
 class RuntimeResult:
-    """The comparison for one runtime: passed, failed, or skipped with a reason."""
+    """One runtime's verdict: passed, failed, error (could not run the file) or skipped."""
 
     runtime: str
-    status: str  # "passed" | "failed" | "skipped"
+    status: str
     outputs: tuple[OutputComparison, ...] = ()
     reason: str = ""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,11 +83,15 @@ class ParityReport:
     results: list[RuntimeResult]
     atol: float
     rtol: float
+    file: str = ""
+    dtype: str = "float32"
+    reference: str = "model"
+    samples: list[dict[str, Any]] = field(default_factory=list)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        """True when at least one runtime ran and none failed (skipped ones do not count)."""
+        """True when at least one runtime ran and every runtime that ran passed."""
         ran = [r for r in self.results if r.status != "skipped"]
         return bool(ran) and all(r.status == "passed" for r in ran)
 
@@ -78,48 +101,131 @@ class ParityReport:
         return max(errors) if errors else float("nan")
 
     def summary(self) -> str:
-        """A few plain lines: one per runtime and output."""
+        """Plain lines: one per runtime and output, failures spelled out."""
         lines = []
         for r in self.results:
-            if r.status == "skipped":
-                lines.append(f"{r.runtime}: skipped ({r.reason})")
+            if r.status in ("skipped", "error"):
+                lines.append(f"{r.runtime}: {r.status} ({r.reason})")
                 continue
             for o in r.outputs:
-                verdict = "ok" if o.passed else f"FAIL ({o.mismatches} elements, worst at {o.worst_index})"
+                verdict = "ok" if o.passed else "FAIL: " + o.describe_failure()
                 lines.append(f"{r.runtime} {o.name}: max abs {o.max_abs:.3g}, max rel {o.max_rel:.3g} {verdict}")
         return "\n".join(lines)
 
 
-def compare(name: str, reference: np.ndarray, actual: np.ndarray, atol: float, rtol: float) -> OutputComparison:
-    """Compare ``actual`` with ``reference`` elementwise: ``|a - r| <= atol + rtol * |r|``.
+@dataclass(frozen=True)
+class _SampleError:
+    max_abs: float
+    sum_abs: float
+    size: int
+    max_rel: float
+    worst_index: tuple[int, ...]
+    mismatches: int
+    per_step: np.ndarray | None
+    first_failing_step: int | None
+    nan_mismatch: tuple[int, ...] | None
 
-    NaN or infinity at the same position on both sides (same sign) counts as equal; anywhere
-    else it is a mismatch with infinite error.
-    """
-    if reference.shape != actual.shape:
-        raise GruOnnxUsageError(f"output {name!r}: shape {actual.shape} from ONNX, {reference.shape} from PyTorch")
+
+def _compare_sample(
+    reference: np.ndarray, actual: np.ndarray, atol: float, rtol: float, time_axis: int | None
+) -> _SampleError:
     ref = reference.astype(np.float64)
     act = actual.astype(np.float64)
-    same_special = (np.isnan(ref) & np.isnan(act)) | (np.isinf(ref) & (ref == act))
+    special_equal = (np.isnan(ref) & np.isnan(act)) | (np.isinf(ref) & (ref == act))
     with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.where(same_special, 0.0, np.abs(act - ref))
-    diff = np.where(np.isnan(diff), np.inf, diff)
+        diff = np.where(special_equal, 0.0, np.abs(act - ref))
+    nan_like = np.isnan(diff)
+    diff = np.where(nan_like, np.inf, diff)
     finite_ref = np.where(np.isfinite(ref), np.abs(ref), 0.0)
-    allowed = atol + rtol * finite_ref
-    bad = diff > allowed
-    rel = diff / np.maximum(finite_ref, np.finfo(np.float64).tiny)
-    rel = np.where(diff == 0, 0.0, rel)
+    bad = diff > atol + rtol * finite_ref
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.maximum(finite_ref, np.finfo(np.float64).tiny))
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
-    return OutputComparison(
-        name=name,
-        shape=tuple(reference.shape),
+    nan_mismatch = None
+    unequal_special = (~special_equal) & (np.isnan(ref) | np.isnan(act) | np.isinf(ref) | np.isinf(act))
+    if unequal_special.any():
+        nan_mismatch = tuple(int(i) for i in np.argwhere(unequal_special)[0])
+    per_step = first_failing = None
+    if time_axis is not None and diff.ndim > time_axis and diff.size:
+        other = tuple(a for a in range(diff.ndim) if a != time_axis)
+        per_step = diff.max(axis=other) if other else diff
+        failing_steps = np.flatnonzero(bad.any(axis=other) if other else bad)
+        first_failing = int(failing_steps[0]) if failing_steps.size else None
+    return _SampleError(
         max_abs=float(diff.max()) if diff.size else 0.0,
-        mean_abs=float(diff.mean()) if diff.size else 0.0,
+        sum_abs=float(np.where(np.isinf(diff), 0.0, diff).sum()),
+        size=int(diff.size),
         max_rel=float(rel.max()) if rel.size else 0.0,
         worst_index=tuple(int(i) for i in worst),
         mismatches=int(bad.sum()),
-        passed=not bool(bad.any()),
+        per_step=per_step,
+        first_failing_step=first_failing,
+        nan_mismatch=nan_mismatch,
     )
+
+
+def compare(
+    name: str,
+    references: Sequence[np.ndarray],
+    actuals: Sequence[np.ndarray],
+    atol: float,
+    rtol: float,
+    time_axis: int | None = None,
+) -> OutputComparison:
+    """Compare one output over all samples; shapes must match sample by sample."""
+    errors = []
+    for i, (ref, act) in enumerate(zip(references, actuals, strict=True)):
+        if ref.shape != act.shape:
+            raise GruOnnxUsageError(
+                f"output {name!r} (sample {i}): shape {tuple(act.shape)} from ONNX, {tuple(ref.shape)} from PyTorch"
+            )
+        errors.append(_compare_sample(ref, act, atol, rtol, time_axis))
+    worst_sample = max(range(len(errors)), key=lambda i: errors[i].max_abs)
+    per_step = None
+    curves = [e.per_step for e in errors if e.per_step is not None]
+    if curves:
+        longest = max(len(c) for c in curves)
+        padded = np.full((len(curves), longest), -np.inf)
+        for i, curve in enumerate(curves):
+            padded[i, : len(curve)] = curve
+        per_step = tuple(float(v) for v in padded.max(axis=0))
+    failing = [e.first_failing_step for e in errors if e.first_failing_step is not None]
+    nans = [e.nan_mismatch for e in errors if e.nan_mismatch is not None]
+    total = sum(e.size for e in errors)
+    return OutputComparison(
+        name=name,
+        shape=tuple(references[0].shape),
+        max_abs=errors[worst_sample].max_abs,
+        mean_abs=sum(e.sum_abs for e in errors) / total if total else 0.0,
+        max_rel=max(e.max_rel for e in errors),
+        worst_index=errors[worst_sample].worst_index,
+        worst_sample=worst_sample,
+        mismatches=sum(e.mismatches for e in errors),
+        passed=all(e.mismatches == 0 for e in errors),
+        time_axis=time_axis,
+        per_step_max_abs=per_step,
+        first_failing_step=min(failing) if failing else None,
+        nan_mismatch=nans[0] if nans else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs and the reference
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One set of inputs: positional args for PyTorch and named feeds for ONNX."""
+
+    args: tuple[Any, ...]
+    feeds: dict[str, np.ndarray]
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {name: list(a.shape) for name, a in self.feeds.items()}
+        if "lengths" in self.feeds:
+            info["lengths_values"] = [int(v) for v in self.feeds["lengths"]]
+        return info
 
 
 def flatten_tensors(value: Any) -> list[torch.Tensor]:
@@ -134,88 +240,238 @@ def flatten_tensors(value: Any) -> list[torch.Tensor]:
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.detach().cpu()
-    if t.dtype == torch.bfloat16:
-        t = t.float()
-    return t.numpy()
+    return t.detach().cpu().numpy()
 
 
-def run_onnxruntime(
-    path: str | os.PathLike[str], feeds: dict[str, np.ndarray], provider: str = "cpu"
-) -> list[np.ndarray]:
-    """Run the file on ONNX Runtime with one execution provider and return its outputs."""
-    import onnxruntime as ort
-
-    wanted = PROVIDERS[provider]
-    if wanted not in ort.get_available_providers():
-        raise RuntimeError(f"{wanted} is not available in this onnxruntime build")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(os.fspath(path), options, providers=[wanted])
-    if session.get_providers()[0] != wanted:
-        raise RuntimeError(f"{wanted} could not be initialised (ONNX Runtime fell back to CPU)")
-    return session.run(None, feeds)
-
-
-def onnx_input_names(path: str | os.PathLike[str]) -> list[str]:
-    import onnx
-
-    model = onnx.load(os.fspath(path), load_external_data=False)
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     initializers = {i.name for i in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initializers]
+    return [i for i in model.graph.input if i.name not in initializers]
 
 
-def onnx_output_names(path: str | os.PathLike[str]) -> list[str]:
-    import onnx
+def _dim(value: onnx.ValueInfoProto, axis: int) -> int | None:
+    dim = value.type.tensor_type.shape.dim[axis]
+    return dim.dim_value if dim.HasField("dim_value") else None
 
-    return [o.name for o in onnx.load(os.fspath(path), load_external_data=False).graph.output]
 
-
-def check_parity(
-    model: nn.Module,
-    onnx_path: str | os.PathLike[str],
-    args: Sequence[Any] | Any,
-    *,
-    providers: Iterable[str] = ("cpu",),
-    atol: float | None = None,
-    rtol: float | None = None,
-) -> ParityReport:
-    """Run ``onnx_path`` on ONNX Runtime and compare with ``model`` (eval mode) on ``args``."""
-    args = tuple(args) if isinstance(args, list | tuple) else (args,)
+def samples_from_args(model: onnx.ModelProto, args: Sequence[Any]) -> Sample:
+    """A sample from example args: their tensors feed the ONNX inputs in order."""
     tensors = flatten_tensors(args)
-    names = onnx_input_names(onnx_path)
+    names = [i.name for i in graph_inputs(model)]
     if len(names) != len(tensors):
         raise GruOnnxUsageError(
             f"the ONNX file takes {len(names)} inputs ({', '.join(names)}) but {len(tensors)} tensors were given"
         )
-    feeds = {n: _to_numpy(t) for n, t in zip(names, tensors, strict=True)}
+    return Sample(tuple(args), {n: _to_numpy(t) for n, t in zip(names, tensors, strict=True)})
+
+
+def generate_samples(
+    model: onnx.ModelProto,
+    metadata: dict[str, Any],
+    *,
+    count: int,
+    seq_len: int | None,
+    batch: int | None,
+    seed: int,
+) -> list[Sample]:
+    """Seeded random inputs for a lone-GRU file, shaped from its metadata and input shapes.
+
+    Inputs are standard normal (unit-scale features, like normalised activations), ``h0`` half
+    that. A file with a dynamic sequence axis gets lengths from 1 to the maximum across the
+    samples (the maximum first); a ``lengths`` input gets values from 1 to the sequence length.
+    """
+    (stack,) = metadata["stacks"]
+    spec = stack["spec"]
+    inputs = {i.name: i for i in graph_inputs(model)}
+    x_info = inputs["input"]
+    rank = len(x_info.type.tensor_type.shape.dim)
+    bf = spec["batch_first"] and rank == 3
+    seq_axis, batch_axis = (1, 0) if bf else (0, 1)
+    static_seq = _dim(x_info, seq_axis)
+    static_batch = _dim(x_info, batch_axis) if rank == 3 else 1
+    if seq_len is not None and static_seq is not None and seq_len != static_seq:
+        raise GruOnnxUsageError(f"the file's sequence length is fixed at {static_seq}; --seq-len {seq_len} cannot run")
+    if batch is not None and static_batch is not None and rank == 3 and batch != static_batch:
+        raise GruOnnxUsageError(f"the file's batch size is fixed at {static_batch}; --batch {batch} cannot run")
+    max_seq = static_seq or seq_len or 16
+    batch = static_batch or batch or 3
+    if static_seq is not None:
+        lengths_of = [static_seq] * count
+    else:
+        rng_len = np.random.default_rng(seed + 1)
+        lengths_of = [max_seq, 1, *rng_len.integers(1, max_seq + 1, size=max(count - 2, 0))][:count]
+    dtype = {"float16": torch.float16, "float64": torch.float64}.get(metadata.get("dtype", "float32"), torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    dirs = 2 if spec["bidirectional"] else 1
+    samples = []
+    for seq in lengths_of:
+        shape = (batch, seq, spec["input_size"]) if bf else (seq, batch, spec["input_size"])
+        if rank == 2:
+            shape = (seq, spec["input_size"])
+        x = torch.randn(*shape, generator=gen).to(dtype)
+        h0 = None
+        if "h0" in inputs:
+            h_shape = (spec["num_layers"] * dirs, batch, spec["hidden_size"])
+            h0 = (0.5 * torch.randn(*(h_shape if rank == 3 else (h_shape[0], h_shape[2])), generator=gen)).to(dtype)
+        lengths = None
+        if "lengths" in inputs:
+            lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
+            lengths[0] = seq
+            if batch > 1:
+                lengths[-1] = 1
+        args = (x, h0, lengths)
+        feeds = {n: _to_numpy(a) for n, a in zip(("input", "h0", "lengths"), args, strict=True) if a is not None}
+        samples.append(Sample(args, feeds))
+    return samples
+
+
+def samples_from_npz(model: onnx.ModelProto, path: str | os.PathLike[str], lone_gru: bool) -> list[Sample]:
+    """User inputs: an ``.npz`` whose keys are the ONNX input names."""
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise GruOnnxUsageError(f"cannot read inputs {path}: {exc}") from None
+    names = [i.name for i in graph_inputs(model)]
+    missing = [n for n in names if n not in data.files]
+    if missing:
+        raise GruOnnxUsageError(f"{path} has no array {missing[0]!r} (the file's inputs: {', '.join(names)})")
+    feeds = {n: data[n] for n in names}
+    tensors = {n: torch.from_numpy(np.array(a)) for n, a in feeds.items()}
+    # A lone GRU takes (input, h0, lengths) positionally; any other model its inputs in order.
+    order = ("input", "h0", "lengths") if lone_gru else names
+    args = tuple(tensors.get(n) for n in order)
+    return [Sample(args, feeds)]
+
+
+def time_axes(model: onnx.ModelProto, metadata: dict[str, Any] | None) -> list[int | None]:
+    """The time axis of each output, where there is one (for the per-step error curve)."""
+    outputs = list(model.graph.output)
+    axes: list[int | None] = []
+    stacks = (metadata or {}).get("stacks", [])
+    lone = len(stacks) == 1 and stacks[0]["path"] == ""
+    for i, out in enumerate(outputs):
+        dims = out.type.tensor_type.shape.dim
+        if lone:
+            if i == 0:
+                axes.append(1 if stacks[0]["spec"]["batch_first"] and len(dims) == 3 else 0)
+            else:
+                axes.append(None)
+            continue
+        named = [a for a, d in enumerate(dims) if d.dim_param == "seq"]
+        axes.append(named[0] if named else None)
+    return axes
+
+
+# --------------------------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------------------------
+
+
+def check_parity(
+    model: nn.Module | None,
+    onnx_path: str | os.PathLike[str],
+    args: Sequence[Any] | Any = None,
+    *,
+    providers: Iterable[str] = ("cpu",),
+    atol: float | None = None,
+    rtol: float | None = None,
+    samples: int = 1,
+    seq_len: int | None = None,
+    batch: int | None = None,
+    inputs: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+) -> ParityReport:
+    """Run ``onnx_path`` on each provider and compare it with its PyTorch source.
+
+    ``model`` is the PyTorch source (eval mode is used); None rebuilds it from the file's
+    metadata and initializers (lone-GRU files), or with ``checkpoint`` from the metadata and
+    the checkpoint's weights. Inputs are ``args`` (example inputs of the model), else
+    ``inputs`` (an ``.npz`` keyed by input name), else ``samples`` seeded random samples.
+    ``providers`` are keys of :data:`gru_onnx.runners.RUNNERS` or ``"all"``; one that cannot
+    run here is reported as skipped with its reason.
+    """
+    from gru_onnx.rebuild import reference_from_file
+    from gru_onnx.runners import ALL, RUNNERS, RuntimeUnavailable
+
+    proto = load_model(onnx_path)
+    metadata = find_metadata(proto)
+    stacks = (metadata or {}).get("stacks", [])
+    lone_gru = len(stacks) == 1 and stacks[0]["path"] == ""
+    reference_kind = "model"
+    if model is None:
+        if metadata is None:
+            raise GruOnnxUsageError(f"{onnx_path} has no gru-onnx metadata; pass --model to check it")
+        model = reference_from_file(proto, metadata, checkpoint)
+        reference_kind = "checkpoint" if checkpoint is not None else "metadata"
+    if args is not None:
+        args = tuple(args) if isinstance(args, list | tuple) else (args,)
+        sample_list = [samples_from_args(proto, args)]
+    elif inputs is not None:
+        sample_list = samples_from_npz(proto, inputs, lone_gru)
+    elif lone_gru and metadata is not None:
+        sample_list = generate_samples(proto, metadata, count=max(samples, 1), seq_len=seq_len, batch=batch, seed=seed)
+    else:
+        raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")
+
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            reference = [_to_numpy(t) for t in flatten_tensors(model(*args))]
+            references = [[_to_numpy(t) for t in flatten_tensors(model(*s.args))] for s in sample_list]
     finally:
         model.train(was_training)
-    dtype = str(reference[0].dtype) if reference else "float32"
+
+    dtype = str(references[0][0].dtype) if references and references[0] else "float32"
     default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
-    out_names = onnx_output_names(onnx_path)
+    out_names = [o.name for o in proto.graph.output]
+    axes = time_axes(proto, metadata)
+    if len(out_names) != len(references[0]):
+        raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
+
+    wanted = list(providers)
+    if "all" in wanted:
+        wanted = list(ALL)
     results = []
-    for provider in providers:
-        if provider not in PROVIDERS:
-            raise GruOnnxUsageError(f"unknown provider {provider!r}; valid: {', '.join(PROVIDERS)}")
-        runtime = f"onnxruntime-{provider}"
+    for key in wanted:
+        if key not in RUNNERS:
+            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}, all")
+        runner = RUNNERS[key](Path(onnx_path))
         try:
-            outputs = run_onnxruntime(onnx_path, feeds, provider)
-        except RuntimeError as exc:
-            results.append(RuntimeResult(runtime, "skipped", reason=str(exc)))
+            runner.open()
+        except RuntimeUnavailable as exc:
+            results.append(RuntimeResult(runner.name, "skipped", reason=str(exc)))
             continue
-        if len(outputs) != len(reference):
-            raise GruOnnxUsageError(f"the ONNX file has {len(outputs)} outputs, the PyTorch model {len(reference)}")
+        except Exception as exc:  # the runtime cannot load this file: a failure, not a skip
+            results.append(RuntimeResult(runner.name, "error", reason=_one_line(exc)))
+            continue
+        try:
+            actuals = [runner.run(s.feeds) for s in sample_list]
+        except Exception as exc:
+            results.append(RuntimeResult(runner.name, "error", reason=_one_line(exc), notes=tuple(runner.notes)))
+            continue
+        finally:
+            runner.close()
         comparisons = tuple(
-            compare(name, ref, out, atol, rtol) for name, ref, out in zip(out_names, reference, outputs, strict=True)
+            compare(name, [r[i] for r in references], [a[i] for a in actuals], atol, rtol, axes[i])
+            for i, name in enumerate(out_names)
         )
         status = "passed" if all(c.passed for c in comparisons) else "failed"
-        results.append(RuntimeResult(runtime, status, comparisons))
-    return ParityReport(results=results, atol=atol, rtol=rtol, inputs=feeds)
+        results.append(RuntimeResult(runner.name, status, comparisons, notes=tuple(runner.notes)))
+    return ParityReport(
+        results=results,
+        atol=atol,
+        rtol=rtol,
+        file=str(onnx_path),
+        dtype=dtype,
+        reference=reference_kind,
+        samples=[s.describe() for s in sample_list],
+        inputs=sample_list[0].feeds,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]

@@ -181,3 +181,66 @@ def test_console_script_readme_command(tmp_path):
     bad = subprocess.run(["gru-onnx", "export", "--activation", "nope"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("Error: unknown activation") and "Traceback" not in bad.stderr
+
+
+def test_strategy_dtype_lengths_and_dynamic_seq_options(run, tmp_path):
+    result = run("export", "--activation", "gelu", "--strategy", "loop", "--dynamic-seq", "--lengths",
+                 "--batch-first", "--seq-len", "6", "--batch", "3", "--dtype", "float16", "-o", "dyn.onnx")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "loop" in result.output and "float16" in result.output
+    import gru_onnx
+
+    meta = gru_onnx.read_metadata(tmp_path / "dyn.onnx")
+    assert meta["dtype"] == "float16" and meta["dynamic_seq"] and meta["stacks"][0]["has_lengths"]
+    x = np.random.randn(2, 9, 16).astype(np.float16)
+    y, _ = run_ort(tmp_path / "dyn.onnx", {"input": x, "lengths": np.array([9, 4], dtype=np.int64)})
+    assert y.shape == (2, 9, 32) and y.dtype == np.float16 and not y[1, 4:].any()
+
+
+def test_auto_reports_its_choice(run):
+    result = run("export")
+    assert result.exit_code == 0, result.output
+    assert "native: default activations" in result.output
+    result = run("export", "--activation", "relu", "--seq-len", "300", "-o", "long.onnx")
+    assert result.exit_code == 0 and "loop: static length 300" in result.output
+
+
+def test_native_with_non_default_activations_says_where_it_runs(run):
+    result = run("export", "--strategy", "native", "--activation", "relu")
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime-cuda: fallback" in result.output
+    result = run("export", "--strategy", "native", "--activation", "gelu")
+    assert result.exit_code == 2 and "cannot express activation 'gelu'" in result.output
+
+
+def test_unrolled_with_dynamic_seq_is_a_usage_error(run, tmp_path):
+    result = run("export", "--strategy", "unrolled", "--dynamic-seq")
+    assert result.exit_code == 2 and "fixes the sequence length" in result.output
+    assert not (tmp_path / "gru.onnx").exists()
+
+
+def test_inspect(run, tmp_path):
+    assert run("export", "--strategy", "native", "--activation", "relu", "--lengths").exit_code == 0
+    result = run("inspect", "gru.onnx")
+    assert result.exit_code == 0, result.output
+    for text in ("native", "1-layer GRU(16->32, relu/sigmoid", "[20, batch, 16]", "lengths", "int64",
+                 "GRU 1", "onnxruntime-cuda", "fallback", "RNNNeedFallbackToCPU", "ai.onnx 18"):  # fmt: skip
+        assert text in result.output, text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such file: missing.onnx"), (b"not onnx at all", "is not a readable ONNX file"), ("truncate", "is not")],
+)
+def test_inspect_bad_files_exit_2(run, tmp_path, content, message):
+    name = "missing.onnx"
+    if content == "truncate":
+        assert run("export", "--no-check").exit_code == 0
+        (tmp_path / "cut.onnx").write_bytes((tmp_path / "gru.onnx").read_bytes()[:200])
+        name = "cut.onnx"
+    elif content is not None:
+        (tmp_path / "junk.onnx").write_bytes(content)
+        name = "junk.onnx"
+    result = run("inspect", name)
+    assert result.exit_code == 2 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -1,0 +1,96 @@
+"""The runner interface: open a file on a runtime, run feeds, close. Used as a context manager."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime is not installed, has no device, or silently fell back to another one."""
+
+
+class Runner(ABC):
+    """Base class: subclasses implement ``_open`` and ``_run`` (and ``_close`` if needed).
+
+    ``notes`` collects what a reader of the report should know about how the run was done
+    (precision pinned, TF32 off, nodes that ran on another device).
+    """
+
+    name: str = "runner"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.notes: list[str] = []
+        self._is_open = False
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Load the file; raise RuntimeUnavailable when the runtime or device is missing."""
+
+    @abstractmethod
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run one set of inputs; return the outputs in the graph's output order."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release the runtime's resources (optional)."""
+
+    def open(self) -> Runner:
+        if not self._is_open:
+            self._open()
+            self._is_open = True
+        return self
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if not self._is_open:
+            raise RuntimeError(f"{self.name}: run() before open()")
+        return self._run(feeds)
+
+    def close(self) -> None:
+        if self._is_open:
+            self._close()
+            self._is_open = False
+
+    def __enter__(self) -> Runner:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[list[str]]:
+    """Capture what native libraries print to stdout/stderr (file descriptors 1 and 2).
+
+    Runtimes report missing CUDA libraries by printing; the lines are kept for the one-line
+    reason in the report instead of reaching the user's terminal.
+    """
+    lines: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield lines
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            lines.extend(line.strip() for line in text.splitlines() if line.strip())

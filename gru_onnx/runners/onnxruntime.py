@@ -1,0 +1,144 @@
+"""ONNX Runtime with the CPU, CUDA or TensorRT execution provider.
+
+GPU providers are checked the way they fail in practice: the provider may be missing from the
+build, the machine may have no NVIDIA driver or device, or ONNX Runtime may load and then
+silently run everything on the CPU because CUDA libraries are missing. Each case is a
+:class:`RuntimeUnavailable` with one line saying which. ``onnxruntime.preload_dlls()`` is
+called first so the CUDA libraries of a CUDA build of torch can serve. TF32 is disabled for
+float32 runs (``use_tf32=0`` and ``NVIDIA_TF32_OVERRIDE=0``), and where nodes ran is read from
+ONNX Runtime's profiler, so a GRU node handed back to the CPU shows in the report.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gru_onnx.runners.base import Runner, RuntimeUnavailable, captured_output
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+_DISPLAY = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
+#: Ops whose placement on another provider than the requested one is worth telling about.
+COMPUTE_OPS = {"GRU", "Scan", "Loop", "MatMul", "Gemm"}
+
+
+def cuda_device_problem() -> str | None:
+    """Why CUDA cannot run here (no driver, no device), or None when a device answers."""
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver (libcuda.so.1 not found)"
+    if libcuda.cuInit(0) != 0:
+        return "the NVIDIA driver did not initialise (cuInit failed)"
+    count = ctypes.c_int(0)
+    if libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
+        return "no CUDA device"
+    return None
+
+
+def fallback_nodes(profile: list[dict[str, Any]], provider: str) -> list[tuple[str, str, str]]:
+    """``(node, op, provider)`` for compute nodes the profiler saw on another provider."""
+    seen = {}
+    for event in profile:
+        args = event.get("args", {})
+        op, where = args.get("op_name"), args.get("provider")
+        if event.get("cat") != "Node" or not op or not where:
+            continue
+        if op in COMPUTE_OPS and where != provider:
+            node = event.get("name", "").removesuffix("_kernel_time")
+            seen[node] = (node, op, where)
+    return sorted(seen.values())
+
+
+class OnnxRuntimeRunner(Runner):
+    """ONNX Runtime with one execution provider (``cpu``, ``cuda`` or ``tensorrt``)."""
+
+    def __init__(self, path: str | os.PathLike[str], provider: str) -> None:
+        super().__init__(path)
+        self.provider = provider
+        self.provider_name = PROVIDERS[provider]
+        self.name = f"onnxruntime-{provider}"
+        self._session: Any = None
+        self._profiled = False
+
+    def _open(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise RuntimeUnavailable(f"onnxruntime is not installed: {exc}") from None
+        wanted = self.provider_name
+        unavailable = f"{_DISPLAY[self.provider]} execution provider not available"
+        if wanted not in ort.get_available_providers():
+            raise RuntimeUnavailable(f"{unavailable}: this onnxruntime build does not include it")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        provider_options: dict[str, str] = {}
+        gpu = self.provider != "cpu"
+        if gpu:
+            problem = cuda_device_problem()
+            if problem:
+                raise RuntimeUnavailable(f"{unavailable}: {problem}")
+            self._disable_tf32(provider_options)
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(os.environ.get("TMPDIR", "/tmp")) / "gru_onnx_profile")
+        with captured_output() as printed:
+            if gpu and hasattr(ort, "preload_dlls"):
+                try:
+                    ort.preload_dlls()
+                except Exception as exc:
+                    printed.append(str(exc))
+            try:
+                session = ort.InferenceSession(
+                    str(self.path), options, providers=[(wanted, provider_options), "CPUExecutionProvider"]
+                )
+            except Exception as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise RuntimeUnavailable(f"{unavailable}: {reason}") from None
+        if session.get_providers()[0] != wanted:
+            detail = next((line for line in printed if "cannot open shared object" in line or "Failed" in line), "")
+            raise RuntimeUnavailable(
+                f"{unavailable}: ONNX Runtime fell back to the CPU" + (f" ({detail})" if detail else "")
+            )
+        self._session = session
+
+    def _disable_tf32(self, provider_options: dict[str, str]) -> None:
+        if self.provider == "cuda":
+            provider_options["use_tf32"] = "0"
+        override = os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
+        if override == "0":
+            self.notes.append("TF32 disabled (use_tf32=0, NVIDIA_TF32_OVERRIDE=0)")
+        else:
+            self.notes.append(f"TF32 may be used (NVIDIA_TF32_OVERRIDE={override})")
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        outputs = self._session.run(None, feeds)
+        if self._session.get_session_options().enable_profiling and not self._profiled:
+            self._profiled = True
+            self._read_placement(self._session.end_profiling())
+        return outputs
+
+    def _read_placement(self, profile_path: str) -> None:
+        try:
+            profile = json.loads(Path(profile_path).read_text())
+        finally:
+            Path(profile_path).unlink(missing_ok=True)
+        moved = fallback_nodes(profile, self.provider_name)
+        if moved:
+            ops = sorted({op for _, op, _ in moved})
+            where = sorted({p for _, _, p in moved})
+            self.notes.append(
+                f"{len(moved)} {'/'.join(ops)} node(s) ran on {', '.join(where)}, not {self.provider_name}"
+                + (" (GRU handed back to the CPU: RNNNeedFallbackToCPU)" if "GRU" in ops else "")
+            )
+
+    def _close(self) -> None:
+        self._session = None
