@@ -142,7 +142,16 @@ def cli() -> None:
     "--check/--no-check",
     default=True,
     show_default=True,
-    help="Run the file on ONNX Runtime (CPU) and compare with PyTorch.",
+    help="Run the file and compare with PyTorch (see --provider).",
+)
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    default=("cpu",),
+    show_default=True,
+    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino", "all"]),
+    help="Runtime(s) for the check; unavailable ones are reported as skipped.",
 )
 @click.option("--atol", type=click.FloatRange(min=0.0), help="Absolute tolerance (default per dtype).")
 @click.option("--rtol", type=click.FloatRange(min=0.0), help="Relative tolerance (default per dtype).")

@@ -97,8 +97,10 @@ class OnnxRuntimeRunner(Runner):
                 except Exception as exc:
                     printed.append(str(exc))
             try:
+                # With the CPU provider listed after a GPU one, nodes the GPU refuses run there.
+                fallback = ["CPUExecutionProvider"] if gpu else []
                 session = ort.InferenceSession(
-                    str(self.path), options, providers=[(wanted, provider_options), "CPUExecutionProvider"]
+                    str(self.path), options, providers=[(wanted, provider_options), *fallback]
                 )
             except Exception as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
