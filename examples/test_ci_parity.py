@@ -1,0 +1,26 @@
+"""A CI test that exports a whole model and gates on parity (run: pytest examples/test_ci_parity.py).
+
+The ``gru_onnx_export`` fixture comes with gru-onnx (a pytest plugin); ``assert_parity`` is
+the same gate for a file you already have.
+"""
+
+from __future__ import annotations
+
+from examples.tagger import make_model
+from gru_onnx.testing import assert_parity
+
+
+def test_tagger_exports_and_matches(gru_onnx_export):
+    model, args = make_model()
+    result = gru_onnx_export(model, args, providers=("cpu", "openvino"))
+    # GELU is not in ONNX's GRU list, and 50 steps are short: auto unrolls.
+    assert result.metadata["stacks"][0]["strategy"] == "unrolled"
+
+
+def test_existing_file_still_matches(tmp_path):
+    import gru_onnx
+
+    model, args = make_model()
+    path = gru_onnx.export(model, args, tmp_path / "tagger.onnx", strategy="loop", dynamic_seq=True, check=False).path
+    report = assert_parity(model, path, args, providers=("all",))
+    assert report.passed

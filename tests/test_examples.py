@@ -1,0 +1,28 @@
+"""The examples in examples/ run as documented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ci_example_passes():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/test_ci_parity.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 passed" in proc.stdout
+
+
+def test_tagger_example_exports(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "gru_onnx.cli", "export", "--model", "examples.tagger:make_model",
+         "-o", str(tmp_path / "tagger.onnx")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "PASS" in proc.stdout and (tmp_path / "tagger.onnx").exists()
