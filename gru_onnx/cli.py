@@ -29,6 +29,30 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+def _provider_option(help_text: str) -> Any:
+    return click.option(
+        "--provider",
+        "providers",
+        multiple=True,
+        default=("cpu",),
+        show_default=True,
+        type=click.Choice(["cpu", "cuda", "tensorrt", "openvino", "all"]),
+        help=help_text,
+    )
+
+
+def _tolerance_options(command: Any) -> Any:
+    for name, kind in (("--rtol", "Relative"), ("--atol", "Absolute")):
+        command = click.option(name, type=click.FloatRange(min=0.0), help=f"{kind} tolerance (default per dtype).")(
+            command
+        )
+    return command
+
+
+def _model_option(help_text: str) -> Any:
+    return click.option("--model", "factory", metavar="PKG.MODULE:FACTORY", help=help_text)
+
+
 class _Group(click.Group):
     """Turns gru-onnx's own errors into one line and an exit code."""
 
@@ -132,29 +156,15 @@ def cli() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A state_dict saved with torch.save, loaded with weights_only=True.",
 )
-@click.option(
-    "--model",
-    "factory",
-    metavar="PKG.MODULE:FACTORY",
-    help="Export your own model: FACTORY() returns (module, example_args).",
-)
+@_model_option("Export your own model: FACTORY() returns (module, example_args).")
 @click.option(
     "--check/--no-check",
     default=True,
     show_default=True,
     help="Run the file and compare with PyTorch (see --provider).",
 )
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    default=("cpu",),
-    show_default=True,
-    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino", "all"]),
-    help="Runtime(s) for the check; unavailable ones are reported as skipped.",
-)
-@click.option("--atol", type=click.FloatRange(min=0.0), help="Absolute tolerance (default per dtype).")
-@click.option("--rtol", type=click.FloatRange(min=0.0), help="Relative tolerance (default per dtype).")
+@_provider_option("Runtime(s) for the check; unavailable ones are reported as skipped.")
+@_tolerance_options
 @click.pass_context
 def export(ctx: click.Context, **opts: Any) -> None:
     """Export a CustomGRU (or a whole model) to ONNX and check it against PyTorch.
@@ -297,21 +307,8 @@ def activations(opset: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Check against these source weights (a state_dict) instead of the file's own.",
 )
-@click.option(
-    "--model",
-    "factory",
-    metavar="PKG.MODULE:FACTORY",
-    help="Check against your model: FACTORY() returns (module, example_args).",
-)
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    default=("cpu",),
-    show_default=True,
-    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino", "all"]),
-    help="Runtime(s) to check on; repeat the option, or 'all' (missing ones are skipped).",
-)
+@_model_option("Check against your model: FACTORY() returns (module, example_args).")
+@_provider_option("Runtime(s) to check on; repeat the option, or 'all' (missing ones are skipped).")
 @click.option("--seq-len", type=click.IntRange(min=1), help="Longest sequence of the random samples.")
 @click.option("--batch", type=click.IntRange(min=1), help="Batch size of the random samples.")
 @click.option(
@@ -327,8 +324,7 @@ def activations(opset: int) -> None:
     help="Inputs from an .npz whose keys are the file's input names.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--atol", type=click.FloatRange(min=0.0), help="Absolute tolerance (default per dtype).")
-@click.option("--rtol", type=click.FloatRange(min=0.0), help="Relative tolerance (default per dtype).")
+@_tolerance_options
 @click.option(
     "--report",
     "report_path",

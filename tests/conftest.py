@@ -40,3 +40,20 @@ def run_ort(path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture
+def run_cli(tmp_path, monkeypatch):
+    """Invoke the CLI in a fresh working directory; never a traceback in its output."""
+    from click.testing import CliRunner
+
+    from gru_onnx.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args):
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, list(args), catch_exceptions=False)
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke

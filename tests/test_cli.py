@@ -11,29 +11,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
 from gru_onnx import CustomGRU
-from gru_onnx.cli import cli
 
 from conftest import numpy_reference, run_ort
 
 
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, list(args), catch_exceptions=False)
-        assert "Traceback" not in result.output
-        return result
-
-    return invoke
-
-
-def test_default_export_is_the_documented_model(run, tmp_path):
-    result = run("export", "--activation", "relu")
+def test_default_export_is_the_documented_model(run_cli, tmp_path):
+    result = run_cli("export", "--activation", "relu")
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output and "unrolled" in result.output
     # README: input 16, hidden 32, 1 layer, seq 20, seed 0 -> same weights as this module.
@@ -49,8 +35,8 @@ def test_default_export_is_the_documented_model(run, tmp_path):
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 20
 
 
-def test_every_constructor_option(run, tmp_path):
-    result = run(
+def test_every_constructor_option(run_cli, tmp_path):
+    result = run_cli(
         "export", "--activation", "leaky_relu(alpha=0.2)", "--recurrent-activation", "hard_sigmoid",
         "--reset-before", "--input-size", "3", "--hidden-size", "5", "--num-layers", "2", "--no-bias",
         "--batch-first", "--bidirectional", "--seq-len", "4", "--batch", "3", "--with-h0", "--opset", "20",
@@ -68,31 +54,31 @@ def test_every_constructor_option(run, tmp_path):
     assert meta["opset"] == 20 and meta["stacks"][0]["has_h0"]
 
 
-def test_unknown_activation_lists_valid_names_and_writes_nothing(run, tmp_path):
-    result = run("export", "--activation", "gelux")
+def test_unknown_activation_lists_valid_names_and_writes_nothing(run_cli, tmp_path):
+    result = run_cli("export", "--activation", "gelux")
     assert result.exit_code == 2
     assert "unknown activation 'gelux'; valid names:" in result.output and "gelu" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "gru.onnx").exists()
 
 
-def test_mismatched_checkpoint_names_parameter_and_shapes(run, tmp_path):
+def test_mismatched_checkpoint_names_parameter_and_shapes(run_cli, tmp_path):
     torch.save(nn.GRU(16, 64).state_dict(), tmp_path / "big.pt")
-    result = run("export", "--checkpoint", "big.pt")
+    result = run_cli("export", "--checkpoint", "big.pt")
     assert result.exit_code == 2
     assert "'weight_ih_l0' has shape (192, 16), the model expects (96, 16)" in result.output
     assert not (tmp_path / "gru.onnx").exists()
-    result = run("export", "--checkpoint", "missing.pt")
+    result = run_cli("export", "--checkpoint", "missing.pt")
     assert result.exit_code == 2 and "checkpoint not found: missing.pt" in result.output
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    result = run("export", "--checkpoint", "junk.pt")
+    result = run_cli("export", "--checkpoint", "junk.pt")
     assert result.exit_code == 2 and "cannot read checkpoint junk.pt" in result.output
 
 
-def test_checkpoint_weights_are_exported(run, tmp_path):
+def test_checkpoint_weights_are_exported(run_cli, tmp_path):
     source = nn.GRU(16, 32)
     torch.save(source.state_dict(), tmp_path / "gru.pt")
-    result = run("export", "--checkpoint", "gru.pt", "--seq-len", "6")
+    result = run_cli("export", "--checkpoint", "gru.pt", "--seq-len", "6")
     assert result.exit_code == 0, result.output
     x = torch.randn(6, 2, 16)
     (y, _) = run_ort(tmp_path / "gru.onnx", {"input": x.numpy()})
@@ -123,19 +109,19 @@ def broken():
 """
 
 
-def test_model_factory_exports_a_whole_model(run, tmp_path):
+def test_model_factory_exports_a_whole_model(run_cli, tmp_path):
     (tmp_path / "mymodels.py").write_text(textwrap.dedent(FACTORY))
-    result = run("export", "--model", "mymodels:tagger", "-o", "tagger.onnx")
+    result = run_cli("export", "--model", "mymodels:tagger", "-o", "tagger.onnx")
     assert result.exit_code == 0, result.output
     assert "rnn:" in result.output
     (logits,) = run_ort(tmp_path / "tagger.onnx", {"tokens": np.zeros((4, 7), dtype=np.int64)})
     assert logits.shape == (4, 7, 3)
 
 
-def test_parity_failure_exits_1(run, tmp_path):
+def test_parity_failure_exits_1(run_cli, tmp_path):
     (tmp_path / "mymodels.py").write_text(textwrap.dedent(FACTORY))
     sys.modules.pop("mymodels", None)
-    result = run("export", "--model", "mymodels:broken")
+    result = run_cli("export", "--model", "mymodels:broken")
     assert result.exit_code == 1
     assert "FAIL" in result.output and "parity check failed" in result.output
 
@@ -151,40 +137,40 @@ def test_parity_failure_exits_1(run, tmp_path):
         (["--hidden-size", "0"], "Invalid value for '--hidden-size'"),
     ],
 )
-def test_usage_errors_exit_2(run, tmp_path, args, message):
+def test_usage_errors_exit_2(run_cli, tmp_path, args, message):
     (tmp_path / "mymodels.py").write_text(textwrap.dedent(FACTORY))
-    result = run("export", *args)
+    result = run_cli("export", *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "gru.onnx").exists()
 
 
-def test_no_check(run):
-    result = run("export", "--no-check", "--activation", "mish")
+def test_no_check(run_cli):
+    result = run_cli("export", "--no-check", "--activation", "mish")
     assert result.exit_code == 0 and "not checked" in result.output
 
 
-def test_activations_listing(run):
-    result = run("activations", "--opset", "17")
+def test_activations_listing(run_cli):
+    result = run_cli("activations", "--opset", "17")
     assert result.exit_code == 0
     for name in ("gelu", "silu (swish)", "hard_sigmoid", "HardSigmoid(alpha=0.166667, beta=0.5)", "Erf"):
         assert name in result.output
-    assert "Gelu" in run("activations", "--opset", "20").output
+    assert "Gelu" in run_cli("activations", "--opset", "20").output
 
 
 @pytest.mark.skipif(shutil.which("gru-onnx") is None, reason="console script not installed")
 def test_console_script_readme_command(tmp_path):
-    proc = subprocess.run(["gru-onnx", "export", "--activation", "relu"], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run_cli(["gru-onnx", "export", "--activation", "relu"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "gru.onnx").exists()
-    bad = subprocess.run(["gru-onnx", "export", "--activation", "nope"], cwd=tmp_path, capture_output=True,
+    bad = subprocess.run_cli(["gru-onnx", "export", "--activation", "nope"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("Error: unknown activation") and "Traceback" not in bad.stderr
 
 
-def test_strategy_dtype_lengths_and_dynamic_seq_options(run, tmp_path):
-    result = run("export", "--activation", "gelu", "--strategy", "loop", "--dynamic-seq", "--lengths",
+def test_strategy_dtype_lengths_and_dynamic_seq_options(run_cli, tmp_path):
+    result = run_cli("export", "--activation", "gelu", "--strategy", "loop", "--dynamic-seq", "--lengths",
                  "--batch-first", "--seq-len", "6", "--batch", "3", "--dtype", "float16", "-o", "dyn.onnx")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "loop" in result.output and "float16" in result.output
@@ -197,31 +183,31 @@ def test_strategy_dtype_lengths_and_dynamic_seq_options(run, tmp_path):
     assert y.shape == (2, 9, 32) and y.dtype == np.float16 and not y[1, 4:].any()
 
 
-def test_auto_reports_its_choice(run):
-    result = run("export")
+def test_auto_reports_its_choice(run_cli):
+    result = run_cli("export")
     assert result.exit_code == 0, result.output
     assert "native: default activations" in result.output
-    result = run("export", "--activation", "relu", "--seq-len", "300", "-o", "long.onnx")
+    result = run_cli("export", "--activation", "relu", "--seq-len", "300", "-o", "long.onnx")
     assert result.exit_code == 0 and "loop: static length 300" in result.output
 
 
-def test_native_with_non_default_activations_says_where_it_runs(run):
-    result = run("export", "--strategy", "native", "--activation", "relu")
+def test_native_with_non_default_activations_says_where_it_runs(run_cli):
+    result = run_cli("export", "--strategy", "native", "--activation", "relu")
     assert result.exit_code == 0, result.output
     assert "onnxruntime-cuda: fallback" in result.output
-    result = run("export", "--strategy", "native", "--activation", "gelu")
+    result = run_cli("export", "--strategy", "native", "--activation", "gelu")
     assert result.exit_code == 2 and "cannot express activation 'gelu'" in result.output
 
 
-def test_unrolled_with_dynamic_seq_is_a_usage_error(run, tmp_path):
-    result = run("export", "--strategy", "unrolled", "--dynamic-seq")
+def test_unrolled_with_dynamic_seq_is_a_usage_error(run_cli, tmp_path):
+    result = run_cli("export", "--strategy", "unrolled", "--dynamic-seq")
     assert result.exit_code == 2 and "fixes the sequence length" in result.output
     assert not (tmp_path / "gru.onnx").exists()
 
 
-def test_inspect(run, tmp_path):
-    assert run("export", "--strategy", "native", "--activation", "relu", "--lengths").exit_code == 0
-    result = run("inspect", "gru.onnx")
+def test_inspect(run_cli, tmp_path):
+    assert run_cli("export", "--strategy", "native", "--activation", "relu", "--lengths").exit_code == 0
+    result = run_cli("inspect", "gru.onnx")
     assert result.exit_code == 0, result.output
     for text in ("native", "1-layer GRU(16->32, relu/sigmoid", "[20, batch, 16]", "lengths", "int64",
                  "GRU 1", "onnxruntime-cuda", "fallback", "RNNNeedFallbackToCPU", "ai.onnx 18"):  # fmt: skip
@@ -232,15 +218,15 @@ def test_inspect(run, tmp_path):
     ("content", "message"),
     [(None, "no such file: missing.onnx"), (b"not onnx at all", "is not a readable ONNX file"), ("truncate", "is not")],
 )
-def test_inspect_bad_files_exit_2(run, tmp_path, content, message):
+def test_inspect_bad_files_exit_2(run_cli, tmp_path, content, message):
     name = "missing.onnx"
     if content == "truncate":
-        assert run("export", "--no-check").exit_code == 0
+        assert run_cli("export", "--no-check").exit_code == 0
         (tmp_path / "cut.onnx").write_bytes((tmp_path / "gru.onnx").read_bytes()[:200])
         name = "cut.onnx"
     elif content is not None:
         (tmp_path / "junk.onnx").write_bytes(content)
         name = "junk.onnx"
-    result = run("inspect", name)
+    result = run_cli("inspect", name)
     assert result.exit_code == 2 and message in result.output
     assert len(result.output.strip().splitlines()) == 1

@@ -15,6 +15,7 @@ from torch import nn
 import gru_onnx
 from gru_onnx import CustomGRU, GruOnnxUsageError, register_activation
 from gru_onnx.activations import list_activations
+from gru_onnx.rebuild import reference_from_file
 
 from conftest import numpy_reference, run_ort
 
@@ -182,26 +183,16 @@ def test_graph_interface_metadata_and_weights_stored_once(tmp_path):
     assert stack["weights"]["parameters"]["weight_hh_l1_reverse"] == "weight_hh_l1_reverse"
 
 
-def test_pytorch_reference_rebuilt_from_the_file_alone(tmp_path):
-    gru = make(2, True, True, activation="gelu", recurrent_activation="hard_sigmoid")
+@pytest.mark.parametrize("strategy", ["unrolled", "native"])
+def test_pytorch_reference_rebuilt_from_the_file_alone(strategy, tmp_path):
+    gru = make(2, True, True, activation="relu", recurrent_activation="hard_sigmoid")
     args = inputs(gru, seq=5)
-    result, (y, _) = export_and_run(gru, args, tmp_path)
+    result, (y, _) = export_and_run(gru, args, tmp_path, strategy=strategy)
     model = onnx.load(result.path)
-    (stack,) = gru_onnx.read_metadata(model)["stacks"]
-    spec = gru_onnx.GRUSpec.from_json(stack["spec"])
-    rebuilt = CustomGRU(
-        spec.input_size,
-        spec.hidden_size,
-        num_layers=spec.num_layers,
-        bias=spec.bias,
-        batch_first=spec.batch_first,
-        bidirectional=spec.bidirectional,
-        activation=spec.activation,
-        recurrent_activation=spec.recurrent_activation,
-        reset_after=spec.reset_after,
-    )
-    inits = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
-    rebuilt.load_state_dict({k: inits[v] for k, v in stack["weights"]["parameters"].items()}, strict=True)
+    rebuilt = reference_from_file(model, gru_onnx.read_metadata(model))
+    assert rebuilt.spec == gru.spec
+    for name, tensor in gru.state_dict().items():
+        torch.testing.assert_close(rebuilt.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
     np.testing.assert_allclose(rebuilt(*args)[0].detach().numpy(), y, rtol=1e-5, atol=1e-6)
 
 

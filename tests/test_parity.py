@@ -11,14 +11,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import gru_onnx
 from gru_onnx import CustomGRU
-from gru_onnx.cli import cli
 from gru_onnx.parity import compare, generate_samples
 from gru_onnx.report import schema, to_json
 from gru_onnx.runners import RUNNERS, RuntimeUnavailable
@@ -91,18 +89,6 @@ def exported(tmp_path):
     result = gru_onnx.export(gru, (x,), tmp_path / "gru.onnx", strategy="unrolled")
     assert result.passed
     return gru, x, result.path
-
-
-@pytest.fixture
-def run_cli(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, list(args), catch_exceptions=False)
-        assert "Traceback" not in result.output
-        return result
-
-    return invoke
 
 
 def test_check_passes_on_cpu_and_openvino(exported, run_cli):
