@@ -8,7 +8,7 @@ onnxscript op builder, so the same functions write into the main graph or a loop
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,13 +25,30 @@ class RecurrentWeights:
     """The recurrent weights of one layer and direction, split as the step needs them.
 
     reset_after: ``w_hh`` ``[3H, H]`` and ``b_hh`` in one Gemm. Otherwise the r/z rows and the
-    n rows are separate, since ``W_hn`` multiplies ``r * h`` rather than ``h``.
+    n rows are separate, since ``W_hn`` multiplies ``r * h`` rather than ``h``. ``stored_as``
+    maps a parameter stored in parts to the names of its parts (for the metadata).
     """
 
     w_hh: Value
     b_hh: Value | None
     w_hn: Value | None = None
     b_hn: Value | None = None
+    stored_as: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _split_rows(op: Any, value: Value, rows: int) -> tuple[Value, Value]:
+    """``value[:rows]``, ``value[rows:]``: new initializers when ``value`` is one (so loop
+    bodies only see constants; OpenVINO rejects a Scan body reading other outer values)."""
+    if value.const_value is None:
+        first, rest = op.Split(value, [rows, value.shape[0] - rows], axis=0, _outputs=2)
+        return first, rest
+    array = value.const_value.numpy()
+    parts = []
+    for suffix, part in (("rz", array[:rows]), ("n", array[rows:])):
+        name = f"{value.name}.{suffix}"
+        parts.append(ir.val(name, const_value=ir.tensor(np.ascontiguousarray(part), name=name)))
+        op.builder.root.graph.register_initializer(parts[-1])
+    return parts[0], parts[1]
 
 
 def prepare_recurrent(op: Any, spec: GRUSpec, w_hh: Value, b_hh: Value | None) -> RecurrentWeights:
@@ -39,11 +56,13 @@ def prepare_recurrent(op: Any, spec: GRUSpec, w_hh: Value, b_hh: Value | None) -
     if spec.reset_after:
         return RecurrentWeights(w_hh, b_hh)
     hidden = spec.hidden_size
-    w_hrz, w_hn = op.Split(w_hh, [2 * hidden, hidden], axis=0, _outputs=2)
+    w_hrz, w_hn = _split_rows(op, w_hh, 2 * hidden)
     b_hrz = b_hn = None
+    stored = {w_hh.name: [w_hrz.name, w_hn.name]}
     if b_hh is not None:
-        b_hrz, b_hn = op.Split(b_hh, [2 * hidden, hidden], axis=0, _outputs=2)
-    return RecurrentWeights(w_hrz, b_hrz, w_hn, b_hn)
+        b_hrz, b_hn = _split_rows(op, b_hh, 2 * hidden)
+        stored[b_hh.name] = [b_hrz.name, b_hn.name]
+    return RecurrentWeights(w_hrz, b_hrz, w_hn, b_hn, stored_as=stored)
 
 
 def _gemm(op: Any, a: Value, w: Value, b: Value | None) -> Value:
@@ -106,13 +125,15 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> Stac
 
     Inside, time runs along axis 0. A batch-first input is projected first and transposed
     after (ONNX Runtime 1.31 crashes creating a float16 session for Transpose -> MatMul).
-    The ``nn.GRU`` parameters are used as they are, so the file keeps them by their names.
+    The ``nn.GRU`` parameters keep their names in the file; for ``reset_after=False`` the
+    recurrent ones are stored as two row blocks, listed in the metadata.
     """
     spec = stack.spec
     x = stack.x
     seq_axis, batch_axis = (1, 0) if stack.batch_first else (0, 1)
     mask = None if stack.lengths is None else length_mask(op, x, seq_axis, stack.lengths)
     finals = []
+    parameters: dict[str, str | list[str]] = {name: value.name for name, value in stack.weights.items()}
     for layer in range(spec.num_layers):
         outs = []
         for direction in range(spec.num_directions):
@@ -125,6 +146,9 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> Stac
             if layer == 0 and stack.batch_first:
                 gx = op.Transpose(gx, perm=[1, 0, 2])
             rw = prepare_recurrent(op, spec, w[f"weight_hh{suffix}"], b_hh)
+            for name in (f"weight_hh{suffix}", f"bias_hh{suffix}"):
+                if name in w and w[name].name in rw.stored_as:
+                    parameters[name] = rw.stored_as[w[name].name]
             if stack.h0 is not None:
                 h_init = op.Gather(stack.h0, op.Constant(value_int=index), axis=0)
             else:
@@ -136,5 +160,4 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> Stac
     if stack.batch_first:
         x = op.Transpose(x, perm=[1, 0, 2])
     y_h = op.Concat(*finals, axis=0) if len(finals) > 1 else finals[0]
-    parameters = {name: value.name for name, value in stack.weights.items()}
     return StackResult(x, y_h, weights={"layout": "torch", "parameters": parameters})

@@ -106,6 +106,7 @@ def export(
     ``result.parity``. The file is written only once complete.
     """
     started = time.perf_counter()
+    path = _check_output_path(f)
     chosen = get_strategy(strategy)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
@@ -162,7 +163,6 @@ def export(
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:  # pragma: no cover - a bug in a strategy
         raise ExportError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from exc
-    path = Path(f)
     _save_atomically(proto, path)
 
     counts: dict[str, int] = {}
@@ -390,15 +390,46 @@ def _relabel_opset(model: ir.Model, opset: int) -> None:
     model.graph.opset_imports[""] = opset
 
 
-def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:
-    """Write next to ``path`` and rename, so a failed write never leaves a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def _check_output_path(f: str | os.PathLike[str]) -> Path:
+    """Fail early (before the export's work) when ``f`` cannot be written."""
+    if not os.fspath(f):
+        raise GruOnnxUsageError("the output path is empty")
+    path = Path(f)
+    if path.is_dir():
+        raise GruOnnxUsageError(f"the output path {path} is a directory")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot create {path.parent}: {exc.strerror}") from None
+    try:  # the same kind of temporary file the final write uses
+        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
+            pass
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+    return path
+
+
+def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:
+    """Write next to ``path`` and rename, so a failed write never leaves a partial file.
+
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         onnx.save(proto, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise GruOnnxUsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise

@@ -60,6 +60,8 @@ class Activation:
     #: Maps bound parameters to the exact ONNX-GRU equivalent, or None where there is none.
     native: Callable[[Mapping[str, float]], NativeActivation | None] | None = None
     doc: str = ""
+    #: Returns why the parameters are invalid (e.g. a division by zero), or None.
+    validate: Callable[[Mapping[str, float]], str | None] | None = None
 
     def bind(self, **params: float) -> BoundActivation:
         """Return this activation with parameters fixed (unknown names are an error)."""
@@ -68,6 +70,11 @@ class Activation:
             valid = ", ".join(self.defaults) or "none"
             raise GruOnnxUsageError(f"activation {self.name!r} has no parameter {unknown[0]!r} (parameters: {valid})")
         merged = {k: float(params.get(k, v)) for k, v in self.defaults.items()}
+        problem = self.validate(merged) if self.validate else None
+        if problem is None and not all(math.isfinite(v) for v in merged.values()):
+            problem = "parameters must be finite numbers"
+        if problem:
+            raise GruOnnxUsageError(f"activation {self.name}: {problem}")
         return BoundActivation(self.name, tuple(merged.items()))
 
 
@@ -130,6 +137,7 @@ def register_activation(
     native: Callable[[Mapping[str, float]], NativeActivation | None] | None = None,
     aliases: tuple[str, ...] = (),
     doc: str = "",
+    validate: Callable[[Mapping[str, float]], str | None] | None = None,
     overwrite: bool = False,
 ) -> Activation:
     """Add an activation to the registry so CustomGRU, every exporter and the CLI can use it.
@@ -150,6 +158,7 @@ def register_activation(
         defaults=MappingProxyType({k: float(v) for k, v in (defaults or {}).items()}),
         native=native,
         doc=doc,
+        validate=validate,
     )
     _ALIASES.pop(name, None)
     _REGISTRY[name] = entry
@@ -206,19 +215,12 @@ def parse_activation(text: str | BoundActivation) -> BoundActivation:
 # --------------------------------------------------------------------------------------------
 
 
-def _builtin(
-    name: str,
-    torch_fn: TorchFn,
-    *,
-    defaults: Mapping[str, float] | None = None,
-    native: Callable[[Mapping[str, float]], NativeActivation | None] | None = None,
-    aliases: tuple[str, ...] = (),
-    doc: str = "",
-) -> Callable[[OnnxFn], OnnxFn]:
-    """Decorator: register the decorated ONNX emitter together with its PyTorch function."""
+def _builtin(name: str, torch_fn: TorchFn, **options: Any) -> Callable[[OnnxFn], OnnxFn]:
+    """Decorator: register the decorated ONNX emitter with its PyTorch function (and options
+    as for :func:`register_activation`)."""
 
     def wrap(onnx_fn: OnnxFn) -> OnnxFn:
-        register_activation(name, torch_fn, onnx_fn, defaults=defaults, native=native, aliases=aliases, doc=doc)
+        register_activation(name, torch_fn, onnx_fn, **options)
         return onnx_fn
 
     return wrap
@@ -283,6 +285,7 @@ def _selu(op: Any, x: Any) -> Any:
     # celu with alpha=1 is elu with alpha=1, term for term.
     native=lambda p: NativeActivation("Elu", alpha=1.0) if p["alpha"] == 1.0 else None,
     doc="max(0, x) + min(0, alpha * (exp(x / alpha) - 1))",
+    validate=lambda p: "alpha must not be 0 (it divides x)" if p["alpha"] == 0 else None,
 )
 def _celu(op: Any, x: Any, alpha: float) -> Any:
     return op.Celu(x, alpha=alpha)
@@ -331,6 +334,7 @@ def _mish(op: Any, x: Any) -> Any:
     # two differ by less than exp(-20) relative: below float32 resolution.
     native=lambda p: NativeActivation("Softplus") if p["beta"] == 1.0 and p["threshold"] >= 20.0 else None,
     doc="log(1 + exp(beta * x)) / beta, linear above threshold",
+    validate=lambda p: "beta must not be 0 (it divides the result)" if p["beta"] == 0 else None,
 )
 def _softplus(op: Any, x: Any, beta: float, threshold: float) -> Any:
     bx = x if beta == 1.0 else op.Mul(x, beta)
@@ -350,6 +354,7 @@ def _softsign(op: Any, x: Any) -> Any:
     lambda x, min_val, max_val: F.hardtanh(x, min_val=min_val, max_val=max_val),
     defaults={"min_val": -1.0, "max_val": 1.0},
     doc="clip(x, min_val, max_val)",
+    validate=lambda p: "max_val must be greater than min_val" if p["max_val"] <= p["min_val"] else None,
 )
 def _hardtanh(op: Any, x: Any, min_val: float, max_val: float) -> Any:
     return op.Clip(x, min_val, max_val)

@@ -7,6 +7,7 @@ Heavy imports (torch, onnx) happen inside the commands so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,25 @@ CONSTRUCTOR_OPTIONS = (
     "activation", "recurrent_activation", "reset_after", "input_size", "hidden_size",
     "num_layers", "bias", "batch_first", "bidirectional", "dropout",
 )  # fmt: skip
+
+
+def _require_providers(providers: tuple[str, ...]) -> None:
+    """A runtime asked for by name must be usable here (under 'all' missing ones are skipped)."""
+    from gru_onnx.runners import unavailable_reason
+
+    for key in providers:
+        if key != "all" and (reason := unavailable_reason(key)):
+            _fail(reason, 2)
+
+
+def _print(renderable: Any) -> None:
+    """Print a rich renderable without the trailing padding rich adds to every line."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    with console.capture() as captured:
+        console.print(renderable)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -67,7 +87,7 @@ class _Group(click.Group):
             if os.environ.get("GRU_ONNX_DEBUG"):
                 raise
             first = (str(exc).strip().splitlines() or [""])[0]
-            _fail(f"unexpected {type(exc).__name__}: {first} (set GRU_ONNX_DEBUG=1 for details)", 1)
+            _fail(f"internal error, please report: {type(exc).__name__}: {first} (GRU_ONNX_DEBUG=1 shows more)", 3)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,6 +197,8 @@ def export(ctx: click.Context, **opts: Any) -> None:
     import gru_onnx
     from gru_onnx.loading import load_checkpoint, load_factory
 
+    if opts["check"]:
+        _require_providers(opts["providers"])
     torch.manual_seed(opts["seed"])
     if opts["factory"]:
         given = [
@@ -225,7 +247,6 @@ def _example_args(model: Any, seq_len: int, batch: int, with_h0: bool, with_leng
 
 
 def _print_export_summary(result: Any) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -238,10 +259,14 @@ def _print_export_summary(result: Any) -> None:
     for stack in meta["stacks"]:
         label = stack["path"] or "model"
         table.add_row("GRU", f"{label}: {GRUSpec.from_json(stack['spec']).describe()}")
-        table.add_row("", f"{stack['strategy']}: {stack['reason']}")
+        requested = stack["reason"] == f"{stack['strategy']} requested"
+        table.add_row(
+            "", f"{stack['strategy']} (requested)" if requested else f"{stack['strategy']}: {stack['reason']}"
+        )
     _add_support_rows(table, meta)
-    top = sorted(result.node_counts.items(), key=lambda kv: -kv[1])[:6]
-    table.add_row("nodes", f"{result.num_nodes} (" + ", ".join(f"{k} {v}" for k, v in top) + ", ...)")
+    counts = sorted(result.node_counts.items(), key=lambda kv: -kv[1])
+    more = ", ..." if len(counts) > 6 else ""
+    table.add_row("nodes", f"{result.num_nodes} (" + ", ".join(f"{k} {v}" for k, v in counts[:6]) + more + ")")
     table.add_row("time", f"{result.seconds:.1f} s")
     if result.parity is None:
         table.add_row("parity", "not checked (--no-check)")
@@ -251,7 +276,7 @@ def _print_export_summary(result: Any) -> None:
             table.add_row("parity", escape(line))
         verdict = "[green]PASS[/]" if report.passed else "[red]FAIL[/]"
         table.add_row("result", f"{verdict} (atol {report.atol:g}, rtol {report.rtol:g})")
-    Console(highlight=False).print(table)
+    _print(table)
 
 
 def _add_support_rows(table: Any, metadata: dict[str, Any]) -> None:
@@ -273,9 +298,9 @@ def _size(n: int) -> str:
 
 @cli.command()
 @click.option("--opset", type=int, default=18, show_default=True, help="Opset the ONNX ops are listed for.")
-def activations(opset: int) -> None:
+@click.option("--definitions", is_flag=True, help="Add a column with each activation's definition.")
+def activations(opset: int, definitions: bool) -> None:
     """List the activation registry: parameters, ONNX ops used, native ONNX-GRU equivalent."""
-    from rich.console import Console
     from rich.table import Table
 
     from gru_onnx._export import MAX_OPSET, MIN_OPSET
@@ -284,20 +309,21 @@ def activations(opset: int) -> None:
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise click.BadParameter(f"use {MIN_OPSET} to {MAX_OPSET}", param_hint="--opset")
     table = Table(title=f"activations (ONNX ops at opset {opset})")
-    for column in ("name", "parameters", "ONNX ops", "native ONNX GRU", "definition"):
-        table.add_column(column)
+    columns = ["name", "parameters", "ONNX ops", "native ONNX GRU"] + (["definition"] if definitions else [])
+    for column in columns:
+        table.add_column(column, no_wrap=column == "name")
     for name, entry, aliases in list_activations():
         bound = entry.bind()
         native = bound.native()
         native_text = "-"
         if native is not None:
-            extras = [f"{k}={v:.6g}" for k, v in (("alpha", native.alpha), ("beta", native.beta)) if v is not None]
+            extras = [f"{k}={v:.4g}" for k, v in (("alpha", native.alpha), ("beta", native.beta)) if v is not None]
             native_text = native.name + (f"({', '.join(extras)})" if extras else "")
         label = name + (f" ({', '.join(aliases)})" if aliases else "")
         params = ", ".join(f"{k}={v:g}" for k, v in entry.defaults.items()) or "-"
         ops = ", ".join(dict.fromkeys(onnx_ops(bound, opset)))
-        table.add_row(label, params, ops, native_text, entry.doc)
-    Console().print(table)
+        table.add_row(label, params, ops, native_text, *([entry.doc] if definitions else []))
+    _print(table)
 
 
 @cli.command()
@@ -344,8 +370,6 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
     and weights. Exit code 0: every runtime that ran passed; 1: a mismatch; 2: bad usage,
     an unreadable file, or a requested runtime that is not available.
     """
-    from rich.console import Console
-
     from gru_onnx.loading import load_factory
     from gru_onnx.metadata import load_model
     from gru_onnx.parity import check_parity
@@ -353,6 +377,9 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
 
     if checkpoint and factory:
         raise click.UsageError("--checkpoint and --model cannot be combined")
+    if opts["plot_path"] and importlib.util.find_spec("matplotlib") is None:
+        _fail("--plot needs matplotlib: pip install gru-onnx[plot]", 2)
+    _require_providers(providers)
     load_model(path)  # unreadable files fail here, before any model is built
     model, args = (None, None)
     if factory:
@@ -362,11 +389,7 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
         seq_len=opts["seq_len"], batch=opts["batch"], inputs=opts["inputs"], seed=opts["seed"],
         atol=opts["atol"], rtol=opts["rtol"],
     )  # fmt: skip
-    if "all" not in providers:
-        for result in report.results:
-            if result.status == "skipped":
-                _fail(result.reason, 2)
-    Console(highlight=False).print(table(report))
+    _print(table(report))
     if opts["report_path"]:
         write_json(report, opts["report_path"])
     if opts["plot_path"]:
@@ -387,7 +410,6 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
 def inspect(path: Path) -> None:
     """Describe an ONNX file: strategy, GRU stacks, inputs/outputs, nodes, runtimes."""
     import onnx
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -398,7 +420,6 @@ def inspect(path: Path) -> None:
 
     model = load_model(path)
     meta = find_metadata(model)
-    console = Console(highlight=False)
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
     head = Table(show_header=False, box=None, pad_edge=False)
     head.add_row("file", f"{path} ({_size(path.stat().st_size)})")
@@ -420,7 +441,7 @@ def inspect(path: Path) -> None:
             seq = stack["seq_len"] if stack["seq_len"] is not None else "dynamic"
             extras = [f"seq_len {seq}"] + [n for n in ("has_h0", "has_lengths") if stack.get(n)]
             head.add_row("", f"{stack['strategy']} ({stack['reason']}); {', '.join(extras)}")
-    console.print(head)
+    _print(head)
 
     io = Table(title="inputs and outputs")
     for column in ("", "name", "type", "shape"):
@@ -434,25 +455,36 @@ def inspect(path: Path) -> None:
             dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
             dtype = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
             io.add_row(kind, value.name, dtype, escape(f"[{', '.join(dims)}]"))
-    console.print(io)
+    _print(io)
 
     counts: dict[str, int] = {}
     for node in model.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     ops = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    console.print(f"nodes: {len(model.graph.node)} ({ops})")
+    click.echo(f"nodes: {len(model.graph.node)} ({ops})")
     if meta is not None:
         runtimes = Table(title="runtimes (from their sources; see gru_onnx/compat.py)")
         for column in ("runtime", "runs as intended", "note"):
             runtimes.add_column(column)
         for row in file_support(meta):
             runtimes.add_row(row.runtime, row.status, row.note)
-        console.print(runtimes)
+        _print(runtimes)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="gru-onnx")
+    """Console-script entry point: click's usage errors become one line, exit code 2."""
+    try:
+        cli.main(prog_name="gru-onnx", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

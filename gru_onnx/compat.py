@@ -4,10 +4,11 @@ Files written with the ``unrolled`` and ``loop`` strategies use only standard op
 for loop) that every runtime listed here implements. The native ``GRU`` op is honoured
 unevenly:
 
-- ONNX Runtime CPU implements every activation, both reset forms, float and double only.
+- ONNX Runtime CPU implements every activation, both reset forms, in float and double; a
+  float16 node runs through casts to float32 that ONNX Runtime inserts.
 - ONNX Runtime CUDA runs only sigmoid/tanh with ``linear_before_reset=1`` on cuDNN; other
   nodes fall back to the CPU kernel (``RNNNeedFallbackToCPU``): right numbers at CPU speed
-  with device copies, and no float16.
+  with device copies.
 - TensorRT's parser builds GRUs as loops and honours every activation but ``Affine``.
 - OpenVINO's GRUSequence accepts sigmoid, tanh, relu and hardsigmoid only.
 """
@@ -37,13 +38,13 @@ def native_support(activations: list[str], reset_after: bool, dtype: str) -> lis
     default = activations == ["Sigmoid", "Tanh"] and reset_after
     rows = []
     if half:
-        rows.append(Support("onnxruntime-cpu", "no", "the CPU GRU kernel has no float16"))
+        rows.append(Support("onnxruntime-cpu", "yes", "no float16 GRU kernel: ONNX Runtime inserts casts to float32"))
     else:
         rows.append(Support("onnxruntime-cpu", "yes", "CPU GRU kernel"))
     if default:
         rows.append(Support("onnxruntime-cuda", "yes", "cuDNN"))
     elif half:
-        rows.append(Support("onnxruntime-cuda", "no", "falls back to the CPU kernel, which has no float16"))
+        rows.append(Support("onnxruntime-cuda", "fallback", "runs on the CPU kernel, cast to float32"))
     else:
         rows.append(
             Support("onnxruntime-cuda", "fallback", "non-default GRU runs on the CPU kernel (RNNNeedFallbackToCPU)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import sys
 from typing import Any
 
@@ -23,9 +24,17 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
         state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GruOnnxUsageError(f"checkpoint not found: {path}") from None
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):
+            raise GruOnnxUsageError(
+                f"checkpoint {path} holds more than tensors (a pickled module?); "
+                "save model.state_dict() with torch.save instead"
+            ) from None
+        raise GruOnnxUsageError(f"cannot read checkpoint {path}: not a torch.save file") from None
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GruOnnxUsageError(f"cannot read checkpoint {path}: {first}") from None
+        raise GruOnnxUsageError(
+            f"cannot read checkpoint {path}: not a torch.save file ({type(exc).__name__})"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -33,7 +42,9 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
     expected = module.state_dict()
     for name, tensor in expected.items():
         if name not in state:
-            raise GruOnnxUsageError(f"checkpoint {path} has no parameter {name!r} {tuple(tensor.shape)}")
+            prefixed = sorted(k for k in state if k.endswith("." + name))
+            hint = f"; it has {prefixed[0]!r}: save that submodule's state_dict() instead" if prefixed else ""
+            raise GruOnnxUsageError(f"checkpoint {path} has no parameter {name!r} {tuple(tensor.shape)}{hint}")
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise GruOnnxUsageError(
                 f"checkpoint parameter {name!r} has shape {tuple(state[name].shape)}, "
@@ -59,12 +70,15 @@ def load_factory(spec: str) -> tuple[nn.Module, tuple[Any, ...]]:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise GruOnnxUsageError(f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # ImportError, SyntaxError, or anything the module raises
+        raise GruOnnxUsageError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise GruOnnxUsageError(f"{module_name!r} has no callable {attr!r}")
-    result = factory()
+    try:
+        result = factory()
+    except Exception as exc:
+        raise GruOnnxUsageError(f"{spec} raised {type(exc).__name__}: {exc}") from None
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module)):
         raise GruOnnxUsageError(f"{spec} must return (module, example_args)")
     model, args = result

@@ -121,6 +121,12 @@ class CustomGRU(nn.RNNBase):
             expected = (spec.num_layers * spec.num_directions, batch, spec.hidden_size)
             if tuple(hx.shape) != expected:
                 raise GruOnnxUsageError(f"h0 has shape {tuple(hx.shape)}, expected {expected}")
+        if lengths is not None and self._export_path is None:
+            seq = x.shape[1 if batch_first else 0]
+            if lengths.dim() != 1 or lengths.shape[0] != x.shape[0 if batch_first else 1]:
+                raise GruOnnxUsageError(f"lengths must have shape [batch], got {tuple(lengths.shape)}")
+            if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > seq):
+                raise GruOnnxUsageError(f"lengths must lie in 1..{seq} (the sequence length), got {lengths.tolist()}")
         y, h_n = self._run(x, hx, lengths, batch_first)
         if unbatched:
             return y.squeeze(1), h_n.squeeze(1)

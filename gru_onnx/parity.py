@@ -13,6 +13,7 @@ Outputs with a time axis also get their error per time step: recurrent error gro
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,7 @@ class ParityReport:
     reference: str = "model"
     samples: list[dict[str, Any]] = field(default_factory=list)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -101,8 +103,8 @@ class ParityReport:
         return max(errors) if errors else float("nan")
 
     def summary(self) -> str:
-        """Plain lines: one per runtime and output, failures spelled out."""
-        lines = []
+        """Plain lines: one per runtime and output, failures spelled out, then warnings."""
+        lines = [f"warning: {w}" for w in self.warnings]
         for r in self.results:
             if r.status in ("skipped", "error"):
                 lines.append(f"{r.runtime}: {r.status} ({r.reason})")
@@ -138,8 +140,10 @@ def _compare_sample(
     diff = np.where(nan_like, np.inf, diff)
     finite_ref = np.where(np.isfinite(ref), np.abs(ref), 0.0)
     bad = diff > atol + rtol * finite_ref
+    # Relative to |ref|, floored at atol so that near-zero references do not give 1e300.
+    floor = atol if atol > 0 else np.finfo(np.float64).tiny
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(diff == 0, 0.0, diff / np.maximum(finite_ref, np.finfo(np.float64).tiny))
+        rel = np.where(diff == 0, 0.0, diff / np.maximum(finite_ref, floor))
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
     nan_mismatch = None
     unequal_special = (~special_equal) & (np.isnan(ref) | np.isnan(act) | np.isinf(ref) | np.isinf(act))
@@ -325,19 +329,44 @@ def generate_samples(
 
 
 def samples_from_npz(model: onnx.ModelProto, path: str | os.PathLike[str], lone_gru: bool) -> list[Sample]:
-    """User inputs: an ``.npz`` whose keys are the ONNX input names."""
+    """User inputs: an ``.npz`` whose keys are the ONNX input names.
+
+    Floating arrays are cast to the file's input type (NumPy writes float64 by default);
+    shapes must fit the file's fixed dimensions and lengths must lie in 1..sequence length.
+    """
     try:
         data = np.load(path)
     except (OSError, ValueError) as exc:
         raise GruOnnxUsageError(f"cannot read inputs {path}: {exc}") from None
-    names = [i.name for i in graph_inputs(model)]
-    missing = [n for n in names if n not in data.files]
+    infos = {i.name: i for i in graph_inputs(model)}
+    missing = [n for n in infos if n not in data.files]
     if missing:
-        raise GruOnnxUsageError(f"{path} has no array {missing[0]!r} (the file's inputs: {', '.join(names)})")
-    feeds = {n: data[n] for n in names}
+        raise GruOnnxUsageError(f"{path} has no array {missing[0]!r} (the file's inputs: {', '.join(infos)})")
+    feeds = {}
+    for name, info in infos.items():
+        array = np.asarray(data[name])
+        want = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+        if array.dtype != want and np.issubdtype(array.dtype, np.number):
+            array = array.astype(want)
+        dims = info.type.tensor_type.shape.dim
+        fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if array.ndim != len(fixed) or any(f is not None and f != n for f, n in zip(fixed, array.shape, strict=False)):
+            shown = ", ".join(
+                str(f) if f is not None else (d.dim_param or "?") for f, d in zip(fixed, dims, strict=True)
+            )
+            raise GruOnnxUsageError(f"{path}: {name!r} has shape {list(array.shape)}, the file takes [{shown}]")
+        feeds[name] = array
+    if "lengths" in feeds and "input" in feeds and lone_gru:
+        seq_axis = 0 if feeds["input"].ndim == 2 else time_axes(model, find_metadata(model))[0]
+        seq = feeds["input"].shape[seq_axis or 0]
+        lengths = feeds["lengths"]
+        if lengths.size and (lengths.min() < 1 or lengths.max() > seq):
+            raise GruOnnxUsageError(
+                f"{path}: lengths must lie in 1..{seq} (the sequence length), got {lengths.tolist()}"
+            )
     tensors = {n: torch.from_numpy(np.array(a)) for n, a in feeds.items()}
     # A lone GRU takes (input, h0, lengths) positionally; any other model its inputs in order.
-    order = ("input", "h0", "lengths") if lone_gru else names
+    order = ("input", "h0", "lengths") if lone_gru else list(infos)
     args = tuple(tensors.get(n) for n in order)
     return [Sample(args, feeds)]
 
@@ -427,6 +456,15 @@ def check_parity(
     rtol = default_rtol if rtol is None else rtol
     out_names = [o.name for o in proto.graph.output]
     axes = time_axes(proto, metadata)
+    warnings = []
+    for i, name in enumerate(out_names[: len(references[0])]):
+        bad = sum(int((~np.isfinite(r[i])).sum()) for r in references if np.issubdtype(r[i].dtype, np.floating))
+        total = sum(r[i].size for r in references)
+        if bad:
+            warnings.append(
+                f"the PyTorch reference has {bad} of {total} non-finite values in {name!r}: "
+                "matching NaN/Inf count as equal, but the model itself produces them"
+            )
     if len(out_names) != len(references[0]):
         raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
 
@@ -468,10 +506,14 @@ def check_parity(
         reference=reference_kind,
         samples=[s.describe() for s in sample_list],
         inputs=sample_list[0].feeds,
+        warnings=warnings,
     )
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first[:300]
+    """A runtime's error as one line: its informative lines joined, location banners dropped."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    banner = re.compile(r"^(Exception from |Check '.*' failed at |FrontEnd API failed with)")
+    useful = [line for line in lines if not banner.match(line)] or lines or [type(exc).__name__]
+    text = " | ".join(useful)
+    return text if len(text) <= 400 else text[:397] + "..."

@@ -39,7 +39,10 @@ def state_dict_from_file(model: onnx.ModelProto, stack: Mapping[str, Any]) -> di
 
     state: dict[str, np.ndarray] = {}
     if weights.get("layout") == "torch":
-        state = {param: get(init) for param, init in weights["parameters"].items()}
+        # A parameter is one initializer, or a list of row blocks to stack.
+        for param, stored in weights["parameters"].items():
+            names = [stored] if isinstance(stored, str) else stored
+            state[param] = np.concatenate([get(n) for n in names], axis=0)
     elif weights.get("layout") == "onnx_gru":
         hidden = spec.hidden_size
         for layer in range(spec.num_layers):

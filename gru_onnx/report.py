@@ -62,6 +62,7 @@ def to_json(report: ParityReport) -> dict[str, Any]:
         "reference": report.reference,
         "tolerance": {"atol": report.atol, "rtol": report.rtol},
         "samples": report.samples,
+        "warnings": list(report.warnings),
         "runtimes": [
             {
                 "runtime": r.runtime,
@@ -125,6 +126,7 @@ def table(report: ParityReport) -> Any:
                 verdict,
             )
         lines.extend(f"[dim]{r.runtime}: {escape(note)}[/]" for note in r.notes)
+    lines.extend(f"[yellow]warning[/]: {escape(w)}" for w in report.warnings)
     return Group(out, *(Text.from_markup(line) for line in lines))
 
 
@@ -149,6 +151,7 @@ def plot(report: ParityReport, path: str | os.PathLike[str]) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise GruOnnxUsageError("--plot needs matplotlib: pip install gru-onnx[plot]") from None
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
@@ -162,6 +165,7 @@ def plot(report: ParityReport, path: str | os.PathLike[str]) -> None:
             drawn += 1
     ax.axhline(report.atol, color="grey", linestyle="--", linewidth=1, label=f"atol {report.atol:g}")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("time step")
     ax.set_ylabel("max |onnx - torch|")
     ax.set_title(f"{Path(report.file).name}: error per time step" + ("" if drawn else " (no time-indexed output)"))

@@ -108,6 +108,10 @@ def test_parse_syntax_and_defaults():
         ("leaky_relu(0.2)", "cannot parse"),
         ("leaky_relu(alpha='x')", "must be key=number"),
         ("relu +", "cannot parse"),
+        ("softplus(beta=0)", "beta must not be 0"),
+        ("celu(alpha=0)", "alpha must not be 0"),
+        ("hardtanh(min_val=1, max_val=-1)", "max_val must be greater than min_val"),
+        ("leaky_relu(alpha=1e999)", "must be finite"),
     ],
 )
 def test_parse_errors_are_clear(text, message):

@@ -153,7 +153,7 @@ def test_no_check(run_cli):
 def test_activations_listing(run_cli):
     result = run_cli("activations", "--opset", "17")
     assert result.exit_code == 0
-    for name in ("gelu", "silu (swish)", "hard_sigmoid", "HardSigmoid(alpha=0.166667, beta=0.5)", "Erf"):
+    for name in ("gelu", "silu (swish)", "hard_sigmoid", "HardSigmoid(alpha=0.1667, beta=0.5)", "Erf"):
         assert name in result.output
     assert "Gelu" in run_cli("activations", "--opset", "20").output
 
@@ -230,3 +230,76 @@ def test_inspect_bad_files_exit_2(run_cli, tmp_path, content, message):
     result = run_cli("inspect", name)
     assert result.exit_code == 2 and message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_requested_gpu_runtime_missing_is_exit_2_before_any_work(run_cli, tmp_path):
+    from gru_onnx.runners import unavailable_reason
+
+    if unavailable_reason("cuda") is None:
+        pytest.skip("this machine has CUDA")
+    result = run_cli("export", "--provider", "cuda")
+    assert result.exit_code == 2 and "CUDA execution provider not available" in result.output
+    assert not (tmp_path / "gru.onnx").exists()
+
+
+def test_output_path_problems_exit_2_early(run_cli, tmp_path):
+    (tmp_path / "adir").mkdir()
+    result = run_cli("export", "-o", "adir")
+    assert result.exit_code == 2 and "is a directory" in result.output
+    result = run_cli("export", "-o", "/proc/gru.onnx")
+    assert result.exit_code == 2 and "cannot write to /proc" in result.output
+
+
+def test_written_file_has_ordinary_permissions(run_cli, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert run_cli("export", "--no-check").exit_code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "gru.onnx").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["gru.onnx"]  # no temporary files left
+
+
+BROKEN_FACTORIES = {
+    "syntax_bad.py": "def f(:\n    pass\n",
+    "raises.py": "def f():\n    raise ValueError('boom in factory')\n",
+    "not_a_pair.py": "def f():\n    return 42\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [("syntax_bad", "cannot import 'syntax_bad': SyntaxError"), ("raises", "raised ValueError: boom in factory"),
+     ("not_a_pair", "must return (module, example_args)")],
+)  # fmt: skip
+def test_broken_factories_exit_2(run_cli, tmp_path, module, message):
+    for name, body in BROKEN_FACTORIES.items():
+        (tmp_path / name).write_text(body)
+    result = run_cli("export", "--model", f"{module}:f")
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_checkpoint_messages_say_what_to_do(run_cli, tmp_path):
+    torch.save(CustomGRU(16, 32), tmp_path / "module.pt")
+    result = run_cli("export", "--checkpoint", "module.pt")
+    assert result.exit_code == 2 and "save model.state_dict()" in result.output
+    wrapped = nn.Sequential()
+    wrapped.rnn = CustomGRU(16, 32)
+    torch.save(wrapped.state_dict(), tmp_path / "whole.pt")
+    result = run_cli("export", "--checkpoint", "whole.pt")
+    assert result.exit_code == 2 and "it has 'rnn.weight_ih_l0'" in result.output
+    (tmp_path / "text.pt").write_text("hello")
+    result = run_cli("export", "--checkpoint", "text.pt")
+    assert result.exit_code == 2 and "not a torch.save file" in result.output
+
+
+@pytest.mark.skipif(shutil.which("gru-onnx") is None, reason="console script not installed")
+def test_console_usage_errors_are_one_line(tmp_path):
+    proc = subprocess.run(["gru-onnx", "export", "--hidden-size", "-3"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "Error: Invalid value for '--hidden-size': -3 is not in the range x>=1. (see 'gru-onnx export --help')"
+    ]

@@ -172,6 +172,9 @@ def test_packed_sequence_matches_nn_gru_semantics(act, bidirectional):
         ({}, lambda g: g(torch.randn(4, 2, 5), torch.randn(2, 2, 7)), r"h0 has shape \(2, 2, 7\)"),
         ({"activation": "nope"}, None, "unknown activation 'nope'"),
         ({"num_layers": 0}, None, "num_layers must be a positive integer"),
+        ({}, lambda g: g(torch.randn(4, 2, 5), lengths=torch.tensor([4, 0])), r"lengths must lie in 1..4"),
+        ({}, lambda g: g(torch.randn(4, 2, 5), lengths=torch.tensor([5, 1])), r"lengths must lie in 1..4"),
+        ({}, lambda g: g(torch.randn(4, 2, 5), lengths=torch.tensor([4])), r"lengths must have shape \[batch\]"),
     ],
 )
 def test_bad_input_is_a_clear_error(kwargs, call, message):

@@ -37,6 +37,11 @@ def test_compare_counts_elements_beyond_atol_plus_rtol():
     assert c.first_failing_step == 0
 
 
+def test_relative_error_is_floored_at_atol():
+    c = compare("y", [np.array([0.0, 1e-300])], [np.array([1e-6, 1e-300 + 1e-6])], atol=1e-5, rtol=0)
+    assert c.passed and c.max_rel == pytest.approx(1e-6 / 1e-5)
+
+
 def test_nan_and_inf_in_the_same_place_are_equal():
     ref = np.array([1.0, np.nan, np.inf, -np.inf])
     c = compare("y", [ref], [ref.copy()], atol=0, rtol=0)
@@ -256,6 +261,48 @@ def test_whole_models_need_their_factory(run_cli, tmp_path):
     assert result.exit_code == 0, result.output
     result = run_cli("check", "net.onnx", "--model", "nets:net", "--checkpoint", "x.pt")
     assert result.exit_code == 2 and "cannot be combined" in result.output
+
+
+def test_npz_inputs_are_cast_and_validated(exported, run_cli, tmp_path):
+    _, x, path = exported
+    np.savez(tmp_path / "f64.npz", input=x.double().numpy())
+    assert run_cli("check", str(path), "--inputs", "f64.npz").exit_code == 0
+    np.savez(tmp_path / "short.npz", input=x[:5].numpy())
+    result = run_cli("check", str(path), "--inputs", "short.npz")
+    assert result.exit_code == 2 and "'input' has shape [5, 2, 4], the file takes [12, batch, 4]" in result.output
+
+
+def test_npz_lengths_out_of_range(tmp_path, run_cli):
+    gru = CustomGRU(3, 4, activation="relu")
+    x = torch.randn(6, 2, 3)
+    gru_onnx.export(gru, (x, None, torch.tensor([6, 2])), tmp_path / "len.onnx")
+    np.savez(tmp_path / "bad.npz", input=x.numpy(), lengths=np.array([7, 0]))
+    result = run_cli("check", "len.onnx", "--inputs", "bad.npz")
+    assert result.exit_code == 2 and "lengths must lie in 1..6" in result.output
+
+
+def test_a_model_that_produces_nan_passes_with_a_warning(tmp_path, run_cli):
+    from gru_onnx import register_activation
+
+    def zero_by_zero(op, x):
+        return op.Div(op.Sub(x, x), op.Sub(x, x))
+
+    register_activation("nan_act", lambda x: (x - x) / (x - x), zero_by_zero, overwrite=True)
+    gru = CustomGRU(3, 4, activation="nan_act")
+    result = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "nan.onnx", strategy="unrolled")
+    assert result.passed  # NaN where PyTorch has NaN counts as equal ...
+    assert any("non-finite values in 'output'" in w for w in result.parity.warnings)  # ... but it is said
+    assert "warning: the PyTorch reference has 40 of 40 non-finite values" in result.parity.summary()
+
+
+def test_openvino_errors_keep_the_cause():
+    from gru_onnx.parity import _one_line
+
+    text = (
+        "Exception from src/inference/src/cpp/core.cpp:84:\nCheck 'false' failed at src/x.cpp:151:\n"
+        "FrontEnd API failed with OpConversionFailure:\nModel wasn't fully converted.\n-- Scan-18: body outputs (2)"
+    )
+    assert _one_line(RuntimeError(text)) == "Model wasn't fully converted. | -- Scan-18: body outputs (2)"
 
 
 # ------------------------------------------------------------------------------ runners

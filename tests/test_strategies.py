@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import re
 
@@ -48,6 +49,9 @@ def test_strategy_matrix_against_numpy(strategy, reset_after, layers, bidirectio
     want_y, want_h = numpy_reference(gru, x, h0, lens)
     np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h_n, want_h, rtol=1e-4, atol=1e-5)
+    if importlib.util.find_spec("openvino") is not None:  # the same file on a second runtime
+        on_openvino = gru_onnx.check_parity(gru, result.path, args, providers=("openvino",))
+        assert on_openvino.passed, on_openvino.summary()
     if lens is not None:  # sequence 1 has length 1: every later output is exactly zero
         past_end = y[1, 1:] if batch_first else y[1:, 1]
         assert past_end.shape[0] == 5 and not past_end.any()

@@ -22,4 +22,34 @@ RUNNERS: dict[str, Callable[[Path], Runner]] = {
 }
 ALL = tuple(RUNNERS)
 
-__all__ = ["ALL", "RUNNERS", "OnnxRuntimeRunner", "OpenVINORunner", "Runner", "RuntimeUnavailable"]
+
+def unavailable_reason(key: str) -> str | None:
+    """Why runtime ``key`` cannot run on this machine (checked without a file), or None."""
+    import importlib.util
+
+    if key == "openvino":
+        if importlib.util.find_spec("openvino") is None:
+            return "OpenVINO not available: not installed (pip install gru-onnx[openvino])"
+        return None
+    if key == "cpu":
+        return None
+    import onnxruntime as ort
+
+    from gru_onnx.runners.onnxruntime import DISPLAY, PROVIDERS, cuda_device_problem
+
+    label = DISPLAY[key]
+    if PROVIDERS[key] not in ort.get_available_providers():
+        return f"{label} execution provider not available: this onnxruntime build does not include it"
+    problem = cuda_device_problem()
+    return f"{label} execution provider not available: {problem}" if problem else None
+
+
+__all__ = [
+    "ALL",
+    "RUNNERS",
+    "OnnxRuntimeRunner",
+    "OpenVINORunner",
+    "Runner",
+    "RuntimeUnavailable",
+    "unavailable_reason",
+]

@@ -26,7 +26,7 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-_DISPLAY = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
+DISPLAY = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
 #: Ops whose placement on another provider than the requested one is worth telling about.
 COMPUTE_OPS = {"GRU", "Scan", "Loop", "MatMul", "Gemm"}
 
@@ -76,7 +76,7 @@ class OnnxRuntimeRunner(Runner):
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise RuntimeUnavailable(f"onnxruntime is not installed: {exc}") from None
         wanted = self.provider_name
-        unavailable = f"{_DISPLAY[self.provider]} execution provider not available"
+        unavailable = f"{DISPLAY[self.provider]} execution provider not available"
         if wanted not in ort.get_available_providers():
             raise RuntimeUnavailable(f"{unavailable}: this onnxruntime build does not include it")
         options = ort.SessionOptions()
