@@ -17,10 +17,11 @@ from hypothesis.extra.numpy import arrays
 
 import gru_onnx
 from gru_onnx import CustomGRU
-from gru_onnx.parity import compare, generate_samples
+from gru_onnx.parity import compare
 from gru_onnx.report import schema, to_json
 from gru_onnx.runners import RUNNERS, RuntimeUnavailable
 from gru_onnx.runners.onnxruntime import cuda_device_problem, fallback_nodes
+from gru_onnx.samples import generate_samples
 from gru_onnx.testing import assert_parity
 
 # ------------------------------------------------------------------------------ the comparator
