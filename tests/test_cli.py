@@ -160,11 +160,11 @@ def test_activations_listing(run_cli):
 
 @pytest.mark.skipif(shutil.which("gru-onnx") is None, reason="console script not installed")
 def test_console_script_readme_command(tmp_path):
-    proc = subprocess.run_cli(["gru-onnx", "export", "--activation", "relu"], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run(["gru-onnx", "export", "--activation", "relu"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "gru.onnx").exists()
-    bad = subprocess.run_cli(["gru-onnx", "export", "--activation", "nope"], cwd=tmp_path, capture_output=True,
+    bad = subprocess.run(["gru-onnx", "export", "--activation", "nope"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("Error: unknown activation") and "Traceback" not in bad.stderr
 
