@@ -167,11 +167,16 @@ def test_graph_interface_metadata_and_weights_stored_once(tmp_path):
     assert [o.name for o in model.graph.output] == ["output", "h_n"]
     assert model.graph.input[0].type.tensor_type.shape.dim[1].dim_param == "batch"
     assert model.graph.output[1].type.tensor_type.shape.dim[1].dim_param == "batch"
-    # 16 parameters, each stored once, not once per step
-    names = {t.name for t in model.graph.initializer}
-    assert set(gru.state_dict()) <= names
-    weights = [t for t in model.graph.initializer if t.name.startswith("weight_")]
-    assert len(weights) == 8
+    # 16 parameters, each stored once (not once per step): the recurrent ones of this
+    # reset-before GRU as two row blocks (r,z rows and n rows), as the metadata lists them.
+    arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    stored = json.loads(next(p.value for p in model.metadata_props if p.key == "gru_onnx"))["stacks"][0]
+    for name, tensor in gru.state_dict().items():
+        blocks = stored["weights"]["parameters"][name]
+        blocks = [blocks] if isinstance(blocks, str) else blocks
+        assert len(blocks) == (2 if "_hh_" in name else 1), name
+        np.testing.assert_array_equal(np.concatenate([arrays[b] for b in blocks]), tensor.numpy())
+    assert len([n for n in arrays if n.startswith(("weight_", "bias_"))]) == 8 + 16
     # 6 steps x 2 layers x 2 directions: one recurrent Gemm (r,z) + one (n) each
     assert result.node_counts["Gemm"] == 6 * 2 * 2 * 2
     assert result.node_counts["MatMul"] == 4  # input projection: one per layer and direction
@@ -180,7 +185,10 @@ def test_graph_interface_metadata_and_weights_stored_once(tmp_path):
     (stack,) = meta["stacks"]
     assert stack["spec"]["activation"] == {"name": "leaky_relu", "params": {"alpha": 0.2}}
     assert stack["spec"]["reset_after"] is False and stack["seq_len"] == 6 and stack["has_h0"]
-    assert stack["weights"]["parameters"]["weight_hh_l1_reverse"] == "weight_hh_l1_reverse"
+    assert stack["weights"]["parameters"]["weight_hh_l1_reverse"] == [
+        "weight_hh_l1_reverse.rz",
+        "weight_hh_l1_reverse.n",
+    ]
 
 
 @pytest.mark.parametrize("strategy", ["unrolled", "native"])
