@@ -364,5 +364,8 @@ def _one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     banner = re.compile(r"^(Exception from |Check '.*' failed at |FrontEnd API failed with)")
     useful = [line for line in lines if not banner.match(line)] or lines or [type(exc).__name__]
+    # A runtime's own verdict ("Unsupported ...", "Unknown ...") goes first: the context can be long.
+    verdicts = [line for line in useful if re.match(r"^(Unsupported|Unknown|Not supported)", line)]
+    useful = verdicts + [line for line in useful if line not in verdicts]
     text = " | ".join(useful)
     return text if len(text) <= 400 else text[:397] + "..."
