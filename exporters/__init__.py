@@ -35,7 +35,6 @@ class StackInputs:
     opset: int
     batch_first: bool = False  # layout of x and of the output y
     name_prefix: str = ""  # prefix for new initializers, e.g. "encoder."
-    target: str | None = None  # the runtime the user aims at, when given (a hint for auto)
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,20 @@ def _split_rows(op: Any, value: Value, rows: int) -> tuple[Value, Value]:
         first, rest = op.Split(value, [rows, value.shape[0] - rows], axis=0, _outputs=2)
         return first, rest
     array = value.const_value.numpy()
-    parts = []
-    for suffix, part in (("rz", array[:rows]), ("n", array[rows:])):
-        name = f"{value.name}.{suffix}"
-        parts.append(ir.val(name, const_value=ir.tensor(np.ascontiguousarray(part), name=name)))
-        op.builder.root.graph.register_initializer(parts[-1])
-    return parts[0], parts[1]
+    first = register_constant(op, f"{value.name}.rz", array[:rows])
+    rest = register_constant(op, f"{value.name}.n", array[rows:])
+    return first, rest
+
+
+def register_constant(op: Any, name: str, array: np.ndarray) -> Value:
+    """An initializer named exactly ``name`` (the builder would add its scope); a CustomGRU
+    called twice in one model finds the one its first call registered."""
+    graph = op.builder.root.graph
+    if name in graph.initializers:
+        return graph.initializers[name]
+    value = ir.val(name, const_value=ir.tensor(np.ascontiguousarray(array), name=name))
+    graph.register_initializer(value)
+    return value
 
 
 def prepare_recurrent(op: Any, spec: GRUSpec, w_hh: Value, b_hh: Value | None) -> RecurrentWeights:

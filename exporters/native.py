@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from gru_onnx.activations import BoundActivation, NativeActivation
+from gru_onnx.activations import NativeActivation
 from gru_onnx.errors import ExportError
 from gru_onnx.exporters import StackInputs, StackResult, register_strategy
+from gru_onnx.exporters._cell import register_constant
 from gru_onnx.spec import GRUSpec
 
 
@@ -60,10 +61,6 @@ def _attributes(spec: GRUSpec, f: NativeActivation, g: NativeActivation) -> dict
     return attrs
 
 
-def is_default(bound: BoundActivation, name: str) -> bool:
-    return bound == BoundActivation(name)
-
-
 @register_strategy(
     "native",
     dynamic_seq=True,
@@ -93,9 +90,7 @@ def build_native(op: Any, stack: StackInputs) -> StackResult:
         for key, parts in arrays.items():
             if parts:
                 name = f"{stack.name_prefix}gru_{key}_l{layer}"
-                # Registered directly so the name is exactly this (the builder would add its scope).
-                tensors[key] = ir.val(name, const_value=ir.tensor(np.stack(parts), name=name))
-                op.builder.root.graph.register_initializer(tensors[key])
+                tensors[key] = register_constant(op, name, np.stack(parts))
                 names[key] = name
         layout[f"l{layer}"] = names
         initial_h = None

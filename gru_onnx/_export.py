@@ -28,7 +28,7 @@ from torch import nn
 
 from gru_onnx import _export_op
 from gru_onnx._version import __version__
-from gru_onnx.errors import ExportError, GruOnnxUsageError
+from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
 from gru_onnx.metadata import METADATA_KEY
 from gru_onnx.module import CustomGRU
@@ -41,7 +41,6 @@ MIN_OPSET = 17
 MAX_OPSET = 25  # newest opset torch.onnx writes and ONNX Runtime 1.31 runs
 DEFAULT_OPSET = 18
 TORCH_MIN_OPSET = 18  # the oldest opset torch.onnx (dynamo) writes
-TARGETS = ("cpu", "cuda", "tensorrt", "openvino")
 # bfloat16 is left out: ONNX Runtime 1.31's CPU provider has no bfloat16 MatMul or Gemm.
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 _GRU_ARGS = ("input", "hx", "lengths")  # CustomGRU.forward's tensor arguments
@@ -82,7 +81,6 @@ def export(
     dtype: torch.dtype | str | None = None,
     dynamic_batch: bool = True,
     dynamic_seq: bool = False,
-    target: str | None = None,
     check: bool = True,
     providers: Sequence[str] = ("cpu",),
     input_names: Sequence[str] | None = None,
@@ -100,8 +98,7 @@ def export(
     ``batch`` and left free, with ``dynamic_seq`` the sequence axis too (``seq``): for a
     CustomGRU the axes follow ``batch_first``; for other models they are axes 0 and 1 of every
     tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
-    ``target`` (``cpu``, ``cuda``, ``tensorrt``, ``openvino``) tells ``auto`` where the file
-    will run. With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
+    With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
     ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
     ``result.parity``. The file is written only once complete.
     """
@@ -110,8 +107,6 @@ def export(
     chosen = get_strategy(strategy)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
-    if target is not None and target not in TARGETS:
-        raise GruOnnxUsageError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
     if dynamic_seq and not chosen.dynamic_seq:
         raise GruOnnxUsageError(
             f"the {chosen.name} strategy fixes the sequence length; use a strategy with a dynamic length "
@@ -123,6 +118,11 @@ def export(
     grus = find_grus(model)
     if not grus:
         raise GruOnnxUsageError(f"{type(model).__name__} contains no CustomGRU layer to export")
+    if chosen.name == "native":  # refuse before the export's work, naming the activation
+        from gru_onnx.exporters.native import native_activations
+
+        for _, gru in grus:
+            native_activations(gru.spec)
     if isinstance(model, CustomGRU):
         names = [n for n, a in zip(("input", "h0", "lengths"), args, strict=False) if a is not None]
         input_names = input_names or names
@@ -141,7 +141,7 @@ def export(
     with _export_mode(model, grus):
         program = _torch_export(model, call_args, call_kwargs, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
-    stacks = _replace_placeholders(ir_model, chosen, opset, target)
+    stacks = _replace_placeholders(ir_model, chosen, opset, dynamic_seq)
     float_dtype = _float_dtype(model)
     used = sorted({stack["strategy"] for stack in stacks})
     metadata = {
@@ -152,7 +152,6 @@ def export(
         "opset": opset,
         "dtype": float_dtype,
         "dynamic_seq": dynamic_seq,
-        "target": target,
         "stacks": stacks,
     }
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
@@ -162,7 +161,10 @@ def export(
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:  # pragma: no cover - a bug in a strategy
-        raise ExportError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from exc
+        raise InternalError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from exc
+    produced = [name for node in proto.graph.node for name in node.output if name]
+    if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
+        raise InternalError("the exported graph assigns a value name twice")
     _save_atomically(proto, path)
 
     counts: dict[str, int] = {}
@@ -310,11 +312,12 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, target: str | None) -> list[dict[str, Any]]:
+def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, dynamic_seq: bool) -> list[dict[str, Any]]:
     """Write every placeholder node with ``strategy``; return the stacks' metadata."""
     graph = model.graph
     stacks = []
     builder = onnxscript.GraphBuilder(graph)  # one builder: its constants are shared by all stacks
+    calls: dict[str, int] = {}
     for node in [n for n in graph if n.domain == _export_op.STUB_DOMAIN]:
         cfg = json.loads(node.attributes["config"].value)
         spec = GRUSpec.from_json(cfg["spec"])
@@ -326,11 +329,19 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, targe
         batch_first = cfg["batch_first"]
         seq_dim = x.shape[1 if batch_first else 0] if x.shape is not None else None
         seq_len = seq_dim if isinstance(seq_dim, int) else None
-        builder.push_module(f"gru_onnx.{cfg['path'] or 'gru'}", "CustomGRU")
+        if seq_len is None and (not dynamic_seq or str(seq_dim) == "batch"):
+            where = repr(cfg["path"]) if cfg["path"] else "the model"
+            raise ExportError(
+                f"the CustomGRU at {where} gets a dynamic axis ({seq_dim}) as its time axis: the model's "
+                "inputs are not batch-first (axis 0 batch, axis 1 sequence); pass dynamic_shapes as for "
+                "torch.export, or dynamic_batch=False"
+            )
+        # A scope per call keeps node and value names unique when a CustomGRU runs twice.
+        scope = f"gru_onnx.{cfg['path'] or 'gru'}"
+        calls[scope] = calls.get(scope, -1) + 1
+        builder.push_module(scope + (f"#{calls[scope]}" if calls[scope] else ""), "CustomGRU")
         prefix = f"{cfg['path']}." if cfg["path"] else ""
-        stack = StackInputs(
-            spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, target=target
-        )
+        stack = StackInputs(spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix)
         result = strategy.build(builder.opset("", opset), stack)
         builder.pop_module()
         new_outputs = (result.y, result.y_h)
@@ -391,21 +402,25 @@ def _relabel_opset(model: ir.Model, opset: int) -> None:
 
 
 def _check_output_path(f: str | os.PathLike[str]) -> Path:
-    """Fail early (before the export's work) when ``f`` cannot be written."""
+    """Fail early (before the export's work) when ``f`` cannot be written; create nothing."""
     if not os.fspath(f):
         raise GruOnnxUsageError("the output path is empty")
     path = Path(f)
     if path.is_dir():
         raise GruOnnxUsageError(f"the output path {path} is a directory")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GruOnnxUsageError(f"cannot create {path.parent}: {exc.strerror}") from None
-    try:  # the same kind of temporary file the final write uses
-        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=path.parent):
-            pass
-    except OSError as exc:
-        raise GruOnnxUsageError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+    existing = path.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GruOnnxUsageError(f"cannot create {path.parent}: {existing} is not a directory")
+    if existing == path.absolute().parent:
+        try:  # the same kind of temporary file the final write uses
+            with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=existing):
+                pass
+        except OSError as exc:
+            raise GruOnnxUsageError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+    elif not os.access(existing, os.W_OK):
+        raise GruOnnxUsageError(f"cannot create {path.parent}: {existing} is not writable")
     return path
 
 
@@ -416,6 +431,7 @@ def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:
     """
     tmp = ""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         onnx.save(proto, tmp)

@@ -155,11 +155,6 @@ def cli() -> None:
     show_default=True,
     help="Weights and compute type of the exported file.",
 )
-@click.option(
-    "--target",
-    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
-    help="Where the file will run; steers --strategy auto.",
-)
 @click.option("--opset", type=int, default=18, show_default=True)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gru.onnx"), show_default=True
@@ -220,7 +215,6 @@ def export(ctx: click.Context, **opts: Any) -> None:
         opset=opts["opset"],
         dtype=opts["dtype"],
         dynamic_seq=opts["dynamic_seq"],
-        target=opts["target"],
         check=opts["check"],
         providers=opts["providers"],
         atol=opts["atol"],
@@ -379,6 +373,10 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
         raise click.UsageError("--checkpoint and --model cannot be combined")
     if opts["plot_path"] and importlib.util.find_spec("matplotlib") is None:
         _fail("--plot needs matplotlib: pip install gru-onnx[plot]", 2)
+    for option in ("report_path", "plot_path"):
+        target = opts[option]
+        if target is not None and not os.access(target.parent if str(target.parent) else ".", os.W_OK):
+            _fail(f"cannot write {target}: its folder does not exist or is not writable", 2)
     _require_providers(providers)
     load_model(path)  # unreadable files fail here, before any model is built
     model, args = (None, None)
@@ -389,19 +387,17 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
         seq_len=opts["seq_len"], batch=opts["batch"], inputs=opts["inputs"], seed=opts["seed"],
         atol=opts["atol"], rtol=opts["rtol"],
     )  # fmt: skip
+    if "all" not in providers:
+        for result in report.results:
+            if result.status == "skipped":  # e.g. ONNX Runtime fell back to the CPU after all
+                _fail(result.reason, 2)
     _print(table(report))
     if opts["report_path"]:
         write_json(report, opts["report_path"])
     if opts["plot_path"]:
         plot(report, opts["plot_path"])
     if not report.passed:
-        failed = [r for r in report.results if r.status in ("failed", "error")]
-        lines = [
-            f"{r.runtime}: {r.reason}" if r.status == "error" else f"{r.runtime}: {o.describe_failure()}"
-            for r in failed
-            for o in (r.outputs if r.status == "failed" else (None,))
-            if o is None or not o.passed
-        ]
+        lines = report.failures()
         _fail("parity check failed: " + "; ".join(lines), 1)
 
 

@@ -19,3 +19,9 @@ class ExportError(GruOnnxError):
     """The model could not be exported with the requested strategy."""
 
     exit_code = 2
+
+
+class InternalError(GruOnnxError):
+    """gru-onnx produced something it should not have (a bug; please report it)."""
+
+    exit_code = 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -71,6 +72,13 @@ class CustomGRU(nn.RNNBase):
         )
         # Set by gru_onnx.export while tracing: this module's path in the exported model.
         self._export_path: str | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Keep the spec in step with nn.RNNBase attributes a user may change after
+        # construction (model.dropout = 0.3); sizes cannot change without new weights.
+        super().__setattr__(name, value)
+        if name in ("dropout", "batch_first") and "spec" in self.__dict__:
+            self.__dict__["spec"] = dataclasses.replace(self.spec, **{name: value})
 
     @classmethod
     def from_spec(cls, spec: GRUSpec, **kwargs: Any) -> CustomGRU:

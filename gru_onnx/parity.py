@@ -109,6 +109,18 @@ class ParityReport:
         errors = [o.max_abs for r in self.results for o in r.outputs]
         return max(errors) if errors else float("nan")
 
+    def failures(self) -> list[str]:
+        """One line per runtime that failed or could not run the file (empty when passed)."""
+        lines = []
+        for r in self.results:
+            if r.status == "error":
+                lines.append(f"{r.runtime}: could not run the file: {r.reason}")
+            elif r.status == "failed":
+                lines.extend(f"{r.runtime}: {o.describe_failure()}" for o in r.outputs if not o.passed)
+        if not lines and not self.passed:
+            lines.append("no runtime could run the file")
+        return lines
+
     def summary(self) -> str:
         """Plain lines: one per runtime and output, failures spelled out, then warnings."""
         lines = [f"warning: {w}" for w in self.warnings]
@@ -340,10 +352,14 @@ def check_parity(
             continue
         finally:
             runner.close()
-        comparisons = tuple(
-            compare(name, [r[i] for r in references], [a[i] for a in actuals], atol, rtol, axes[i])
-            for i, name in enumerate(out_names)
-        )
+        try:
+            comparisons = tuple(
+                compare(name, [r[i] for r in references], [a[i] for a in actuals], atol, rtol, axes[i])
+                for i, name in enumerate(out_names)
+            )
+        except GruOnnxUsageError as exc:  # an output of the wrong shape: this runtime fails
+            results.append(RuntimeResult(runner.name, "error", reason=str(exc), notes=tuple(runner.notes)))
+            continue
         status = "passed" if all(c.passed for c in comparisons) else "failed"
         results.append(RuntimeResult(runner.name, status, comparisons, notes=tuple(runner.notes)))
     return ParityReport(

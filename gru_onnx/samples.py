@@ -146,8 +146,13 @@ def samples_from_npz(model: onnx.ModelProto, path: str | os.PathLike[str], lone_
     for name, info in infos.items():
         array = np.asarray(data[name])
         want = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
-        if array.dtype != want and np.issubdtype(array.dtype, np.number):
-            array = array.astype(want)
+        if array.dtype != want:
+            if np.issubdtype(array.dtype, np.floating) and np.issubdtype(want, np.floating):
+                array = array.astype(want)  # NumPy writes float64 by default
+            elif np.issubdtype(array.dtype, np.integer) and np.issubdtype(want, np.integer):
+                array = array.astype(want)
+            else:
+                raise GruOnnxUsageError(f"{path}: {name!r} is {array.dtype}, the file takes {np.dtype(want)}")
         dims = info.type.tensor_type.shape.dim
         fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
         if array.ndim != len(fixed) or any(f is not None and f != n for f, n in zip(fixed, array.shape, strict=False)):
@@ -161,7 +166,7 @@ def samples_from_npz(model: onnx.ModelProto, path: str | os.PathLike[str], lone_
         from gru_onnx.parity import time_axes
 
         seq_axis = 0 if feeds["input"].ndim == 2 else time_axes(model, find_metadata(model))[0]
-        seq = feeds["input"].shape[seq_axis or 0]
+        seq = feeds["input"].shape[seq_axis]
         lengths = feeds["lengths"]
         if lengths.size and (lengths.min() < 1 or lengths.max() > seq):
             raise GruOnnxUsageError(

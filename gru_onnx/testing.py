@@ -39,12 +39,7 @@ def assert_parity(
 
     report = check_parity(model, onnx_path, args, **kwargs)
     if not report.passed:
-        failures = [
-            f"{r.runtime}: " + (r.reason or "; ".join(o.describe_failure() for o in r.outputs if not o.passed))
-            for r in report.results
-            if r.status in ("failed", "error")
-        ] or ["no runtime could run the file"]
-        raise AssertionError("ONNX parity failed: " + " | ".join(failures) + "\n" + render_text(report))
+        raise AssertionError("ONNX parity failed: " + " | ".join(report.failures()) + "\n" + render_text(report))
     return report
 
 

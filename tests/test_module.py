@@ -181,3 +181,12 @@ def test_bad_input_is_a_clear_error(kwargs, call, message):
     with pytest.raises(GruOnnxUsageError, match=message):
         gru = CustomGRU(5, 7, **kwargs)
         call(gru)
+
+
+def test_spec_follows_attributes_users_change():
+    gru = CustomGRU(5, 7, num_layers=2, activation="relu")
+    gru.dropout = 0.4
+    assert gru.spec.dropout == 0.4
+    gru.train()
+    x = torch.randn(6, 3, 5)
+    assert not torch.equal(gru(x)[0], gru(x)[0])  # dropout is applied between the layers

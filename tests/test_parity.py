@@ -368,3 +368,28 @@ def test_the_pytest_fixture_exports_and_gates(gru_onnx_export):
     gru = CustomGRU(3, 4, activation="silu", batch_first=True)
     result = gru_onnx_export(gru, (torch.randn(2, 5, 3),), strategy="loop", dynamic_seq=True)
     assert result.path.exists() and result.parity.passed and result.strategy == "loop"
+
+
+def test_a_file_onnx_runtime_cannot_load_is_an_error_not_a_skip(exported, run_cli, tmp_path):
+    _, _, path = exported
+    model = onnx.load(path)
+    next(n for n in model.graph.node if n.op_type == "Relu").op_type = "Reluu"
+    onnx.save(model, tmp_path / "broken.onnx")
+    result = run_cli("check", "broken.onnx", "--provider", "all")
+    assert result.exit_code == 1
+    assert "onnxruntime-cpu: could not run the file" in result.output
+
+
+def test_unwritable_report_path_is_exit_2(exported, run_cli):
+    _, _, path = exported
+    result = run_cli("check", str(path), "--report", "/nonexistent/r.json")
+    assert result.exit_code == 2 and "cannot write /nonexistent/r.json" in result.output
+
+
+def test_npz_lengths_must_be_integers(tmp_path, run_cli):
+    gru = CustomGRU(3, 4, activation="relu")
+    x = torch.randn(6, 2, 3)
+    gru_onnx.export(gru, (x, None, torch.tensor([6, 2])), tmp_path / "len.onnx")
+    np.savez(tmp_path / "bad.npz", input=x.numpy(), lengths=np.array([5.9, 2.0]))
+    result = run_cli("check", "len.onnx", "--inputs", "bad.npz")
+    assert result.exit_code == 2 and "'lengths' is float64, the file takes int64" in result.output

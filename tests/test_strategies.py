@@ -212,3 +212,36 @@ def test_every_supported_opset(opset, tmp_path):
     assert next(o.version for o in model.opset_import if o.domain == "") == opset
     y, _ = run_ort(result.path, feeds_for((x, None, lens)))
     np.testing.assert_allclose(y, numpy_reference(gru, x, None, lens)[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("strategy", "reset_after"), [("native", True), ("loop", False), ("unrolled", False)])
+def test_a_gru_called_twice_shares_its_weights(strategy, reset_after, tmp_path):
+    class Siamese(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = CustomGRU(3, 4, batch_first=True, activation="relu", reset_after=reset_after)
+
+        def forward(self, a, b):
+            return self.rnn(a)[1] - self.rnn(b)[1]
+
+    args = (torch.randn(2, 5, 3), torch.randn(2, 5, 3))
+    result = gru_onnx.export(Siamese(), args, tmp_path / "s.onnx", strategy=strategy)
+    assert result.passed, result.parity.summary()
+    assert len(result.metadata["stacks"]) == 2
+
+
+def test_a_sequence_first_gru_inside_a_model_needs_its_axes_named(tmp_path):
+    class Wrap(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = CustomGRU(4, 5, activation="relu")  # sequence first, as nn.GRU
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    x = torch.randn(6, 3, 4)
+    with pytest.raises(ExportError, match=r"gets a dynamic axis .* as its time axis"):
+        gru_onnx.export(Wrap(), (x,), tmp_path / "w.onnx")
+    batch = torch.export.Dim("batch")
+    result = gru_onnx.export(Wrap(), (x,), tmp_path / "w.onnx", dynamic_shapes=({1: batch},))
+    assert result.passed and result.metadata["stacks"][0]["seq_len"] == 6

@@ -96,15 +96,10 @@ class OnnxRuntimeRunner(Runner):
                     ort.preload_dlls()
                 except Exception as exc:
                     printed.append(str(exc))
-            try:
-                # With the CPU provider listed after a GPU one, nodes the GPU refuses run there.
-                fallback = ["CPUExecutionProvider"] if gpu else []
-                session = ort.InferenceSession(
-                    str(self.path), options, providers=[(wanted, provider_options), *fallback]
-                )
-            except Exception as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise RuntimeUnavailable(f"{unavailable}: {reason}") from None
+            # With the CPU provider listed after a GPU one, nodes the GPU refuses run there. A
+            # file ONNX Runtime cannot load raises here: that is an error, not a missing runtime.
+            fallback = ["CPUExecutionProvider"] if gpu else []
+            session = ort.InferenceSession(str(self.path), options, providers=[(wanted, provider_options), *fallback])
         if session.get_providers()[0] != wanted:
             detail = next((line for line in printed if "cannot open shared object" in line or "Failed" in line), "")
             raise RuntimeUnavailable(
