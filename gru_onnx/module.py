@@ -175,12 +175,28 @@ class CustomGRU(nn.RNNBase):
         y, h_n = gru_stack(seq_first, hx, self._flat_weights, self.spec, lengths=lengths, training=self.training)
         return (y.transpose(0, 1) if batch_first else y), h_n
 
+    def _forward_packed_fused(self, packed: PackedSequence, hx: Tensor | None) -> tuple[PackedSequence, Tensor]:
+        """Exactly ``nn.GRU`` on packed input: its fused kernel, in the packed (sorted) order."""
+        if hx is None:
+            batch = int(packed.batch_sizes[0])
+            hx = packed.data.new_zeros(self.num_layers * self.spec.num_directions, batch, self.hidden_size)
+        elif packed.sorted_indices is not None:
+            hx = hx.index_select(1, packed.sorted_indices)
+        out = torch._VF.gru(  # type: ignore[attr-defined]
+            packed.data, packed.batch_sizes, hx, self._flat_weights, self.bias, self.num_layers,
+            float(self.dropout), self.training, self.bidirectional,
+        )  # fmt: skip
+        h_n = out[1] if packed.unsorted_indices is None else out[1].index_select(1, packed.unsorted_indices)
+        return PackedSequence(out[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), h_n
+
     def _forward_packed(self, packed: PackedSequence, hx: Tensor | None) -> tuple[PackedSequence, Tensor]:
         """PackedSequence in, PackedSequence out, as ``nn.GRU`` does (through a length mask).
 
         ``pad_packed_sequence`` restores the caller's batch order, which is the order ``hx``
         and ``h_n`` use, so the padded batch runs as it is and only the output is re-packed.
         """
+        if self.spec.is_torch_default and self._export_path is None:
+            return self._forward_packed_fused(packed, hx)
         padded, lengths = pad_packed_sequence(packed, batch_first=False)
         y, h_n = self._run(padded, hx, lengths.to(padded.device), batch_first=False)
         order = packed.sorted_indices

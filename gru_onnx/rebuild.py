@@ -84,5 +84,9 @@ def reference_from_file(
         load_checkpoint(module, checkpoint)
     else:
         module.load_state_dict(state_dict_from_file(model, stack), strict=True)
-    dtype = {"float16": torch.float16, "float64": torch.float64}.get(metadata.get("dtype", "float32"), torch.float32)
-    return module.to(dtype).eval()
+    return module.to(torch_dtype(metadata.get("dtype", "float32"))).eval()
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a metadata ``dtype`` name (float32 when unknown)."""
+    return {"float16": torch.float16, "float64": torch.float64}.get(name, torch.float32)

@@ -103,7 +103,9 @@ def generate_samples(
     else:
         rng_len = np.random.default_rng(seed + 1)
         lengths_of = [max_seq, 1, *rng_len.integers(1, max_seq + 1, size=max(count - 2, 0))][:count]
-    dtype = {"float16": torch.float16, "float64": torch.float64}.get(metadata.get("dtype", "float32"), torch.float32)
+    from gru_onnx.rebuild import torch_dtype
+
+    dtype = torch_dtype(metadata.get("dtype", "float32"))
     gen = torch.Generator().manual_seed(seed)
     dirs = 2 if spec["bidirectional"] else 1
     samples = []
