@@ -114,10 +114,8 @@ RunDirection = Callable[[Any, GRUSpec, Value, Value, RecurrentWeights, bool, Val
 
 
 def _zeros_state(op: Any, x: Value, batch_axis: int, hidden: int) -> Value:
-    """``[B, H]`` zeros in ``x``'s type (ConstantOfShape has no bfloat16 before opset 20)."""
+    """``[B, H]`` zeros in ``x``'s type."""
     shape = op.Concat(op.Shape(x, start=batch_axis, end=batch_axis + 1), [hidden], axis=0)
-    if x.dtype == ir.DataType.BFLOAT16 and op.version < 20:
-        return op.Cast(op.ConstantOfShape(shape), to=x.dtype)
     return op.ConstantOfShape(shape, value=ir.tensor(np.zeros((1,), dtype=x.dtype.numpy())))
 
 

@@ -24,8 +24,7 @@ UNROLLED_MAX_LEN = 64
 def choose(stack: StackInputs) -> tuple[str, str]:
     """``(strategy, reason)`` for one stack."""
     spec = stack.spec
-    half = stack.x.dtype in (ir.DataType.FLOAT16, ir.DataType.BFLOAT16)
-    if spec.is_torch_default and not half:
+    if spec.is_torch_default and stack.x.dtype != ir.DataType.FLOAT16:
         return "native", "default activations (sigmoid/tanh, reset after): the ONNX GRU op every runtime implements"
     if stack.seq_len is None:
         return "loop", "the sequence length is dynamic"

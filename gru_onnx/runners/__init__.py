@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gru_onnx.runners.base import Runner, RuntimeUnavailable
-from gru_onnx.runners.onnxruntime import OnnxRuntimeRunner
-from gru_onnx.runners.openvino import OpenVINORunner
+from gru_onnx.runners.onnxruntime import OnnxRuntimeRunner, provider_problem
+from gru_onnx.runners.openvino import OpenVINORunner, openvino_problem
 
 RUNNERS: dict[str, Callable[[Path], Runner]] = {
     "cpu": lambda path: OnnxRuntimeRunner(path, "cpu"),
@@ -25,23 +25,7 @@ ALL = tuple(RUNNERS)
 
 def unavailable_reason(key: str) -> str | None:
     """Why runtime ``key`` cannot run on this machine (checked without a file), or None."""
-    import importlib.util
-
-    if key == "openvino":
-        if importlib.util.find_spec("openvino") is None:
-            return "OpenVINO not available: not installed (pip install gru-onnx[openvino])"
-        return None
-    if key == "cpu":
-        return None
-    import onnxruntime as ort
-
-    from gru_onnx.runners.onnxruntime import DISPLAY, PROVIDERS, cuda_device_problem
-
-    label = DISPLAY[key]
-    if PROVIDERS[key] not in ort.get_available_providers():
-        return f"{label} execution provider not available: this onnxruntime build does not include it"
-    problem = cuda_device_problem()
-    return f"{label} execution provider not available: {problem}" if problem else None
+    return openvino_problem() if key == "openvino" else provider_problem(key)
 
 
 __all__ = [

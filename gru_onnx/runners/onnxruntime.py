@@ -45,6 +45,18 @@ def cuda_device_problem() -> str | None:
     return None
 
 
+def provider_problem(provider: str) -> str | None:
+    """Why ONNX Runtime cannot use ``provider`` here (missing from the build, no GPU), or None."""
+    import onnxruntime as ort
+
+    unavailable = f"{DISPLAY[provider]} execution provider not available"
+    if PROVIDERS[provider] not in ort.get_available_providers():
+        return f"{unavailable}: this onnxruntime build does not include it"
+    if provider != "cpu" and (problem := cuda_device_problem()):
+        return f"{unavailable}: {problem}"
+    return None
+
+
 def fallback_nodes(profile: list[dict[str, Any]], provider: str) -> list[tuple[str, str, str]]:
     """``(node, op, provider)`` for compute nodes the profiler saw on another provider."""
     seen = {}
@@ -77,16 +89,14 @@ class OnnxRuntimeRunner(Runner):
             raise RuntimeUnavailable(f"onnxruntime is not installed: {exc}") from None
         wanted = self.provider_name
         unavailable = f"{DISPLAY[self.provider]} execution provider not available"
-        if wanted not in ort.get_available_providers():
-            raise RuntimeUnavailable(f"{unavailable}: this onnxruntime build does not include it")
+        problem = provider_problem(self.provider)
+        if problem:
+            raise RuntimeUnavailable(problem)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         provider_options: dict[str, str] = {}
         gpu = self.provider != "cpu"
         if gpu:
-            problem = cuda_device_problem()
-            if problem:
-                raise RuntimeUnavailable(f"{unavailable}: {problem}")
             self._disable_tf32(provider_options)
             options.enable_profiling = True
             options.profile_file_prefix = str(Path(os.environ.get("TMPDIR", "/tmp")) / "gru_onnx_profile")

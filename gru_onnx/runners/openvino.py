@@ -14,6 +14,15 @@ import numpy as np
 from gru_onnx.runners.base import Runner, RuntimeUnavailable
 
 
+def openvino_problem() -> str | None:
+    """Why OpenVINO cannot run here (not installed), or None; checked without importing it."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return "OpenVINO not available: not installed (pip install gru-onnx[openvino])"
+    return None
+
+
 class OpenVINORunner(Runner):
     """OpenVINO Runtime, CPU device, ``INFERENCE_PRECISION_HINT=f32``."""
 
@@ -24,10 +33,11 @@ class OpenVINORunner(Runner):
         self._compiled: Any = None
 
     def _open(self) -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise RuntimeUnavailable("OpenVINO not available: not installed (pip install gru-onnx[openvino])") from None
+        problem = openvino_problem()
+        if problem:
+            raise RuntimeUnavailable(problem)
+        import openvino as ov
+
         core = ov.Core()
         if "CPU" not in core.available_devices:  # pragma: no cover - CPU is always there
             raise RuntimeUnavailable("OpenVINO not available: no CPU device")
