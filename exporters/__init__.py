@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import onnx_ir as ir
@@ -35,21 +35,25 @@ class StackInputs:
     opset: int
     batch_first: bool = False  # layout of x and of the output y
     name_prefix: str = ""  # prefix for new initializers, e.g. "encoder."
+    scope: str = "gru"  # unique per call in the graph, for names of subgraphs ("gru_onnx.encoder#1")
 
 
 @dataclass(frozen=True)
 class StackResult:
-    """What a strategy wrote: the two outputs, and metadata to store with the stack.
+    """What a strategy wrote: the two outputs, and what the metadata says about the stack.
 
-    ``weights`` says where the ``nn.GRU`` parameters live in the file: ``{"layout": "torch",
-    "parameters": {name: initializer}}`` when the original tensors are kept, or another layout
-    (see the native strategy) when they were rewritten.
+    ``weights`` says where the ``nn.GRU`` parameters live in the file: a record made with
+    :func:`gru_onnx.weights.layout_record` (layout name, version, and the layout's fields).
+    ``strategy``/``reason`` name the strategy that wrote the stack and why (auto fills them);
+    ``native`` holds the attributes of the ONNX GRU nodes written, for the runtime-support table.
     """
 
     y: ir.Value
     y_h: ir.Value
-    weights: Mapping[str, Any] | None = None
-    notes: Mapping[str, Any] = field(default_factory=dict)
+    weights: Mapping[str, Any]
+    strategy: str | None = None
+    reason: str | None = None
+    native: Mapping[str, Any] | None = None
 
 
 BuildFn = Callable[[Any, StackInputs], StackResult]

@@ -15,7 +15,8 @@ import numpy as np
 import onnx_ir as ir
 
 from gru_onnx.exporters import StackInputs, StackResult
-from gru_onnx.spec import GRUSpec
+from gru_onnx.spec import Direction, GRUSpec
+from gru_onnx.weights import layout_record
 
 Value = Any  # an onnxscript / onnx_ir value
 
@@ -109,8 +110,8 @@ def masked_update(op: Any, mask: Value, h_new: Value, h: Value) -> tuple[Value, 
     return op.Where(mask, h_new, 0.0), op.Where(mask, h_new, h)
 
 
-#: ``run_direction(op, spec, gx, h_init, rw, reverse, mask) -> (y [T, B, H], h_last [B, H])``
-RunDirection = Callable[[Any, GRUSpec, Value, Value, RecurrentWeights, bool, Value | None], tuple[Value, Value]]
+#: ``run_direction(op, spec, gx, h_init, rw, direction, mask) -> (y [T, B, H], h_last [B, H])``
+RunDirection = Callable[[Any, GRUSpec, Value, Value, RecurrentWeights, Direction, Value | None], tuple[Value, Value]]
 
 
 def _zeros_state(op: Any, x: Value, batch_axis: int, hidden: int) -> Value:
@@ -142,28 +143,26 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection) -> Stac
     parameters: dict[str, str | list[str]] = {name: value.name for name, value in stack.weights.items()}
     for layer in range(spec.num_layers):
         outs = []
-        for direction in range(spec.num_directions):
-            index = layer * spec.num_directions + direction
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        for d in spec.directions(layer):
             w = stack.weights
-            b_ih = w.get(f"bias_ih{suffix}")
-            b_hh = w.get(f"bias_hh{suffix}")
-            gx = input_projection(op, x, w[f"weight_ih{suffix}"], b_ih)
+            b_ih = w.get(d.param("bias_ih"))
+            b_hh = w.get(d.param("bias_hh"))
+            gx = input_projection(op, x, w[d.param("weight_ih")], b_ih)
             if layer == 0 and stack.batch_first:
                 gx = op.Transpose(gx, perm=[1, 0, 2])
-            rw = prepare_recurrent(op, spec, w[f"weight_hh{suffix}"], b_hh)
-            for name in (f"weight_hh{suffix}", f"bias_hh{suffix}"):
+            rw = prepare_recurrent(op, spec, w[d.param("weight_hh")], b_hh)
+            for name in (d.param("weight_hh"), d.param("bias_hh")):
                 if name in w and w[name].name in rw.stored_as:
                     parameters[name] = rw.stored_as[w[name].name]
             if stack.h0 is not None:
-                h_init = op.Gather(stack.h0, op.Constant(value_int=index), axis=0)
+                h_init = op.Gather(stack.h0, op.Constant(value_int=d.index), axis=0)
             else:
                 h_init = _zeros_state(op, stack.x, batch_axis, spec.hidden_size)
-            y, h_last = run_direction(op, spec, gx, h_init, rw, direction == 1, mask)
+            y, h_last = run_direction(op, spec, gx, h_init, rw, d, mask)
             outs.append(y)
             finals.append(op.Unsqueeze(h_last, [0]))
         x = op.Concat(*outs, axis=-1) if len(outs) > 1 else outs[0]
     if stack.batch_first:
         x = op.Transpose(x, perm=[1, 0, 2])
     y_h = op.Concat(*finals, axis=0) if len(finals) > 1 else finals[0]
-    return StackResult(x, y_h, weights={"layout": "torch", "parameters": parameters})
+    return StackResult(x, y_h, weights=layout_record("torch", parameters=parameters))

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import onnx_ir as ir
@@ -43,6 +44,4 @@ def choose(stack: StackInputs) -> tuple[str, str]:
 def build_auto(op: Any, stack: StackInputs) -> StackResult:
     """Delegate to the chosen strategy; the choice and reason go into the metadata."""
     name, reason = choose(stack)
-    result = STRATEGIES[name].build(op, stack)
-    notes = {**result.notes, "strategy": name, "reason": reason}
-    return StackResult(result.y, result.y_h, weights=result.weights, notes=notes)
+    return dataclasses.replace(STRATEGIES[name].build(op, stack), strategy=name, reason=reason)

@@ -7,7 +7,6 @@ projection for all steps is still one MatMul outside the loop.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import onnx_ir as ir
@@ -15,9 +14,7 @@ import onnxscript
 
 from gru_onnx.exporters import StackInputs, StackResult, register_strategy
 from gru_onnx.exporters._cell import RecurrentWeights, Value, gru_step, masked_update, run_layers
-from gru_onnx.spec import GRUSpec
-
-_body_ids = itertools.count()
+from gru_onnx.spec import Direction, GRUSpec
 
 
 @register_strategy(
@@ -29,9 +26,10 @@ def build_loop(op: Any, stack: StackInputs) -> StackResult:
     """Write each layer and direction as one Scan over time."""
 
     def run_direction(
-        op: Any, spec: GRUSpec, gx: Value, h: Value, rw: RecurrentWeights, reverse: bool, mask: Value | None
+        op: Any, spec: GRUSpec, gx: Value, h: Value, rw: RecurrentWeights, direction: Direction, mask: Value | None
     ) -> tuple[Value, Value]:
-        prefix = f"gru_scan{next(_body_ids)}"
+        # Named after the stack's (unique) scope and the direction: the same model gives the same file.
+        prefix = f"{stack.scope}/scan{direction.suffix}"
 
         def body(bop: Any, h_prev: Value, gx_t: Value, mask_t: Value | None = None) -> tuple[Value, Value]:
             h_new = gru_step(bop, spec, gx_t, h_prev, rw)
@@ -62,7 +60,7 @@ def build_loop(op: Any, stack: StackInputs) -> StackResult:
         _prefix_names(graph, prefix)
         scanned = [gx] if mask is None else [gx, mask]
         directions = {}
-        if reverse:
+        if direction.reverse:
             directions = {"scan_input_directions": [1] * len(scanned), "scan_output_directions": [1]}
         h_last, y = op.Scan(h, *scanned, body=graph, num_scan_inputs=len(scanned), _outputs=2, **directions)
         return y, h_last

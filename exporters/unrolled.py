@@ -12,7 +12,7 @@ from typing import Any
 from gru_onnx.errors import ExportError
 from gru_onnx.exporters import StackInputs, StackResult, register_strategy
 from gru_onnx.exporters._cell import RecurrentWeights, Value, gru_step, masked_update, run_layers
-from gru_onnx.spec import GRUSpec
+from gru_onnx.spec import Direction, GRUSpec
 
 
 @register_strategy(
@@ -30,10 +30,10 @@ def build_unrolled(op: Any, stack: StackInputs) -> StackResult:
         )
 
     def run_direction(
-        op: Any, spec: GRUSpec, gx: Value, h: Value, rw: RecurrentWeights, reverse: bool, mask: Value | None
+        op: Any, spec: GRUSpec, gx: Value, h: Value, rw: RecurrentWeights, direction: Direction, mask: Value | None
     ) -> tuple[Value, Value]:
         outputs: list[Value] = [None] * seq_len
-        for t in reversed(range(seq_len)) if reverse else range(seq_len):
+        for t in reversed(range(seq_len)) if direction.reverse else range(seq_len):
             step = op.Constant(value_int=t)
             h_new = gru_step(op, spec, op.Gather(gx, step, axis=0), h, rw)
             if mask is None:

@@ -339,9 +339,12 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, dynam
         # A scope per call keeps node and value names unique when a CustomGRU runs twice.
         scope = f"gru_onnx.{cfg['path'] or 'gru'}"
         calls[scope] = calls.get(scope, -1) + 1
-        builder.push_module(scope + (f"#{calls[scope]}" if calls[scope] else ""), "CustomGRU")
+        scope += f"#{calls[scope]}" if calls[scope] else ""
+        builder.push_module(scope, "CustomGRU")
         prefix = f"{cfg['path']}." if cfg["path"] else ""
-        stack = StackInputs(spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix)
+        stack = StackInputs(
+            spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, scope=scope
+        )
         result = strategy.build(builder.opset("", opset), stack)
         builder.pop_module()
         new_outputs = (result.y, result.y_h)
@@ -351,20 +354,19 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, dynam
             new.type, new.shape = old.type, old.shape
         ir.convenience.replace_all_uses_with(node.outputs, new_outputs, replace_graph_outputs=True)
         graph.remove(node, safe=True)
-        notes = dict(result.notes)
-        stacks.append(
-            {
-                "path": cfg["path"],
-                "spec": spec.to_json(),
-                "strategy": notes.pop("strategy", strategy.name),
-                "reason": notes.pop("reason", f"{strategy.name} requested"),
-                "seq_len": seq_len,
-                "has_h0": cfg["has_h0"],
-                "has_lengths": cfg["has_lengths"],
-                "weights": dict(result.weights or {}),
-                "notes": notes,
-            }
-        )
+        entry = {
+            "path": cfg["path"],
+            "spec": spec.to_json(),
+            "strategy": result.strategy or strategy.name,
+            "reason": result.reason or f"{strategy.name} requested",
+            "seq_len": seq_len,
+            "has_h0": cfg["has_h0"],
+            "has_lengths": cfg["has_lengths"],
+            "weights": dict(result.weights),
+        }
+        if result.native is not None:
+            entry["native"] = dict(result.native)
+        stacks.append(entry)
     graph.sort()
     model.opset_imports.pop(_export_op.STUB_DOMAIN, None)
     # A strategy that rewrote the weights (native) leaves the originals unused.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import onnx_ir as ir
 import onnxscript
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ __all__ = [
     "register_activation",
 ]
 
+_FLOAT32 = ir.DataType.FLOAT
 TorchFn = Callable[..., torch.Tensor]
 #: ``onnx_fn(op, x, **params)``: ``op`` is an onnxscript op builder whose ``version`` is the
 #: target opset; it returns the output value. An ``onnxscript.OnnxFunction`` is accepted too.
@@ -288,7 +290,11 @@ def _selu(op: Any, x: Any) -> Any:
     validate=lambda p: "alpha must not be 0 (it divides x)" if p["alpha"] == 0 else None,
 )
 def _celu(op: Any, x: Any, alpha: float) -> Any:
-    return op.Celu(x, alpha=alpha)
+    if getattr(x, "dtype", None) == _FLOAT32:
+        return op.Celu(x, alpha=alpha)
+    # ONNX's Celu is float32-only; its defining formula serves every other type.
+    expm1 = op.Sub(op.Exp(op.Div(x, alpha)), 1.0)
+    return op.Add(op.Max(x, 0.0), op.Min(op.Mul(expm1, alpha), 0.0))
 
 
 @_builtin("gelu", F.gelu, doc="x * Phi(x), exact (erf) form")
@@ -330,9 +336,8 @@ def _mish(op: Any, x: Any) -> Any:
     "softplus",
     lambda x, beta, threshold: F.softplus(x, beta=beta, threshold=threshold),
     defaults={"beta": 1.0, "threshold": 20.0},
-    # ONNX's Softplus is log(1 + exp(x)); PyTorch switches to x above the threshold, where the
-    # two differ by less than exp(-20) relative: below float32 resolution.
-    native=lambda p: NativeActivation("Softplus") if p["beta"] == 1.0 and p["threshold"] >= 20.0 else None,
+    # No native equivalent: ONNX Runtime's GRU kernel computes log(1 + exp(x)) directly and
+    # returns inf past x ~ 88, where PyTorch returns x (above the threshold).
     doc="log(1 + exp(beta * x)) / beta, linear above threshold",
     validate=lambda p: "beta must not be 0 (it divides the result)" if p["beta"] == 0 else None,
 )
@@ -388,8 +393,6 @@ def _linear(op: Any, x: Any) -> Any:
 
 def onnx_ops(activation: str | BoundActivation, opset: int) -> list[str]:
     """The ONNX op types an activation's emitter writes at ``opset`` (traced, not declared)."""
-    import onnx_ir as ir
-
     bound = parse_activation(activation)
     graph = onnxscript.build_graph(
         lambda op, x: bound.onnx(op, x),

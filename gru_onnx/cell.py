@@ -90,12 +90,11 @@ def gru_stack(
     finals: list[Tensor] = []
     for layer in range(spec.num_layers):
         outs = []
-        for direction in range(spec.num_directions):
-            index = layer * spec.num_directions + direction
-            w_ih, w_hh, *biases = weights[index * per_dir : (index + 1) * per_dir]
+        for d in spec.directions(layer):
+            w_ih, w_hh, *biases = weights[d.index * per_dir : (d.index + 1) * per_dir]
             b_ih, b_hh = biases if biases else (None, None)
             gx = F.linear(x, w_ih, b_ih)
-            y, h_last = gru_direction(gx, h0[index], w_hh, b_hh, spec, reverse=direction == 1, mask=mask)
+            y, h_last = gru_direction(gx, h0[d.index], w_hh, b_hh, spec, reverse=d.reverse, mask=mask)
             outs.append(y)
             finals.append(h_last)
         x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]

@@ -68,7 +68,55 @@ def stack_support(stack: Mapping[str, Any], dtype: str) -> list[Support]:
     """Support of one exported GRU stack (its metadata entry) by each runtime."""
     if stack.get("strategy") != "native":
         return [Support(r, "yes", "standard ops") for r in RUNTIMES]
-    return native_support(stack["notes"]["native_activations"], stack["spec"]["reset_after"], dtype)
+    native = stack.get("native")
+    if native is None:  # written before 0.2: names only, parameter lists as ONNX Runtime reads them
+        native = {"activations": stack["notes"]["native_activations"] * (2 if stack["spec"]["bidirectional"] else 1)}
+        native.update(_onnxruntime_lists(stack["spec"]))
+    rows = native_support(native["activations"][:2], stack["spec"]["reset_after"], dtype)
+    problem = tensorrt_reading(native)
+    if problem:
+        rows = [Support(r.runtime, "no", problem) if r.runtime == "onnxruntime-tensorrt" else r for r in rows]
+    return rows
+
+
+def _onnxruntime_lists(spec: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The alpha/beta lists gru-onnx 0.1 wrote: one value per activation that takes it, in order."""
+    from gru_onnx.spec import GRUSpec
+
+    parsed = GRUSpec.from_json(spec)
+    acts = [parsed.recurrent_activation.native(), parsed.activation.native()] * parsed.num_directions
+    lists = {}
+    for key in ("alpha", "beta"):
+        values = [getattr(a, key) for a in acts if a is not None and getattr(a, key) is not None]
+        if values:
+            lists[f"activation_{key}"] = values
+    return lists
+
+
+#: What TensorRT's parser assumes for an activation past the end of activation_alpha/beta
+#: (onnx-tensorrt, getActivationDefaultAlpha/Beta), and which activations read each.
+_TRT_DEFAULTS = {
+    "alpha": {"LeakyRelu": 0.01, "ThresholdedRelu": 1.0, "ScaledTanh": 1.0, "HardSigmoid": 0.2, "Elu": 1.0,
+              "Affine": 1.0},
+    "beta": {"ScaledTanh": 1.0, "HardSigmoid": 0.5, "Affine": 0.0},
+}  # fmt: skip
+
+
+def tensorrt_reading(native: Mapping[str, Any]) -> str | None:
+    """Why TensorRT's positional reading of a GRU node's alpha/beta lists differs from ONNX
+    Runtime's in-order one (what the writer meant), or None when both agree."""
+    acts = list(native["activations"])[:2]  # the parser applies the forward pair to both directions
+    for key, defaults in _TRT_DEFAULTS.items():
+        values = list(native.get(f"activation_{key}", []))
+        ort_order = iter(values)
+        for i, name in enumerate(acts):
+            if name not in defaults:
+                continue
+            meant = next(ort_order, defaults[name])
+            read = values[i] if i < len(values) else defaults[name]
+            if read != meant:
+                return f"TensorRT reads {key} {read:g} for {name}, not {meant:g} (its parser reads lists by position)"
+    return None
 
 
 def file_support(metadata: Mapping[str, Any]) -> list[Support]:

@@ -1,8 +1,7 @@
 """Rebuild the PyTorch reference of an exported file from the file alone.
 
-The metadata holds each GRU stack's full spec and where its weights are: the ``nn.GRU``
-tensors by name (``layout: torch``), or ONNX's ``W``/``R``/``B`` (``layout: onnx_gru``, the
-native strategy), which are mapped back to ``nn.GRU``'s layout here.
+The metadata holds each GRU stack's full spec and where its weights are; the rule of each
+weight layout (:mod:`gru_onnx.weights`) maps them back to ``nn.GRU``'s parameters.
 """
 
 from __future__ import annotations
@@ -18,46 +17,33 @@ import torch
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
-
-
-def _rzn(w: np.ndarray) -> np.ndarray:
-    """ONNX gate order (z, r, h) -> PyTorch's (r, z, n), along the first axis."""
-    z, r, n = np.split(w, 3)
-    return np.concatenate([r, z, n])
+from gru_onnx.weights import read_state_dict
 
 
 def state_dict_from_file(model: onnx.ModelProto, stack: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The ``nn.GRU`` state_dict of one stack, read from the file's initializers."""
-    arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    spec = GRUSpec.from_json(stack["spec"])
-    weights = stack["weights"]
+    """The ``nn.GRU`` state_dict of one stack, read from the file's initializers by the rule of
+    its weight layout (:mod:`gru_onnx.weights`)."""
+    wanted = set(_stored_names(stack["weights"]))
+    arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name in wanted}
 
     def get(name: str) -> np.ndarray:
         if name not in arrays:
             raise GruOnnxUsageError(f"the metadata names initializer {name!r}, which the file does not have")
         return arrays[name]
 
-    state: dict[str, np.ndarray] = {}
-    if weights.get("layout") == "torch":
-        # A parameter is one initializer, or a list of row blocks to stack.
-        for param, stored in weights["parameters"].items():
-            names = [stored] if isinstance(stored, str) else stored
-            state[param] = np.concatenate([get(n) for n in names], axis=0)
-    elif weights.get("layout") == "onnx_gru":
-        hidden = spec.hidden_size
-        for layer in range(spec.num_layers):
-            names = weights["layers"][f"l{layer}"]
-            for direction in range(spec.num_directions):
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                state[f"weight_ih{sfx}"] = _rzn(get(names["W"])[direction])
-                state[f"weight_hh{sfx}"] = _rzn(get(names["R"])[direction])
-                if spec.bias:
-                    bias = get(names["B"])[direction]
-                    state[f"bias_ih{sfx}"] = _rzn(bias[: 3 * hidden])
-                    state[f"bias_hh{sfx}"] = _rzn(bias[3 * hidden :])
-    else:
-        raise GruOnnxUsageError(f"unknown weight layout {weights.get('layout')!r} in the metadata")
+    state = read_state_dict(GRUSpec.from_json(stack["spec"]), stack["weights"], get)
     return {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
+
+
+def _stored_names(record: Any) -> list[str]:
+    """Every initializer name a weights record mentions (strings anywhere in it)."""
+    if isinstance(record, str):
+        return [record]
+    if isinstance(record, Mapping):
+        return [n for v in record.values() for n in _stored_names(v)]
+    if isinstance(record, list | tuple):
+        return [n for v in record for n in _stored_names(v)]
+    return []
 
 
 def reference_from_file(

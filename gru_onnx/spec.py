@@ -11,6 +11,21 @@ from gru_onnx.errors import GruOnnxUsageError
 
 
 @dataclass(frozen=True)
+class Direction:
+    """One layer and direction of a stack, in ``nn.GRU``'s order: where its state sits in
+    ``h0``/``h_n`` (``index``) and the suffix of its parameter names (``_l1_reverse``)."""
+
+    layer: int
+    reverse: bool
+    index: int
+    suffix: str
+
+    def param(self, name: str) -> str:
+        """``nn.GRU``'s name for this direction's ``name`` (``weight_ih`` -> ``weight_ih_l0``)."""
+        return name + self.suffix
+
+
+@dataclass(frozen=True)
 class GRUSpec:
     """Sizes, layout and math of a (possibly multi-layer, bidirectional) GRU.
 
@@ -53,36 +68,20 @@ class GRUSpec:
             and self.reset_after
         )
 
-    def layer_input_size(self, layer: int) -> int:
-        return self.input_size if layer == 0 else self.hidden_size * self.num_directions
+    def directions(self, layer: int | None = None) -> Iterator[Direction]:
+        """Every layer and direction (or those of one ``layer``) in ``nn.GRU``'s parameter order."""
+        layers = range(self.num_layers) if layer is None else (layer,)
+        for lay in layers:
+            for d in range(self.num_directions):
+                yield Direction(lay, d == 1, lay * self.num_directions + d, f"_l{lay}" + ("_reverse" if d else ""))
 
-    def directions(self) -> Iterator[tuple[int, int, str]]:
-        """Yield ``(layer, direction, suffix)`` in ``nn.GRU``'s parameter order."""
-        for layer in range(self.num_layers):
-            for direction in range(self.num_directions):
-                yield layer, direction, f"_l{layer}" + ("_reverse" if direction else "")
-
-    def parameter_names(self, layer: int, suffix: str) -> tuple[str, ...]:
+    def parameter_names(self, direction: Direction) -> tuple[str, ...]:
         """``nn.GRU``'s parameter names for one layer and direction (weights, then biases)."""
-        names = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
-        if self.bias:
-            names += [f"bias_ih{suffix}", f"bias_hh{suffix}"]
-        return tuple(names)
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        return tuple(direction.param(n) for n in names)
 
     def all_parameter_names(self) -> tuple[str, ...]:
-        return tuple(n for layer, _, sfx in self.directions() for n in self.parameter_names(layer, sfx))
-
-    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Expected shape of every parameter, as ``nn.GRU`` lays them out (gates r, z, n)."""
-        shapes: dict[str, tuple[int, ...]] = {}
-        h3 = 3 * self.hidden_size
-        for layer, _, sfx in self.directions():
-            shapes[f"weight_ih{sfx}"] = (h3, self.layer_input_size(layer))
-            shapes[f"weight_hh{sfx}"] = (h3, self.hidden_size)
-            if self.bias:
-                shapes[f"bias_ih{sfx}"] = (h3,)
-                shapes[f"bias_hh{sfx}"] = (h3,)
-        return shapes
+        return tuple(n for d in self.directions() for n in self.parameter_names(d))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,0 +1,176 @@
+"""Where an exported file keeps each GRU stack's ``nn.GRU`` parameters: one rule per layout.
+
+Every stack's metadata has ``weights = {"layout": NAME, "version": N, ...}``. A layout's rule
+reads the stored initializers back into an ``nn.GRU`` state_dict that computes the same
+function: exactly the source tensors where they are stored as they are (``torch``), within
+float rounding where they were rearranged (``onnx_gru``: gate order and stacking changed).
+Files written before the field had a version are version 1. A strategy that stores weights in
+a new way registers its rule here with :func:`register_layout`, so older files keep checking.
+
+Comparing a file with its source (:func:`compare_weights`) works on *effective* parameters:
+the r and z gates only ever see ``b_ih + b_hh``, and so does the candidate in the reset-before
+form, so a layout may fold those biases and still be compared exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.spec import GRUSpec
+
+#: ``get(initializer_name) -> array``; raises a usage error when the file lacks it.
+Getter = Callable[[str], np.ndarray]
+#: ``read(spec, weights_metadata, get) -> {nn.GRU parameter name: array}``
+Reader = Callable[[GRUSpec, Mapping[str, Any], Getter], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class WeightLayout:
+    """A registered storage layout: its current version, whether stored values are the source
+    values bit for bit (``exact``), and the rule that reads them back."""
+
+    name: str
+    version: int
+    exact: bool
+    read: Reader
+    doc: str = ""
+
+
+LAYOUTS: dict[str, WeightLayout] = {}
+
+
+def register_layout(name: str, *, version: int, exact: bool, doc: str = "") -> Callable[[Reader], Reader]:
+    """Decorator: add the rule that reads layout ``name`` (versions up to ``version``)."""
+
+    def wrap(read: Reader) -> Reader:
+        LAYOUTS[name] = WeightLayout(name, version, exact, read, doc)
+        return read
+
+    return wrap
+
+
+def layout_record(name: str, **fields: Any) -> dict[str, Any]:
+    """The metadata entry a strategy stores for its weights: layout, version, its fields."""
+    return {"layout": name, "version": LAYOUTS[name].version, **fields}
+
+
+def get_layout(weights: Mapping[str, Any]) -> WeightLayout:
+    """The rule for a stack's ``weights`` metadata; unknown layouts or newer versions refused."""
+    name = weights.get("layout")
+    layout = LAYOUTS.get(name)  # type: ignore[arg-type]
+    if layout is None:
+        raise GruOnnxUsageError(f"unknown weight layout {name!r} in the metadata (a newer gru-onnx wrote it?)")
+    version = int(weights.get("version", 1))
+    if version > layout.version:
+        raise GruOnnxUsageError(
+            f"weight layout {name!r} version {version} is newer than this gru-onnx reads ({layout.version}); upgrade"
+        )
+    return layout
+
+
+def read_state_dict(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
+    """The ``nn.GRU`` parameters of one stack, read back from the file by its layout's rule."""
+    return get_layout(weights).read(spec, weights, get)
+
+
+@register_layout("torch", version=1, exact=True, doc="nn.GRU tensors as they are; a parameter may be row blocks")
+def _read_torch(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
+    state = {}
+    for param, stored in weights["parameters"].items():
+        names = [stored] if isinstance(stored, str) else stored
+        state[param] = np.concatenate([get(n) for n in names], axis=0)
+    return state
+
+
+def _rzn(w: np.ndarray) -> np.ndarray:
+    """ONNX gate order (z, r, h) -> PyTorch's (r, z, n), along the first axis."""
+    z, r, n = np.split(w, 3)
+    return np.concatenate([r, z, n])
+
+
+@register_layout("onnx_gru", version=1, exact=True, doc="the ONNX GRU op's W, R, B per layer (gates z, r, h)")
+def _read_onnx_gru(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
+    # Reordering gate blocks moves values without changing them: still bit-exact.
+    state = {}
+    hidden = spec.hidden_size
+    for d in spec.directions():
+        names = weights["layers"][f"l{d.layer}"]
+        slot = int(d.reverse)
+        state[d.param("weight_ih")] = _rzn(get(names["W"])[slot])
+        state[d.param("weight_hh")] = _rzn(get(names["R"])[slot])
+        if spec.bias:
+            bias = get(names["B"])[slot]
+            state[d.param("bias_ih")] = _rzn(bias[: 3 * hidden])
+            state[d.param("bias_hh")] = _rzn(bias[3 * hidden :])
+    return state
+
+
+def effective_parameters(spec: GRUSpec, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the recurrence actually uses: weights as they are, biases summed where only their
+    sum matters (r and z always; n too in the reset-before form). Keys name what they hold."""
+    hidden = spec.hidden_size
+    out: dict[str, np.ndarray] = {}
+    for d in spec.directions():
+        out[d.param("weight_ih")] = np.asarray(state[d.param("weight_ih")])
+        out[d.param("weight_hh")] = np.asarray(state[d.param("weight_hh")])
+        if not spec.bias:
+            continue
+        b_ih = np.asarray(state[d.param("bias_ih")], dtype=np.float64)
+        b_hh = np.asarray(state[d.param("bias_hh")], dtype=np.float64)
+        out[d.param("bias_rz")] = b_ih[: 2 * hidden] + b_hh[: 2 * hidden]
+        if spec.reset_after:  # b_hn sits inside r * (W_hn h + b_hn): it stays apart
+            out[d.param("bias_in")] = b_ih[2 * hidden :]
+            out[d.param("bias_hn")] = b_hh[2 * hidden :]
+        else:
+            out[d.param("bias_n")] = b_ih[2 * hidden :] + b_hh[2 * hidden :]
+    return out
+
+
+@dataclass(frozen=True)
+class WeightMismatch:
+    """One effective parameter that differs between the file and its source."""
+
+    name: str
+    max_abs: float
+    index: tuple[int, ...]
+    count: int
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.count} value(s) differ, worst {self.max_abs:.3g} at {list(self.index)}"
+
+
+def compare_weights(
+    spec: GRUSpec,
+    stored: Mapping[str, np.ndarray],
+    source: Mapping[str, np.ndarray],
+    *,
+    exact: bool,
+    dtype: np.dtype,
+) -> list[WeightMismatch]:
+    """Effective parameters of the file against the source's (cast to the file's ``dtype``).
+
+    An exact layout must give the same values (sums are formed the same way on both sides); a
+    layout that computed new values (folded sums) gets a few units in the last place of ``dtype``.
+    """
+    eps = float(np.finfo(dtype).eps)
+    cast = {k: np.asarray(v).astype(dtype) for k, v in source.items()}
+    want = effective_parameters(spec, cast)
+    have = effective_parameters(spec, {k: np.asarray(v).astype(dtype) for k, v in stored.items()})
+    mismatches = []
+    for name, ref in want.items():
+        got = np.asarray(have[name], dtype=np.float64)
+        ref = np.asarray(ref, dtype=np.float64)
+        if got.shape != ref.shape:
+            mismatches.append(WeightMismatch(name + f" (shape {list(got.shape)} vs {list(ref.shape)})", np.inf, (), 1))
+            continue
+        diff = np.abs(got - ref)
+        bad = diff > (0.0 if exact else 4 * eps) * np.maximum(np.abs(ref), 1.0)
+        if bad.any():
+            worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+            mismatches.append(WeightMismatch(name, float(diff.max()), tuple(int(i) for i in worst), int(bad.sum())))
+    return mismatches
