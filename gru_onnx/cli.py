@@ -344,6 +344,14 @@ def activations(opset: int, definitions: bool) -> None:
     help="Inputs from an .npz whose keys are the file's input names.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--scale",
+    "scales",
+    type=click.FloatRange(min=0.0, min_open=True),
+    multiple=True,
+    help="Input magnitude of the random samples, cycled (repeat the option); default x1, x10, x100 "
+    "(float16: x1, x4).",
+)
 @_tolerance_options
 @click.option(
     "--report",
@@ -385,7 +393,7 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
     report = check_parity(
         model, path, args, providers=providers, checkpoint=checkpoint, samples=opts["samples"],
         seq_len=opts["seq_len"], batch=opts["batch"], inputs=opts["inputs"], seed=opts["seed"],
-        atol=opts["atol"], rtol=opts["rtol"],
+        scales=opts["scales"] or None, atol=opts["atol"], rtol=opts["rtol"],
     )  # fmt: skip
     if "all" not in providers:
         for result in report.results:

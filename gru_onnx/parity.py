@@ -5,7 +5,8 @@ Running and comparing are separate steps: runners (:mod:`gru_onnx.runners`) prod
 :func:`check_parity` ties them into a :class:`ParityReport`. Rendering (table, JSON, plot)
 lives in :mod:`gru_onnx.report`.
 
-An element passes when ``|onnx - torch| <= atol + rtol * |torch|``. NaN or infinity at the
+An element passes when ``|onnx - torch| <= atol * s + rtol * |torch|`` for a sample at input
+scale ``s`` (``s = 1`` for unit-scale inputs). NaN or infinity at the
 same place on both sides (same sign) is equal; anywhere else it fails, with its position.
 Outputs with a time axis also get their error per time step: recurrent error grows with time.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,8 @@ from torch import nn
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import find_metadata, load_model
-from gru_onnx.samples import (
-    flatten_tensors,
-    generate_samples,
-    samples_from_args,
-    samples_from_npz,
-    to_numpy,
-)
+from gru_onnx.samples import Sample, flatten_tensors, plan_samples, time_axes, to_numpy
+from gru_onnx.weights import WeightMismatch
 
 #: Default (atol, rtol) per dtype.
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -95,14 +91,15 @@ class ParityReport:
     dtype: str = "float32"
     reference: str = "model"
     samples: list[dict[str, Any]] = field(default_factory=list)
-    inputs: dict[str, np.ndarray] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    weights: list[WeightCheck] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        """True when at least one runtime ran and every runtime that ran passed."""
+        """True when at least one runtime ran, every runtime that ran passed, and the stored
+        weights match the source's (when there was a source to compare with)."""
         ran = [r for r in self.results if r.status != "skipped"]
-        return bool(ran) and all(r.status == "passed" for r in ran)
+        return bool(ran) and all(r.status == "passed" for r in ran) and all(w.passed for w in self.weights)
 
     @property
     def max_abs(self) -> float:
@@ -111,7 +108,7 @@ class ParityReport:
 
     def failures(self) -> list[str]:
         """One line per runtime that failed or could not run the file (empty when passed)."""
-        lines = []
+        lines = [w.describe_failure() for w in self.weights if not w.passed]
         for r in self.results:
             if r.status == "error":
                 lines.append(f"{r.runtime}: could not run the file: {r.reason}")
@@ -124,6 +121,8 @@ class ParityReport:
     def summary(self) -> str:
         """Plain lines: one per runtime and output, failures spelled out, then warnings."""
         lines = [f"warning: {w}" for w in self.warnings]
+        lines += [w.describe_failure() if not w.passed else f"weights of {w.stack or 'the GRU'}: match the source"
+                  for w in self.weights]  # fmt: skip
         for r in self.results:
             if r.status in ("skipped", "error"):
                 lines.append(f"{r.runtime}: {r.status} ({r.reason})")
@@ -194,15 +193,21 @@ def compare(
     atol: float,
     rtol: float,
     time_axis: int | None = None,
+    scales: Sequence[float] | None = None,
 ) -> OutputComparison:
-    """Compare one output over all samples; shapes must match sample by sample."""
+    """Compare one output over all samples; shapes must match sample by sample.
+
+    ``scales`` are the samples' input scales: a sample at scale ``s`` is allowed ``atol * s``
+    (rounding grows with the magnitudes computed; ``rtol`` covers large values already).
+    """
     errors = []
     for i, (ref, act) in enumerate(zip(references, actuals, strict=True)):
         if ref.shape != act.shape:
             raise GruOnnxUsageError(
                 f"output {name!r} (sample {i}): shape {tuple(act.shape)} from ONNX, {tuple(ref.shape)} from PyTorch"
             )
-        errors.append(_compare_sample(ref, act, atol, rtol, time_axis))
+        scale = max(scales[i], 1.0) if scales else 1.0
+        errors.append(_compare_sample(ref, act, atol * scale, rtol, time_axis))
     worst_sample = max(range(len(errors)), key=lambda i: errors[i].max_abs)
     per_step = None
     curves = [e.per_step for e in errors if e.per_step is not None]
@@ -232,27 +237,8 @@ def compare(
     )
 
 
-def time_axes(model: onnx.ModelProto, metadata: dict[str, Any] | None) -> list[int | None]:
-    """The time axis of each output, where there is one (for the per-step error curve)."""
-    outputs = list(model.graph.output)
-    axes: list[int | None] = []
-    stacks = (metadata or {}).get("stacks", [])
-    lone = len(stacks) == 1 and stacks[0]["path"] == ""
-    for i, out in enumerate(outputs):
-        dims = out.type.tensor_type.shape.dim
-        if lone:
-            if i == 0:
-                axes.append(1 if stacks[0]["spec"]["batch_first"] and len(dims) == 3 else 0)
-            else:
-                axes.append(None)
-            continue
-        named = [a for a, d in enumerate(dims) if d.dim_param == "seq"]
-        axes.append(named[0] if named else None)
-    return axes
-
-
 # --------------------------------------------------------------------------------------------
-# The check
+# The check, in stages: source, samples, reference outputs, weights, runtimes, comparison
 # --------------------------------------------------------------------------------------------
 
 
@@ -264,104 +250,49 @@ def check_parity(
     providers: Iterable[str] = ("cpu",),
     atol: float | None = None,
     rtol: float | None = None,
-    samples: int = 1,
+    samples: int = 3,
     seq_len: int | None = None,
     batch: int | None = None,
     inputs: str | os.PathLike[str] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     seed: int = 0,
+    scales: Sequence[float] | None = None,
 ) -> ParityReport:
     """Run ``onnx_path`` on each provider and compare it with its PyTorch source.
 
     ``model`` is the PyTorch source (eval mode is used); None rebuilds it from the file's
     metadata and initializers (lone-GRU files), or with ``checkpoint`` from the metadata and
-    the checkpoint's weights. Inputs are ``args`` (example inputs of the model), else
-    ``inputs`` (an ``.npz`` keyed by input name), else ``samples`` seeded random samples.
+    the checkpoint's weights. Inputs are ``inputs`` (an ``.npz`` keyed by input name), else
+    ``args`` (example inputs) and ``samples - 1`` variations of them (dynamic axes grown,
+    floating inputs scaled), else ``samples`` seeded random samples. ``scales`` are the input
+    magnitudes cycled through (default per dtype, see :data:`gru_onnx.samples.DEFAULT_SCALES`).
+    With a source (``model`` or ``checkpoint``) the file's GRU weights are compared with it too.
     ``providers`` are keys of :data:`gru_onnx.runners.RUNNERS` or ``"all"``; one that cannot
     run here is reported as skipped with its reason.
     """
-    from gru_onnx.rebuild import reference_from_file
-    from gru_onnx.runners import ALL, RUNNERS, RuntimeUnavailable
-
     proto = load_model(onnx_path)
     metadata = find_metadata(proto)
-    stacks = (metadata or {}).get("stacks", [])
-    lone_gru = len(stacks) == 1 and stacks[0]["path"] == ""
-    reference_kind = "model"
-    if model is None:
-        if metadata is None:
-            raise GruOnnxUsageError(f"{onnx_path} has no gru-onnx metadata; pass --model to check it")
-        model = reference_from_file(proto, metadata, checkpoint)
-        reference_kind = "checkpoint" if checkpoint is not None else "metadata"
+    source, reference_kind = _source(model, proto, metadata, checkpoint)
     if args is not None:
         args = tuple(args) if isinstance(args, list | tuple) else (args,)
-        sample_list = [samples_from_args(proto, args)]
-    elif inputs is not None:
-        sample_list = samples_from_npz(proto, inputs, lone_gru)
-    elif lone_gru and metadata is not None:
-        sample_list = generate_samples(proto, metadata, count=max(samples, 1), seq_len=seq_len, batch=batch, seed=seed)
-    else:
-        raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            references = [[to_numpy(t) for t in flatten_tensors(model(*s.args))] for s in sample_list]
-    finally:
-        model.train(was_training)
-
-    dtype = str(references[0][0].dtype) if references and references[0] else "float32"
+    sample_list = plan_samples(
+        proto, metadata, args=args, inputs=inputs, count=samples, seq_len=seq_len, batch=batch, seed=seed,
+        scales=scales,
+    )  # fmt: skip
+    references = reference_outputs(source, sample_list)
+    out_names = [o.name for o in proto.graph.output]
+    if len(out_names) != len(references[0]):
+        raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
+    dtype = str(references[0][0].dtype) if references[0] else "float32"
     default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
-    out_names = [o.name for o in proto.graph.output]
+    weights = check_weights(source, proto, metadata) if reference_kind != "metadata" else []
     axes = time_axes(proto, metadata)
-    warnings = []
-    for i, name in enumerate(out_names[: len(references[0])]):
-        bad = sum(int((~np.isfinite(r[i])).sum()) for r in references if np.issubdtype(r[i].dtype, np.floating))
-        total = sum(r[i].size for r in references)
-        if bad:
-            warnings.append(
-                f"the PyTorch reference has {bad} of {total} non-finite values in {name!r}: "
-                "matching NaN/Inf count as equal, but the model itself produces them"
-            )
-    if len(out_names) != len(references[0]):
-        raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
-
-    wanted = list(providers)
-    if "all" in wanted:
-        wanted = list(ALL)
-    results = []
-    for key in wanted:
-        if key not in RUNNERS:
-            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}, all")
-        runner = RUNNERS[key](Path(onnx_path))
-        try:
-            runner.open()
-        except RuntimeUnavailable as exc:
-            results.append(RuntimeResult(runner.name, "skipped", reason=str(exc)))
-            continue
-        except Exception as exc:  # the runtime cannot load this file: a failure, not a skip
-            results.append(RuntimeResult(runner.name, "error", reason=_one_line(exc)))
-            continue
-        try:
-            actuals = [runner.run(s.feeds) for s in sample_list]
-        except Exception as exc:
-            results.append(RuntimeResult(runner.name, "error", reason=_one_line(exc), notes=tuple(runner.notes)))
-            continue
-        finally:
-            runner.close()
-        try:
-            comparisons = tuple(
-                compare(name, [r[i] for r in references], [a[i] for a in actuals], atol, rtol, axes[i])
-                for i, name in enumerate(out_names)
-            )
-        except GruOnnxUsageError as exc:  # an output of the wrong shape: this runtime fails
-            results.append(RuntimeResult(runner.name, "error", reason=str(exc), notes=tuple(runner.notes)))
-            continue
-        status = "passed" if all(c.passed for c in comparisons) else "failed"
-        results.append(RuntimeResult(runner.name, status, comparisons, notes=tuple(runner.notes)))
+    results = [
+        judge(run, references, out_names, axes, atol, rtol, [s.scale for s in sample_list])
+        for run in run_on_runtimes(Path(onnx_path), providers, sample_list)
+    ]
     return ParityReport(
         results=results,
         atol=atol,
@@ -370,9 +301,156 @@ def check_parity(
         dtype=dtype,
         reference=reference_kind,
         samples=[s.describe() for s in sample_list],
-        inputs=sample_list[0].feeds,
-        warnings=warnings,
+        warnings=reference_warnings(out_names, references),
+        weights=weights,
     )
+
+
+def _source(
+    model: nn.Module | None,
+    proto: onnx.ModelProto,
+    metadata: dict[str, Any] | None,
+    checkpoint: str | os.PathLike[str] | None,
+) -> tuple[nn.Module, str]:
+    """The PyTorch source and what it is: the given model, or one rebuilt from the file."""
+    from gru_onnx.rebuild import reference_from_file
+
+    if model is not None:
+        return model, "model"
+    if metadata is None:
+        raise GruOnnxUsageError("the file has no gru-onnx metadata; pass --model to check it")
+    return reference_from_file(proto, metadata, checkpoint), "checkpoint" if checkpoint is not None else "metadata"
+
+
+def reference_outputs(model: nn.Module, samples: Sequence[Sample]) -> list[list[np.ndarray]]:
+    """The PyTorch model's outputs (flattened, as NumPy) for every sample, in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return [[to_numpy(t) for t in flatten_tensors(model(*s.args))] for s in samples]
+    finally:
+        model.train(was_training)
+
+
+def reference_warnings(names: Sequence[str], references: Sequence[Sequence[np.ndarray]]) -> list[str]:
+    """A reference that itself produces NaN/Inf is worth a warning: matching them proves little."""
+    warnings = []
+    for i, name in enumerate(names[: len(references[0])]):
+        bad = sum(int((~np.isfinite(r[i])).sum()) for r in references if np.issubdtype(r[i].dtype, np.floating))
+        if bad:
+            total = sum(r[i].size for r in references)
+            warnings.append(
+                f"the PyTorch reference has {bad} of {total} non-finite values in {name!r}: "
+                "matching NaN/Inf count as equal, but the model itself produces them"
+            )
+    return warnings
+
+
+@dataclass(frozen=True)
+class WeightCheck:
+    """The stored weights of one GRU stack against its source's parameters."""
+
+    stack: str
+    layout: str
+    mismatches: tuple[WeightMismatch, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    def describe_failure(self) -> str:
+        where = repr(self.stack) if self.stack else "the GRU"
+        return f"weights of {where} differ from the source: " + "; ".join(m.describe() for m in self.mismatches)
+
+
+def check_weights(source: nn.Module, proto: onnx.ModelProto, metadata: dict[str, Any] | None) -> list[WeightCheck]:
+    """Compare each GRU stack's stored weights (read by its layout's rule) with the source's
+    parameters, so a change too small to move the outputs is still caught."""
+    from gru_onnx.rebuild import state_dict_from_file
+    from gru_onnx.spec import GRUSpec
+    from gru_onnx.weights import compare_weights, get_layout
+
+    checks = []
+    for stack in (metadata or {}).get("stacks", []):
+        try:
+            module = source.get_submodule(stack["path"]) if stack["path"] else source
+        except AttributeError:
+            continue  # the source is shaped differently (a wrapper): outputs still decide
+        state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        spec = GRUSpec.from_json(stack["spec"])
+        if set(spec.all_parameter_names()) - set(state):
+            continue
+        stored = {k: v.numpy() for k, v in state_dict_from_file(proto, stack).items()}
+        dtype = next(iter(stored.values())).dtype
+        layout = get_layout(stack["weights"])
+        found = compare_weights(spec, stored, state, exact=layout.exact, dtype=dtype)
+        checks.append(WeightCheck(stack["path"], layout.name, tuple(found)))
+    return checks
+
+
+@dataclass(frozen=True)
+class RuntimeRun:
+    """What one runtime produced for every sample, or why it produced nothing."""
+
+    runtime: str
+    status: str  # "ran", "error" or "skipped"
+    outputs: list[list[np.ndarray]] = field(default_factory=list)
+    reason: str = ""
+    notes: tuple[str, ...] = ()
+
+
+def run_on_runtimes(path: Path, providers: Iterable[str], samples: Sequence[Sample]) -> Iterator[RuntimeRun]:
+    """Run every sample on every runtime (``"all"`` expands); no comparison happens here."""
+    from gru_onnx.runners import ALL, RUNNERS, RuntimeUnavailable
+
+    wanted = list(providers)
+    if "all" in wanted:
+        wanted = list(ALL)
+    for key in wanted:
+        if key not in RUNNERS:
+            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}, all")
+    for key in wanted:
+        runner = RUNNERS[key](path)
+        try:
+            runner.open()
+        except RuntimeUnavailable as exc:
+            yield RuntimeRun(runner.name, "skipped", reason=str(exc))
+            continue
+        except Exception as exc:  # the runtime cannot load this file: a failure, not a skip
+            yield RuntimeRun(runner.name, "error", reason=_one_line(exc), notes=tuple(runner.notes))
+            continue
+        try:
+            outputs = [runner.run(s.feeds) for s in samples]
+        except Exception as exc:
+            yield RuntimeRun(runner.name, "error", reason=_one_line(exc), notes=tuple(runner.notes))
+            continue
+        finally:
+            runner.close()
+        yield RuntimeRun(runner.name, "ran", outputs, notes=tuple(runner.notes))
+
+
+def judge(
+    run: RuntimeRun,
+    references: Sequence[Sequence[np.ndarray]],
+    names: Sequence[str],
+    axes: Sequence[int | None],
+    atol: float,
+    rtol: float,
+    scales: Sequence[float] | None = None,
+) -> RuntimeResult:
+    """One runtime's verdict: its outputs compared with the references, output by output."""
+    if run.status != "ran":
+        return RuntimeResult(run.runtime, run.status, reason=run.reason, notes=run.notes)
+    try:
+        comparisons = tuple(
+            compare(name, [r[i] for r in references], [a[i] for a in run.outputs], atol, rtol, axes[i], scales)
+            for i, name in enumerate(names)
+        )
+    except GruOnnxUsageError as exc:  # an output of the wrong shape: this runtime fails
+        return RuntimeResult(run.runtime, "error", reason=str(exc), notes=run.notes)
+    status = "passed" if all(c.passed for c in comparisons) else "failed"
+    return RuntimeResult(run.runtime, status, comparisons, notes=run.notes)
 
 
 def _one_line(exc: BaseException) -> str:

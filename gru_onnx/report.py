@@ -63,6 +63,18 @@ def to_json(report: ParityReport) -> dict[str, Any]:
         "tolerance": {"atol": report.atol, "rtol": report.rtol},
         "samples": report.samples,
         "warnings": list(report.warnings),
+        "weights": [
+            {
+                "stack": w.stack,
+                "layout": w.layout,
+                "passed": w.passed,
+                "mismatches": [
+                    {"name": m.name, "max_abs": _number(m.max_abs), "index": list(m.index), "count": m.count}
+                    for m in w.mismatches
+                ],
+            }
+            for w in report.weights
+        ],
         "runtimes": [
             {
                 "runtime": r.runtime,
@@ -91,6 +103,7 @@ def table(report: ParityReport) -> Any:
     title = (
         f"{Path(report.file).name} vs PyTorch ({report.reference}), {report.dtype}, "
         f"pass if |onnx - torch| <= {report.atol:g} + {report.rtol:g}*|torch|, {len(report.samples)} sample(s)"
+        + _scales(report)
     )
     out = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     out.add_column("runtime", no_wrap=True)
@@ -126,8 +139,20 @@ def table(report: ParityReport) -> Any:
                 verdict,
             )
         lines.extend(f"[dim]{r.runtime}: {escape(note)}[/]" for note in r.notes)
+    for w in report.weights:
+        if w.passed:
+            lines.append(f"[green]weights[/] of {escape(w.stack or 'the GRU')}: match the source ({w.layout} layout)")
+        else:
+            lines.append(f"[red]weights[/]: {escape(w.describe_failure())}")
     lines.extend(f"[yellow]warning[/]: {escape(w)}" for w in report.warnings)
     return Group(out, *(Text.from_markup(line) for line in lines))
+
+
+def _scales(report: ParityReport) -> str:
+    scales = sorted({s.get("scale", 1.0) for s in report.samples})
+    if not scales or scales == [1.0]:
+        return ""
+    return f" at input scale {', '.join(f'x{v:g}' for v in scales)} (atol times the scale)"
 
 
 def _short(runtime: str) -> str:

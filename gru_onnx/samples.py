@@ -1,13 +1,16 @@
-"""Inputs for a parity check: samples from example args, from an ``.npz``, or generated.
+"""Inputs for a parity check: example args, an ``.npz``, or seeded random samples.
 
-A :class:`Sample` holds the same inputs twice: positional args for the PyTorch model and
-named feeds for the ONNX file.
+A :class:`Sample` holds the same inputs twice: positional args for the PyTorch model and named
+feeds for the ONNX file. The check looks beyond unit-scale inputs: floating inputs are also
+run at larger magnitudes (:data:`DEFAULT_SCALES`, per dtype), and files with dynamic axes are
+also run at sizes other than the example's, so a range bug or an axis that came out static
+fails the check instead of production.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +20,21 @@ import torch
 
 from gru_onnx.errors import GruOnnxUsageError
 
+#: Input magnitudes the default check cycles through, per dtype. float32 goes to x100, where
+#: pre-activations reach the ranges in which activations saturate, switch branch or overflow
+#: (ONNX Runtime's GRU-op softplus overflows past ~88). float16 stops at x4: larger inputs
+#: push its 65504 range and 3 significant digits into overflow and rounding the model would
+#: not meet in use (its GRU states are bounded by the inputs' scale).
+DEFAULT_SCALES: dict[str, tuple[float, ...]] = {
+    "float32": (1.0, 10.0, 100.0),
+    "float64": (1.0, 10.0, 100.0),
+    "float16": (1.0, 4.0),
+}
+
+
+def default_scales(dtype: str) -> tuple[float, ...]:
+    return DEFAULT_SCALES.get(dtype, DEFAULT_SCALES["float32"])
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -24,11 +42,13 @@ class Sample:
 
     args: tuple[Any, ...]
     feeds: dict[str, np.ndarray]
+    scale: float = 1.0
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {name: list(a.shape) for name, a in self.feeds.items()}
         if "lengths" in self.feeds:
             info["lengths_values"] = [int(v) for v in self.feeds["lengths"]]
+        info["scale"] = self.scale
         return info
 
 
@@ -43,6 +63,19 @@ def flatten_tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
+def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``value`` with every tensor replaced by ``fn(tensor)``, in :func:`flatten_tensors` order."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple
+        return type(value)(*(map_tensors(v, fn) for v in value))
+    if isinstance(value, list | tuple):
+        return type(value)(map_tensors(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
@@ -52,20 +85,90 @@ def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     return [i for i in model.graph.input if i.name not in initializers]
 
 
-def _dim(value: onnx.ValueInfoProto, axis: int) -> int | None:
-    dim = value.type.tensor_type.shape.dim[axis]
-    return dim.dim_value if dim.HasField("dim_value") else None
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    """Each axis as its fixed size or its symbolic name ('' when unnamed)."""
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim]
 
 
-def samples_from_args(model: onnx.ModelProto, args: Sequence[Any]) -> Sample:
+def time_axes(model: onnx.ModelProto, metadata: dict[str, Any] | None) -> list[int | None]:
+    """The time axis of each output, where there is one (for the per-step error curve)."""
+    outputs = list(model.graph.output)
+    axes: list[int | None] = []
+    stacks = (metadata or {}).get("stacks", [])
+    lone = len(stacks) == 1 and stacks[0]["path"] == ""
+    for i, out in enumerate(outputs):
+        dims = out.type.tensor_type.shape.dim
+        if lone:
+            if i == 0:
+                axes.append(1 if stacks[0]["spec"]["batch_first"] and len(dims) == 3 else 0)
+            else:
+                axes.append(None)
+            continue
+        named = [a for a, d in enumerate(dims) if d.dim_param == "seq"]
+        axes.append(named[0] if named else None)
+    return axes
+
+
+def samples_from_args(model: onnx.ModelProto, args: Sequence[Any], scale: float = 1.0) -> Sample:
     """A sample from example args: their tensors feed the ONNX inputs in order."""
+    if scale != 1.0:
+        args = map_tensors(tuple(args), lambda t: t * scale if t.is_floating_point() else t)
     tensors = flatten_tensors(args)
     names = [i.name for i in graph_inputs(model)]
     if len(names) != len(tensors):
         raise GruOnnxUsageError(
             f"the ONNX file takes {len(names)} inputs ({', '.join(names)}) but {len(tensors)} tensors were given"
         )
-    return Sample(tuple(args), {n: to_numpy(t) for n, t in zip(names, tensors, strict=True)})
+    return Sample(tuple(args), {n: to_numpy(t) for n, t in zip(names, tensors, strict=True)}, scale)
+
+
+def derived_samples(
+    model: onnx.ModelProto,
+    args: Sequence[Any],
+    *,
+    count: int,
+    scales: Sequence[float],
+    seq_len: int | None = None,
+    batch: int | None = None,
+) -> list[Sample]:
+    """The example, then ``count - 1`` variations of it: every dynamic axis of the file grows
+    (sample ``i`` by ``i``, or to ``--batch``/``--seq-len`` for axes named batch/seq) and
+    floating inputs are scaled by ``scales[i % len(scales)]``.
+
+    Rows are taken from the example in reverse cyclic order, so integer inputs (token ids,
+    lengths) keep valid values and a file that mixes up its batch rows shows it.
+    """
+    infos = graph_inputs(model)
+    examples = flatten_tensors(tuple(args))
+    if len(infos) != len(examples):
+        return [samples_from_args(model, args)]  # samples_from_args names the problem
+    symbolic = {d for info in infos for d in _dims(info) if isinstance(d, str) and d}
+    for name, given in (("batch", batch), ("seq", seq_len)):
+        if given is not None and name not in symbolic:
+            flag = "--batch" if name == "batch" else "--seq-len"
+            raise GruOnnxUsageError(f"{flag} {given}: the file has no dynamic {name} axis")
+    samples = [samples_from_args(model, args, scales[0])]
+    for i in range(1, count):
+        sizes: dict[str, int] = {}
+        for info, example in zip(infos, examples, strict=True):
+            for axis, dim in enumerate(_dims(info)):
+                if isinstance(dim, str) and dim and axis < example.dim():
+                    wanted = {"batch": batch, "seq": seq_len}.get(dim)
+                    sizes.setdefault(dim, wanted if wanted is not None else example.shape[axis] + i)
+        flat = iter(infos)
+
+        def resize(t: torch.Tensor, flat: Any = flat, sizes: dict[str, int] = sizes) -> torch.Tensor:
+            info = next(flat)
+            for axis, dim in enumerate(_dims(info)):
+                if isinstance(dim, str) and dim in sizes and axis < t.dim():
+                    n = t.shape[axis]
+                    rows = torch.tensor([(n - 1 - j) % n for j in range(sizes[dim])])
+                    t = t.index_select(axis, rows)
+            return t
+
+        resized = map_tensors(tuple(args), resize)
+        samples.append(samples_from_args(model, resized, scales[i % len(scales)]))
+    return samples
 
 
 def generate_samples(
@@ -76,12 +179,13 @@ def generate_samples(
     seq_len: int | None,
     batch: int | None,
     seed: int,
+    scales: Sequence[float] = (1.0,),
 ) -> list[Sample]:
     """Seeded random inputs for a lone-GRU file, shaped from its metadata and input shapes.
 
-    Inputs are standard normal (unit-scale features, like normalised activations), ``h0`` half
-    that. A file with a dynamic sequence axis gets lengths from 1 to the maximum across the
-    samples (the maximum first); a ``lengths`` input gets values from 1 to the sequence length.
+    Inputs are standard normal times the sample's scale (``scales`` cycled), ``h0`` half that.
+    A file with a dynamic sequence axis gets lengths from 1 to the maximum across the samples
+    (the maximum first); a ``lengths`` input gets values from 1 to the sequence length.
     """
     (stack,) = metadata["stacks"]
     spec = stack["spec"]
@@ -90,8 +194,9 @@ def generate_samples(
     rank = len(x_info.type.tensor_type.shape.dim)
     bf = spec["batch_first"] and rank == 3
     seq_axis, batch_axis = (1, 0) if bf else (0, 1)
-    static_seq = _dim(x_info, seq_axis)
-    static_batch = _dim(x_info, batch_axis) if rank == 3 else 1
+    dims = _dims(x_info)
+    static_seq = dims[seq_axis] if isinstance(dims[seq_axis], int) else None
+    static_batch = (dims[batch_axis] if isinstance(dims[batch_axis], int) else None) if rank == 3 else 1
     if seq_len is not None and static_seq is not None and seq_len != static_seq:
         raise GruOnnxUsageError(f"the file's sequence length is fixed at {static_seq}; --seq-len {seq_len} cannot run")
     if batch is not None and static_batch is not None and rank == 3 and batch != static_batch:
@@ -109,15 +214,17 @@ def generate_samples(
     gen = torch.Generator().manual_seed(seed)
     dirs = 2 if spec["bidirectional"] else 1
     samples = []
-    for seq in lengths_of:
+    for i, seq in enumerate(lengths_of):
+        scale = scales[i % len(scales)]
         shape = (batch, seq, spec["input_size"]) if bf else (seq, batch, spec["input_size"])
         if rank == 2:
             shape = (seq, spec["input_size"])
-        x = torch.randn(*shape, generator=gen).to(dtype)
+        x = (scale * torch.randn(*shape, generator=gen)).to(dtype)
         h0 = None
         if "h0" in inputs:
             h_shape = (spec["num_layers"] * dirs, batch, spec["hidden_size"])
-            h0 = (0.5 * torch.randn(*(h_shape if rank == 3 else (h_shape[0], h_shape[2])), generator=gen)).to(dtype)
+            h0 = torch.randn(*(h_shape if rank == 3 else (h_shape[0], h_shape[2])), generator=gen)
+            h0 = (0.5 * scale * h0).to(dtype)
         lengths = None
         if "lengths" in inputs:
             lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
@@ -126,11 +233,13 @@ def generate_samples(
                 lengths[-1] = 1
         args = (x, h0, lengths)
         feeds = {n: to_numpy(a) for n, a in zip(("input", "h0", "lengths"), args, strict=True) if a is not None}
-        samples.append(Sample(args, feeds))
+        samples.append(Sample(args, feeds, scale))
     return samples
 
 
-def samples_from_npz(model: onnx.ModelProto, path: str | os.PathLike[str], lone_gru: bool) -> list[Sample]:
+def samples_from_npz(
+    model: onnx.ModelProto, path: str | os.PathLike[str], metadata: dict[str, Any] | None, lone_gru: bool
+) -> list[Sample]:
     """User inputs: an ``.npz`` whose keys are the ONNX input names.
 
     Floating arrays are cast to the file's input type (NumPy writes float64 by default);
@@ -155,19 +264,16 @@ def samples_from_npz(model: onnx.ModelProto, path: str | os.PathLike[str], lone_
                 array = array.astype(want)
             else:
                 raise GruOnnxUsageError(f"{path}: {name!r} is {array.dtype}, the file takes {np.dtype(want)}")
-        dims = info.type.tensor_type.shape.dim
-        fixed = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-        if array.ndim != len(fixed) or any(f is not None and f != n for f, n in zip(fixed, array.shape, strict=False)):
-            shown = ", ".join(
-                str(f) if f is not None else (d.dim_param or "?") for f, d in zip(fixed, dims, strict=True)
-            )
+        dims = _dims(info)
+        fits = array.ndim == len(dims) and all(
+            not isinstance(d, int) or d == n for d, n in zip(dims, array.shape, strict=False)
+        )
+        if not fits:
+            shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
             raise GruOnnxUsageError(f"{path}: {name!r} has shape {list(array.shape)}, the file takes [{shown}]")
         feeds[name] = array
     if "lengths" in feeds and "input" in feeds and lone_gru:
-        from gru_onnx.metadata import find_metadata
-        from gru_onnx.parity import time_axes
-
-        seq_axis = 0 if feeds["input"].ndim == 2 else time_axes(model, find_metadata(model))[0]
+        seq_axis = 0 if feeds["input"].ndim == 2 else time_axes(model, metadata)[0]
         seq = feeds["input"].shape[seq_axis]
         lengths = feeds["lengths"]
         if lengths.size and (lengths.min() < 1 or lengths.max() > seq):
@@ -179,3 +285,30 @@ def samples_from_npz(model: onnx.ModelProto, path: str | os.PathLike[str], lone_
     order = ("input", "h0", "lengths") if lone_gru else list(infos)
     args = tuple(tensors.get(n) for n in order)
     return [Sample(args, feeds)]
+
+
+def plan_samples(
+    model: onnx.ModelProto,
+    metadata: dict[str, Any] | None,
+    *,
+    args: Sequence[Any] | None,
+    inputs: str | os.PathLike[str] | None,
+    count: int,
+    seq_len: int | None,
+    batch: int | None,
+    seed: int,
+    scales: Sequence[float] | None,
+) -> list[Sample]:
+    """The samples of one check: the ``.npz`` when given, else variations of the example args,
+    else seeded random samples (lone-GRU files, from the metadata)."""
+    stacks = (metadata or {}).get("stacks", [])
+    lone_gru = len(stacks) == 1 and stacks[0]["path"] == ""
+    scales = tuple(scales) if scales else default_scales((metadata or {}).get("dtype", "float32"))
+    if inputs is not None:
+        return samples_from_npz(model, inputs, metadata, lone_gru)
+    count = max(count, 1)
+    if args is not None:
+        return derived_samples(model, tuple(args), count=count, scales=scales, seq_len=seq_len, batch=batch)
+    if lone_gru and metadata is not None:
+        return generate_samples(model, metadata, count=count, seq_len=seq_len, batch=batch, seed=seed, scales=scales)
+    raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import sys
 import tempfile
@@ -73,18 +74,25 @@ def captured_output() -> Iterator[list[str]]:
     """Capture what native libraries print to stdout/stderr (file descriptors 1 and 2).
 
     Runtimes report missing CUDA libraries by printing; the lines are kept for the one-line
-    reason in the report instead of reaching the user's terminal.
+    reason in the report instead of reaching the user's terminal. A crash inside still shows:
+    Python's fault handler writes to the real stderr meanwhile.
     """
     lines: list[str] = []
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    real_stderr = os.fdopen(os.dup(saved[1]), "w")
+    was_enabled = faulthandler.is_enabled()
+    with tempfile.TemporaryFile(mode="w+b") as sink, real_stderr:
         try:
+            faulthandler.enable(file=real_stderr)
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
             yield lines
         finally:
+            faulthandler.disable()
+            if was_enabled:
+                faulthandler.enable()
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(saved[0], 1)

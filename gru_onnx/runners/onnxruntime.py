@@ -11,6 +11,7 @@ ONNX Runtime's profiler, so a GRU node handed back to the CPU shows in the repor
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -81,6 +82,7 @@ class OnnxRuntimeRunner(Runner):
         self.name = f"onnxruntime-{provider}"
         self._session: Any = None
         self._profiled = False
+        self._restore_env = False
 
     def _open(self) -> None:
         try:
@@ -100,7 +102,10 @@ class OnnxRuntimeRunner(Runner):
             self._disable_tf32(provider_options)
             options.enable_profiling = True
             options.profile_file_prefix = str(Path(os.environ.get("TMPDIR", "/tmp")) / "gru_onnx_profile")
-        with captured_output() as printed:
+        # Only GPU sessions print what is worth capturing (missing CUDA libraries); a CPU
+        # session prints nothing, and a crash while creating it must reach the terminal.
+        capture = captured_output() if gpu else contextlib.nullcontext([])
+        with capture as printed:
             if gpu and hasattr(ort, "preload_dlls"):
                 try:
                     ort.preload_dlls()
@@ -118,9 +123,15 @@ class OnnxRuntimeRunner(Runner):
         self._session = session
 
     def _disable_tf32(self, provider_options: dict[str, str]) -> None:
+        """TF32 off for this runner's session: ``use_tf32=0``, and ``NVIDIA_TF32_OVERRIDE=0``
+        while the session lives (the caller's own value wins and is restored on close)."""
         if self.provider == "cuda":
             provider_options["use_tf32"] = "0"
-        override = os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")
+        override = os.environ.get("NVIDIA_TF32_OVERRIDE")
+        if override is None:
+            os.environ["NVIDIA_TF32_OVERRIDE"] = "0"
+            self._restore_env = True
+            override = "0"
         if override == "0":
             self.notes.append("TF32 disabled (use_tf32=0, NVIDIA_TF32_OVERRIDE=0)")
         else:
@@ -149,3 +160,6 @@ class OnnxRuntimeRunner(Runner):
 
     def _close(self) -> None:
         self._session = None
+        if self._restore_env:
+            os.environ.pop("NVIDIA_TF32_OVERRIDE", None)
+            self._restore_env = False
