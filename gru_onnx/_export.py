@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import onnxscript
 import torch
 from torch import nn
 
-from gru_onnx import _export_op
+from gru_onnx import _export_op, workarounds
 from gru_onnx._version import __version__
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
@@ -141,7 +142,9 @@ def export(
     with _export_mode(model, grus):
         program = _torch_export(model, call_args, call_kwargs, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
-    stacks = _replace_placeholders(ir_model, chosen, opset, dynamic_seq)
+    _verify_dynamic_axes(ir_model.graph, _promised_axes(model, call_args, call_kwargs, dynamic_shapes))
+    stacks = _replace_placeholders(ir_model, chosen, opset)
+    workarounds.apply_all(ir_model.graph)
     float_dtype = _float_dtype(model)
     used = sorted({stack["strategy"] for stack in stacks})
     metadata = {
@@ -151,7 +154,7 @@ def export(
         "requested_strategy": chosen.name,
         "opset": opset,
         "dtype": float_dtype,
-        "dynamic_seq": dynamic_seq,
+        "dynamic_seq": any(stack["seq_len"] is None for stack in stacks),
         "stacks": stacks,
     }
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
@@ -160,8 +163,10 @@ def export(
     proto = ir.to_proto(ir_model)
     try:
         onnx.checker.check_model(proto, full_check=True)
+    except onnx.shape_inference.InferenceError as exc:  # e.g. an op given a type it does not take
+        raise ExportError(f"the exported graph does not type-check: {_first_line(exc)}") from exc
     except onnx.checker.ValidationError as exc:  # pragma: no cover - a bug in a strategy
-        raise InternalError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from exc
+        raise InternalError(f"the exported graph is not valid ONNX: {_first_line(exc)}") from exc
     produced = [name for node in proto.graph.node for name in node.output if name]
     if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
         raise InternalError("the exported graph assigns a value name twice")
@@ -188,36 +193,119 @@ def export(
     return result
 
 
+def _arg_names(model: nn.Module, count: int) -> list[str]:
+    """Names of ``model``'s first ``count`` positional arguments, as torch.export names inputs."""
+    if isinstance(model, CustomGRU):
+        return list(_GRU_ARGS[:count])
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        params = []
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(names) < count:  # forward(*args): input, input_1, ...
+        names += [f"input_{i}" if i else "input" for i in range(len(names), count)]
+    return names[:count]
+
+
 def _dynamic_shapes(model: nn.Module, args: tuple[Any, ...], *, batch: bool, seq: bool) -> tuple[Any, ...] | None:
-    """Name the batch axis ``batch`` and, with ``seq``, the sequence axis ``seq`` on every input."""
+    """Name the batch axis ``batch`` and, with ``seq``, the sequence axis ``seq`` on every input.
+
+    For a CustomGRU the axes follow its layout; for other models they are axes 0 and 1 of
+    every tensor input. Inputs whose example lengths differ get their own sequence axes
+    (``seq``, ``seq_1``, ...): a shared encoder may read sequences of different lengths.
+    """
     batch_dim = torch.export.Dim("batch") if batch else None
-    seq_dim = torch.export.Dim("seq") if seq else None
+    seq_dims: dict[int, Any] = {}
+
+    def seq_dim(length: int) -> Any:
+        if not seq:
+            return None
+        if length not in seq_dims:
+            seq_dims[length] = torch.export.Dim("seq" if not seq_dims else f"seq_{len(seq_dims)}")
+        return seq_dims[length]
+
+    names = _arg_names(model, len(args))
     if isinstance(model, CustomGRU):
         x = args[0]
         if not isinstance(x, torch.Tensor):
             return None
         if x.dim() == 2:  # unbatched: [seq, feature]
-            return ({0: seq_dim} if seq else None,) + (None,) * (len(args) - 1)
+            return ({0: seq_dim(x.shape[0])} if seq else None,) + (None,) * (len(args) - 1)
         b_axis, s_axis = (0, 1) if model.spec.batch_first else (1, 0)
-        axes = [{b_axis: batch_dim, s_axis: seq_dim}, {1: batch_dim}, {0: batch_dim}]  # input, h0, lengths
+        axes = [(b_axis, s_axis), (1, None), (0, None)]  # input, h0, lengths
     else:
-        axes = [{0: batch_dim, 1: seq_dim}] * len(args)
+        axes = [(0, 1)] * len(args)
     shapes = []
-    for arg, wanted in zip(args, axes, strict=False):
+    for name, arg, (b_axis, s_axis) in zip(names, args, axes, strict=False):
         if not isinstance(arg, torch.Tensor):
             shapes.append(None)
             continue
-        spec = {axis: dim for axis, dim in wanted.items() if dim is not None and axis < arg.dim()}
+        spec = {}
+        if batch_dim is not None and b_axis < arg.dim():
+            spec[b_axis] = batch_dim
+        if s_axis is not None and s_axis < arg.dim() and (dim := seq_dim(arg.shape[s_axis])) is not None:
+            spec[s_axis] = dim
         for axis, dim in spec.items():
             if arg.shape[axis] < 2:
+                kind = "batch" if dim is batch_dim else "sequence"
                 raise GruOnnxUsageError(
-                    f"axis {axis} of an example input has size {arg.shape[axis]}; torch.export needs at "
-                    f"least 2 to keep the {dim.__name__} axis dynamic (give a larger example, or "
-                    f"dynamic_{'batch' if dim.__name__ == 'batch' else 'seq'}=False)"
+                    f"input {name!r}: axis {axis} has size {arg.shape[axis]} in the example, and torch.export "
+                    f"needs at least 2 to keep it dynamic as the {kind} axis. If axis {axis} of {name!r} is not "
+                    f"its {kind} axis, pass dynamic_shapes naming each input's axes, as for torch.export; else "
+                    f"give a larger example, or dynamic_{'batch' if kind == 'batch' else 'seq'}=False"
                 )
         shapes.append(spec or None)
     return tuple(shapes)
 
+
+def _promised_axes(
+    model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic_shapes: Any
+) -> list[tuple[int, str, int, str]]:
+    """``(graph input index, input name, axis, dim name)`` for every axis ``dynamic_shapes``
+    declares dynamic with a named ``Dim`` (top-level tensor inputs only)."""
+    if dynamic_shapes is None:
+        return []
+    if kwargs:
+        named = [(n, a) for n, a in kwargs.items()]
+    else:
+        named = list(zip(_arg_names(model, len(args)), args, strict=True))
+    if isinstance(dynamic_shapes, dict):
+        specs = [dynamic_shapes.get(n) for n, _ in named]
+    else:
+        specs = list(dynamic_shapes) + [None] * (len(named) - len(dynamic_shapes))
+    promised = []
+    index = 0
+    for (name, arg), spec in zip(named, specs, strict=False):
+        if not isinstance(arg, torch.Tensor):
+            if arg is not None:
+                return promised  # nested inputs: their flattened order is torch.export's business
+            continue
+        if isinstance(spec, dict):
+            for axis, dim in spec.items():
+                if hasattr(dim, "__name__"):
+                    promised.append((index, name, int(axis), dim.__name__))
+        index += 1
+    return promised
+
+
+def _verify_dynamic_axes(graph: ir.Graph, promised: list[tuple[int, str, int, str]]) -> None:
+    """Refuse a file whose axes came out static although the export promised them dynamic
+    (torch.export specialises an axis silently when the model ties it to a constant)."""
+    inputs = [v for v in graph.inputs if not v.is_initializer()]
+    fixed = []
+    for index, name, axis, dim in promised:
+        if index >= len(inputs) or inputs[index].shape is None or axis >= len(inputs[index].shape):
+            continue
+        size = inputs[index].shape[axis]
+        if isinstance(size, int):
+            fixed.append(f"{name!r} axis {axis} ({dim}) = {size}")
+    if fixed:
+        raise ExportError(
+            f"torch.export fixed axes that were to be dynamic: {', '.join(fixed)}; the model ties them to a "
+            "constant. Where such an axis is not the input's batch or sequence axis (an h0 [layers, batch, "
+            "hidden] has batch on axis 1), pass dynamic_shapes naming each input's axes, as for torch.export; "
+            "else export with dynamic_batch=False for a static file"
+        )
 
 def _convert_dtype(
     model: nn.Module, args: tuple[Any, ...], dtype: torch.dtype | str
@@ -306,13 +394,17 @@ def _torch_export(
         logger.removeFilter(noise)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None:
         exc = exc.__cause__
     return exc
 
 
-def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, dynamic_seq: bool) -> list[dict[str, Any]]:
+def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> list[dict[str, Any]]:
     """Write every placeholder node with ``strategy``; return the stacks' metadata."""
     graph = model.graph
     stacks = []
@@ -329,12 +421,18 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, dynam
         batch_first = cfg["batch_first"]
         seq_dim = x.shape[1 if batch_first else 0] if x.shape is not None else None
         seq_len = seq_dim if isinstance(seq_dim, int) else None
-        if seq_len is None and (not dynamic_seq or str(seq_dim) == "batch"):
-            where = repr(cfg["path"]) if cfg["path"] else "the model"
+        where = repr(cfg["path"]) if cfg["path"] else "the model"
+        if seq_len is None and str(seq_dim) == "batch":
             raise ExportError(
-                f"the CustomGRU at {where} gets a dynamic axis ({seq_dim}) as its time axis: the model's "
-                "inputs are not batch-first (axis 0 batch, axis 1 sequence); pass dynamic_shapes as for "
-                "torch.export, or dynamic_batch=False"
+                f"the CustomGRU at {where} gets the batch axis as its time axis: the model's inputs are not "
+                "batch-first (axis 0 batch, axis 1 sequence); pass dynamic_shapes as for torch.export, or "
+                "dynamic_batch=False"
+            )
+        if seq_len is None and not strategy.dynamic_seq:
+            raise ExportError(
+                f"the CustomGRU at {where} gets a dynamic time axis ({seq_dim}, from dynamic_shapes), which the "
+                f"{strategy.name} strategy cannot write; make that axis static or use a strategy with a dynamic "
+                "length (loop, native, auto)"
             )
         # A scope per call keeps node and value names unique when a CustomGRU runs twice.
         scope = f"gru_onnx.{cfg['path'] or 'gru'}"
@@ -392,7 +490,13 @@ def _relabel_opset(model: ir.Model, opset: int) -> None:
         if node.domain not in ("", "ai.onnx"):
             continue
         new = onnx.defs.get_schema(node.op_type, current, node.domain).since_version
-        old = onnx.defs.get_schema(node.op_type, opset, node.domain).since_version
+        try:
+            old = onnx.defs.get_schema(node.op_type, opset, node.domain).since_version
+        except onnx.defs.SchemaError:
+            raise ExportError(
+                f"cannot write opset {opset}: the model uses {node.op_type}, which ONNX defines from opset {new}; "
+                f"export with --opset {new} or newer"
+            ) from None
         split_with_sizes = node.op_type == "Split" and "num_outputs" not in node.attributes
         if new != old and not split_with_sizes:
             raise ExportError(

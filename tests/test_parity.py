@@ -368,7 +368,8 @@ def test_assert_parity_raises_with_the_table(exported, tmp_path):
     report = assert_parity(gru, path, (x,))
     assert report.passed
     perturb(path, tmp_path / "bad.onnx", "weight_ih_l0", 5e-3)
-    with pytest.raises(AssertionError, match=r"(?s)ONNX parity failed: weights of the GRU differ.*onnxruntime-cpu: output 'output'.*ort-cpu"):
+    failed = r"(?s)ONNX parity failed: weights of the GRU differ.*onnxruntime-cpu: output 'output'.*ort-cpu"
+    with pytest.raises(AssertionError, match=failed):
         assert_parity(gru, tmp_path / "bad.onnx", (x,))
 
 
