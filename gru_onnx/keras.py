@@ -94,8 +94,13 @@ def _keras(set_backend: bool = False) -> Any:
         os.environ["KERAS_BACKEND"] = "torch"
     try:
         import keras
-    except ImportError:
-        raise GruOnnxUsageError(INSTALL_HINT) from None
+    except ImportError as exc:
+        if exc.name == "keras":
+            raise GruOnnxUsageError(INSTALL_HINT) from None
+        raise GruOnnxUsageError(  # Keras is there, its configured backend is not
+            f"Keras could not be imported ({exc}); gru-onnx needs Keras on the torch backend: "
+            "set KERAS_BACKEND=torch before keras is first imported"
+        ) from None
     if not hasattr(keras, "backend") or not str(getattr(keras, "__version__", "0")).startswith("3"):
         raise GruOnnxUsageError(f"gru-onnx reads Keras 3 models; Keras {keras.__version__} is installed")
     backend = keras.backend.backend()
@@ -542,22 +547,24 @@ def _output_names(tensors: Sequence[Any]) -> list[str]:
     return unique
 
 
-def _call_tensors(node: Any, layer: Any) -> list[Any]:
-    """The Keras tensors a layer call consumed, in order: positional ones, then initial states."""
+def _call_tensors(node: Any, layer: Any) -> tuple[list[Any], list[Any]]:
+    """The Keras tensors a layer call consumed, in order (positional ones, then initial states),
+    and the masks it was given (refused once their producers are converted)."""
     keras = _keras()
     args, kwargs = node.arguments.args, node.arguments.kwargs
     tensors = [t for t in keras.tree.flatten(args) if isinstance(t, keras.KerasTensor)]
+    masks = []
     for key, value in kwargs.items():
         if value is None or key == "training":
             continue
         flat = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
-        if key == "mask" and flat:
-            raise _masking_error(layer, "called with mask=")
-        if key == "initial_state" and type(layer).__name__ in ("GRU", "Bidirectional"):
+        if key == "mask":
+            masks.extend(flat)
+        elif key == "initial_state" and type(layer).__name__ in ("GRU", "Bidirectional"):
             tensors.extend(flat)
         elif flat:
             raise GruOnnxUsageError(f"Keras layer {layer.name!r} is called with {key}=; gru-onnx does not convert that")
-    return tensors
+    return tensors, masks
 
 
 def _convert_model(model: Any, activations: _Activations) -> KerasModule:
@@ -593,9 +600,11 @@ def _convert_model(model: Any, activations: _Activations) -> KerasModule:
         cls = type(op).__name__
         if cls == "InputLayer":
             raise GruOnnxUsageError(f"Keras input {op.name!r} is not an input of model {model.name!r}")
-        consumed = _call_tensors(node, op)
-        for t in consumed:
-            visit(t)
+        consumed, masks = _call_tensors(node, op)
+        for t in consumed + masks:
+            visit(t)  # producers first: a Masking layer is named before the GRU it masks
+        if masks:
+            raise _masking_error(op, "called with a mask")
         if id(op) not in names:
             converter = CONVERTERS.get(cls)
             if converter is None:
