@@ -1,9 +1,9 @@
 """gru-onnx: GRUs with custom activations, from PyTorch to checked ONNX.
 
 The public API is small: :class:`CustomGRU` (a drop-in for ``torch.nn.GRU``), :func:`export`,
-:func:`check_parity`, :func:`read_metadata`, and the activation registry
-(:func:`register_activation`). Names are imported on first use, so ``gru-onnx --help`` does
-not pay for importing torch.
+:func:`check_parity`, :func:`read_metadata`, the activation registry
+(:func:`register_activation`) and :func:`from_keras` (Keras 3 GRU models). Names are imported
+on first use, so ``gru-onnx --help`` does not pay for importing torch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gru_onnx._export import ExportResult, export
     from gru_onnx.activations import BoundActivation, get_activation, register_activation
     from gru_onnx.errors import ExportError, GruOnnxError, GruOnnxUsageError
+    from gru_onnx.keras import from_keras
     from gru_onnx.metadata import read_metadata
     from gru_onnx.module import CustomGRU
     from gru_onnx.parity import ParityReport, check_parity
@@ -33,6 +34,7 @@ _PUBLIC = {
     "ParityReport": "gru_onnx.parity",
     "check_parity": "gru_onnx.parity",
     "export": "gru_onnx._export",
+    "from_keras": "gru_onnx.keras",
     "get_activation": "gru_onnx.activations",
     "read_metadata": "gru_onnx.metadata",
     "register_activation": "gru_onnx.activations",
@@ -50,6 +52,7 @@ __all__ = [
     "__version__",
     "check_parity",
     "export",
+    "from_keras",
     "get_activation",
     "read_metadata",
     "register_activation",

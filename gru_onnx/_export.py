@@ -104,6 +104,8 @@ def export(
     ``result.parity``. The file is written only once complete.
     """
     started = time.perf_counter()
+    input_names = input_names or getattr(model, "gru_onnx_input_names", None)
+    output_names = output_names or getattr(model, "gru_onnx_output_names", None)
     path = _check_output_path(f)
     chosen = get_strategy(strategy)
     if not MIN_OPSET <= opset <= MAX_OPSET:

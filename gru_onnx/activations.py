@@ -365,14 +365,26 @@ def _hardtanh(op: Any, x: Any, min_val: float, max_val: float) -> Any:
     return op.Clip(x, min_val, max_val)
 
 
+_HARD_SIGMOID_DEFAULTS = {"alpha": 1.0 / 6.0, "beta": 0.5}
+
+
+def _hard_sigmoid_torch(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    # PyTorch's own kernel for its own definition, so the default is bit-identical to it.
+    if alpha == _HARD_SIGMOID_DEFAULTS["alpha"] and beta == _HARD_SIGMOID_DEFAULTS["beta"]:
+        return F.hardsigmoid(x)
+    return torch.clamp(alpha * x + beta, 0.0, 1.0)
+
+
 @_builtin(
     "hard_sigmoid",
-    F.hardsigmoid,
-    native=_always("HardSigmoid", alpha=1.0 / 6.0, beta=0.5),
-    doc="relu6(x + 3) / 6 (PyTorch's; ONNX HardSigmoid with alpha=1/6, beta=1/2)",
+    _hard_sigmoid_torch,
+    defaults=_HARD_SIGMOID_DEFAULTS,
+    native=lambda p: NativeActivation("HardSigmoid", alpha=p["alpha"], beta=p["beta"]),
+    doc="max(0, min(1, alpha * x + beta)); the defaults are PyTorch's relu6(x + 3) / 6 (= Keras 3's), "
+    "alpha=0.2 is Keras 2's",
 )
-def _hard_sigmoid(op: Any, x: Any) -> Any:
-    return op.HardSigmoid(x, alpha=1.0 / 6.0, beta=0.5)
+def _hard_sigmoid(op: Any, x: Any, alpha: float, beta: float) -> Any:
+    return op.HardSigmoid(x, alpha=alpha, beta=beta)
 
 
 @_builtin("hard_swish", F.hardswish, aliases=("hardswish",), doc="x * hard_sigmoid(x)")

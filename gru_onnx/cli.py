@@ -173,6 +173,12 @@ def cli() -> None:
 )
 @_model_option("Export your own model: FACTORY() returns (module, example_args).")
 @click.option(
+    "--keras",
+    "keras_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A Keras 3 model (.keras or legacy .h5) to export and check against Keras itself (gru-onnx[keras]).",
+)
+@click.option(
     "--check/--no-check",
     default=True,
     show_default=True,
@@ -194,6 +200,10 @@ def export(ctx: click.Context, **opts: Any) -> None:
 
     if opts["check"]:
         _require_providers(opts["providers"])
+    if opts["keras_path"]:
+        from gru_onnx._keras_cli import export_keras
+
+        return export_keras(ctx, opts, _print_export_summary, _fail)
     torch.manual_seed(opts["seed"])
     if opts["factory"]:
         given = [
@@ -328,6 +338,12 @@ def activations(opset: int, definitions: bool) -> None:
     help="Check against these source weights (a state_dict) instead of the file's own.",
 )
 @_model_option("Check against your model: FACTORY() returns (module, example_args).")
+@click.option(
+    "--keras",
+    "keras_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check against this Keras 3 model (.keras or .h5) itself, run by Keras (gru-onnx[keras]).",
+)
 @_provider_option("Runtime(s) to check on; repeat the option, or 'all' (missing ones are skipped).")
 @click.option("--seq-len", type=click.IntRange(min=1), help="Longest sequence of the random samples.")
 @click.option("--batch", type=click.IntRange(min=1), help="Batch size of the random samples.")
@@ -386,6 +402,12 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
         if target is not None and not os.access(target.parent if str(target.parent) else ".", os.W_OK):
             _fail(f"cannot write {target}: its folder does not exist or is not writable", 2)
     _require_providers(providers)
+    if opts["keras_path"]:
+        if checkpoint or factory:
+            raise click.UsageError("--keras cannot be combined with --checkpoint or --model")
+        from gru_onnx._keras_cli import check_keras
+
+        return check_keras(path, providers, opts, _fail)
     load_model(path)  # unreadable files fail here, before any model is built
     model, args = (None, None)
     if factory:

@@ -19,8 +19,8 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _hard_sigmoid(x):
-    return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+def _hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5):
+    return np.clip(alpha * x + beta, 0.0, 1.0)
 
 
 # name -> (function of (x, **params), default params)
@@ -46,7 +46,7 @@ ACTIVATIONS = {
     ),
     "softsign": (lambda x: x / (1.0 + np.abs(x)), {}),
     "hardtanh": (lambda x, min_val, max_val: np.clip(x, min_val, max_val), {"min_val": -1.0, "max_val": 1.0}),
-    "hard_sigmoid": (_hard_sigmoid, {}),
+    "hard_sigmoid": (_hard_sigmoid, {"alpha": 1.0 / 6.0, "beta": 0.5}),
     "hard_swish": (lambda x: x * _hard_sigmoid(x), {}),
     "linear": (lambda x: x, {}),
 }

@@ -24,6 +24,7 @@ CUSTOM_PARAMS = {
     "celu": {"alpha": 2.0},
     "softplus": {"beta": 2.0, "threshold": 10.0},
     "hardtanh": {"min_val": -0.5, "max_val": 2.0},
+    "hard_sigmoid": {"alpha": 0.2, "beta": 0.5},  # Keras 2's hard_sigmoid
 }
 
 
@@ -78,6 +79,17 @@ def test_opset_specific_emitters_use_the_fused_op_only_where_it_exists():
     assert "Gelu" not in onnx_ops("gelu", 19) and "Erf" in onnx_ops("gelu", 19)
     assert onnx_ops("gelu", 20) == ["Gelu"]
     assert "Mish" not in onnx_ops("mish", 17) and onnx_ops("mish", 18) == ["Mish"]
+
+
+def test_hard_sigmoid_without_params_is_pytorchs_and_old_files_still_load():
+    from gru_onnx.activations import BoundActivation
+
+    old = BoundActivation.from_json({"name": "hard_sigmoid", "params": {}})  # written before it had parameters
+    assert old == parse_activation("hard_sigmoid") and str(old) == "hard_sigmoid"
+    x = torch.linspace(-5, 5, 101)
+    assert torch.equal(old.torch(x), torch.nn.functional.hardsigmoid(x))
+    keras2 = parse_activation("hard_sigmoid(alpha=0.2, beta=0.5)")
+    assert (keras2.native().alpha, keras2.native().beta) == (0.2, 0.5)
 
 
 def test_native_equivalents_are_exact_or_absent():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,3 +30,14 @@ def test_tagger_example_exports(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "PASS" in proc.stdout and (tmp_path / "tagger.onnx").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="Keras is not installed (gru-onnx[keras])")
+def test_keras_relu_gru_example_trains_exports_and_matches_keras(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "examples/keras_relu_gru.py", str(tmp_path / "relu.onnx")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "KERAS_BACKEND": "torch"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "parity vs Keras, T=50" in proc.stdout and proc.stdout.strip().endswith("PASS")
+    assert (tmp_path / "relu.onnx").exists()

@@ -1,0 +1,760 @@
+"""Keras 3 models -> PyTorch modules with a CustomGRU per Keras GRU (``gru_onnx.from_keras``).
+
+A layer converter: the Keras functional graph is walked in topological order and each layer
+becomes a torch module taken from a table keyed by the Keras class name. The result is plain
+torch (weights copied as NumPy), so ``gru_onnx.export`` treats it like any model and Keras is
+not needed to export it; the Keras model is only read, never changed.
+
+Activations keep their Keras meaning (Keras names, Keras defaults): Keras 3's ``leaky_relu``
+has slope 0.2 where PyTorch's has 0.01, and Keras 2's ``hard_sigmoid`` (``0.2 x + 0.5``
+clipped) is not Keras 3's (``relu6(x + 3) / 6``), which matters for legacy ``.h5`` files.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import keyword
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gru_onnx.activations import BoundActivation, parse_activation
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.module import CustomGRU
+
+__all__ = [
+    "KERAS2_ACTIVATIONS",
+    "KERAS_ACTIVATIONS",
+    "KerasModule",
+    "from_keras",
+    "keras2_hard_sigmoid",
+    "load_keras_model",
+]
+
+#: Keras activation name -> the gru-onnx activation with the same meaning (Keras 3 defaults).
+KERAS_ACTIVATIONS: dict[str, str] = {
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "relu": "relu",
+    "relu6": "relu6",
+    "leaky_relu": "leaky_relu(alpha=0.2)",  # keras.activations.leaky_relu(negative_slope=0.2)
+    "elu": "elu",
+    "selu": "selu",
+    "celu": "celu",
+    "gelu": "gelu",  # keras.activations.gelu(approximate=False)
+    "silu": "silu",
+    "swish": "silu",
+    "mish": "mish",
+    "softplus": "softplus",
+    "softsign": "softsign",
+    "hard_sigmoid": "hard_sigmoid",  # Keras 3: relu6(x + 3) / 6, PyTorch's
+    "hard_silu": "hard_swish",
+    "hard_swish": "hard_swish",
+    "hard_tanh": "hardtanh",
+    "linear": "linear",
+}
+#: What differs in files written by Keras 2 (read from an ``.h5`` file's ``keras_version``).
+KERAS2_ACTIVATIONS: dict[str, str] = {"hard_sigmoid": "hard_sigmoid(alpha=0.2, beta=0.5)"}
+#: Activations that are not elementwise: allowed in Dense and Activation layers, not in a GRU.
+_AXIS_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "softmax": functools.partial(torch.softmax, dim=-1),
+    "log_softmax": functools.partial(torch.log_softmax, dim=-1),
+}
+_KERAS_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+INSTALL_HINT = "Keras models need Keras 3: pip install gru-onnx[keras]"
+
+
+def keras2_hard_sigmoid(x: Any) -> Any:
+    """Keras 2's ``hard_sigmoid``, ``clip(0.2 x + 0.5, 0, 1)``, written with Keras ops.
+
+    Keras 3 reads a Keras 2 file's ``hard_sigmoid`` as its own ``relu6(x + 3) / 6``;
+    :func:`load_keras_model` puts this function back so Keras itself computes the original.
+    """
+    from keras import ops
+
+    return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Keras import and backend
+# --------------------------------------------------------------------------------------------
+
+
+def _keras(set_backend: bool = False) -> Any:
+    """Import Keras (on the torch backend when ``set_backend`` and Keras is not loaded yet)."""
+    if set_backend and "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = "torch"
+    try:
+        import keras
+    except ImportError as exc:
+        if exc.name == "keras":
+            raise GruOnnxUsageError(INSTALL_HINT) from None
+        raise GruOnnxUsageError(  # Keras is there, its configured backend is not
+            f"Keras could not be imported ({exc}); gru-onnx needs Keras on the torch backend: "
+            "set KERAS_BACKEND=torch before keras is first imported"
+        ) from None
+    if not hasattr(keras, "backend") or not str(getattr(keras, "__version__", "0")).startswith("3"):
+        raise GruOnnxUsageError(f"gru-onnx reads Keras 3 models; Keras {keras.__version__} is installed")
+    backend = keras.backend.backend()
+    if backend != "torch":
+        raise GruOnnxUsageError(
+            f"Keras runs on the {backend!r} backend in this process; gru-onnx needs Keras on the torch backend "
+            "(set KERAS_BACKEND=torch before keras is first imported)"
+        )
+    return keras
+
+
+# --------------------------------------------------------------------------------------------
+# Activations
+# --------------------------------------------------------------------------------------------
+
+
+def _activation_name(keras: Any, fn: Any) -> str:
+    """The Keras name of an activation function (its serialized name, else ``__name__``)."""
+    if fn is None:
+        return "linear"
+    if isinstance(fn, str):
+        return fn
+    try:
+        serialized = keras.activations.serialize(fn)
+    except Exception:  # an unregistered custom function: Keras cannot name it
+        serialized = None
+    if isinstance(serialized, str):
+        return serialized
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+class _Activations:
+    """Keras activation names -> gru-onnx activations: the Keras table, then caller overrides."""
+
+    def __init__(self, keras: Any, overrides: Mapping[str, str | BoundActivation] | None) -> None:
+        self.keras = keras
+        self.table: dict[str, str | BoundActivation] = {**KERAS_ACTIVATIONS, **(overrides or {})}
+
+    def bound(self, fn: Any, where: str) -> BoundActivation:
+        """The gru-onnx activation computing what Keras' ``fn`` computes (or a clear error)."""
+        if fn is keras2_hard_sigmoid:
+            return parse_activation(KERAS2_ACTIVATIONS["hard_sigmoid"])
+        name = _activation_name(self.keras, fn)
+        if name in self.table:
+            return parse_activation(self.table[name])
+        if name.isidentifier():  # a name the caller registered with gru_onnx.register_activation
+            try:
+                return parse_activation(name)
+            except GruOnnxUsageError:
+                pass
+        return _unknown(name, where)
+
+    def torch_fn(self, fn: Any, where: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """For Dense and Activation layers: also softmax-like activations; None for linear."""
+        name = _activation_name(self.keras, fn)
+        if name in _AXIS_ACTIVATIONS and name not in self.table:
+            return _AXIS_ACTIVATIONS[name]
+        bound = self.bound(fn, where)
+        return None if bound.name == "linear" else bound.torch
+
+
+def _unknown(name: str, where: str) -> BoundActivation:
+    raise GruOnnxUsageError(
+        f"{where}: Keras activation {name!r} has no gru-onnx equivalent; register one with "
+        f"gru_onnx.register_activation({name!r}, torch_fn, onnx_fn) (or pass activations={{{name!r}: ...}} "
+        "to from_keras)"
+    )
+
+
+class _Activation(nn.Module):
+    """An activation function as a module (Dense and Activation layers)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Converted layers
+# --------------------------------------------------------------------------------------------
+
+
+def _numpy(variable: Any) -> np.ndarray:
+    value = variable.numpy() if hasattr(variable, "numpy") else variable
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def _zrh_to_rzn(w: np.ndarray) -> np.ndarray:
+    """Keras' gate blocks (z, r, h) along the last axis -> PyTorch's order (r, z, n)."""
+    z, r, h = np.split(w, 3, axis=-1)
+    return np.concatenate([r, z, h], axis=-1)
+
+
+class KerasGRU(nn.Module):
+    """A Keras GRU layer: a batch-first CustomGRU plus Keras' ``go_backwards`` and output options."""
+
+    def __init__(self, gru: CustomGRU, *, go_backwards: bool, return_sequences: bool, return_state: bool) -> None:
+        super().__init__()
+        self.gru = gru
+        self.go_backwards = go_backwards
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> Any:
+        if self.go_backwards:  # Keras reads the sequence backwards and returns it in that order
+            x = torch.flip(x, (1,))
+        y, h_n = self.gru(x, None if h0 is None else h0.unsqueeze(0))
+        last = h_n[0]
+        out = y if self.return_sequences else last
+        return (out, last) if self.return_state else out
+
+
+_MERGES: dict[str | None, Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]] = {
+    "concat": lambda a, b: (torch.cat([a, b], dim=-1),),
+    "sum": lambda a, b: (a + b,),
+    "ave": lambda a, b: ((a + b) / 2,),
+    "mul": lambda a, b: (a * b,),
+    None: lambda a, b: (a, b),
+}
+
+
+class KerasBidirectional(nn.Module):
+    """Keras' Bidirectional: both GRUs on the input, the backward sequence flipped back, merged."""
+
+    def __init__(self, forward_layer: KerasGRU, backward_layer: KerasGRU, merge_mode: str | None) -> None:
+        super().__init__()
+        self.forward_layer = forward_layer
+        self.backward_layer = backward_layer
+        self.merge_mode = merge_mode
+
+    def forward(self, x: torch.Tensor, *states: torch.Tensor) -> Any:
+        half = len(states) // 2
+        y = self.forward_layer(x, *states[:half])
+        y_rev = self.backward_layer(x, *states[half:])
+        extra: tuple[torch.Tensor, ...] = ()
+        if self.forward_layer.return_state:
+            (y, h_fwd), (y_rev, h_bwd) = y, y_rev
+            extra = (h_fwd, h_bwd)
+        if self.forward_layer.return_sequences:
+            y_rev = torch.flip(y_rev, (1,))
+        merged = _MERGES[self.merge_mode](y, y_rev) + extra
+        return merged[0] if len(merged) == 1 else merged
+
+
+class _Merge(nn.Module):
+    """Keras merge layers (Add, Multiply, Concatenate, ...): a function of all inputs."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*xs)
+
+
+@dataclass
+class _Context:
+    """What a converter sees besides the layer: activation names and the model's inputs."""
+
+    activations: _Activations
+    node: Any = None
+
+
+def _gru(layer: Any, ctx: _Context) -> KerasGRU:
+    """keras.layers.GRU -> KerasGRU (weights reordered z, r, h -> r, z, n and transposed)."""
+    where = f"Keras layer {layer.name!r} (GRU)"
+    if layer.stateful:
+        raise GruOnnxUsageError(
+            f"{where} is stateful=True: its state carries over between calls, which a plain export does not "
+            "model; export it for streaming instead (gru_onnx.export(..., streaming=True), with the state as an "
+            "input and output)"
+        )
+    cell = layer.cell
+    if not cell.built:
+        raise GruOnnxUsageError(f"{where} is not built; call it on an input (or give the model a keras.Input)")
+    kernel, recurrent = _numpy(cell.kernel), _numpy(cell.recurrent_kernel)
+    hidden = cell.units
+    gru = CustomGRU(
+        kernel.shape[0],
+        hidden,
+        bias=cell.use_bias,
+        batch_first=True,
+        activation=ctx.activations.bound(cell.activation, where),
+        recurrent_activation=ctx.activations.bound(cell.recurrent_activation, where),
+        reset_after=cell.reset_after,
+    )
+    state = {"weight_ih_l0": _zrh_to_rzn(kernel).T, "weight_hh_l0": _zrh_to_rzn(recurrent).T}
+    if cell.use_bias:
+        bias = _numpy(cell.bias)
+        if cell.reset_after:  # (2, 3H): input bias, recurrent bias
+            state["bias_ih_l0"], state["bias_hh_l0"] = _zrh_to_rzn(bias[0]), _zrh_to_rzn(bias[1])
+        else:  # one bias, added with the input projection (b_hn = 0 is exact: Keras adds none)
+            state["bias_ih_l0"], state["bias_hh_l0"] = _zrh_to_rzn(bias), np.zeros(3 * hidden, np.float32)
+    gru.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+    return KerasGRU(
+        gru, go_backwards=layer.go_backwards, return_sequences=layer.return_sequences, return_state=layer.return_state
+    )
+
+
+def _bidirectional(layer: Any, ctx: _Context) -> KerasBidirectional:
+    inner = type(layer.forward_layer).__name__
+    if inner != "GRU" or type(layer.backward_layer).__name__ != "GRU":
+        raise GruOnnxUsageError(
+            f"unsupported Keras layer {layer.name!r} (class Bidirectional around {inner}): gru-onnx converts GRUs"
+        )
+    return KerasBidirectional(_gru(layer.forward_layer, ctx), _gru(layer.backward_layer, ctx), layer.merge_mode)
+
+
+def _dense(layer: Any, ctx: _Context) -> nn.Module:
+    kernel = _numpy(layer.kernel)
+    linear = nn.Linear(kernel.shape[0], kernel.shape[1], bias=layer.use_bias)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(kernel.T.copy()))
+        if layer.use_bias:
+            linear.bias.copy_(torch.from_numpy(_numpy(layer.bias)))
+    fn = ctx.activations.torch_fn(layer.activation, f"Keras layer {layer.name!r} (Dense)")
+    return linear if fn is None else nn.Sequential(linear, _Activation(fn))
+
+
+def _activation_layer(layer: Any, ctx: _Context) -> nn.Module:
+    fn = ctx.activations.torch_fn(layer.activation, f"Keras layer {layer.name!r} (Activation)")
+    return nn.Identity() if fn is None else _Activation(fn)
+
+
+def _embedding(layer: Any, ctx: _Context) -> nn.Embedding:
+    if layer.mask_zero:
+        raise _masking_error(layer, "Embedding(mask_zero=True)")
+    weights = _numpy(layer.embeddings)
+    embedding = nn.Embedding(weights.shape[0], weights.shape[1])
+    with torch.no_grad():
+        embedding.weight.copy_(torch.from_numpy(weights))
+    return embedding
+
+
+def _masking_error(layer: Any, what: str) -> GruOnnxUsageError:
+    return GruOnnxUsageError(
+        f"Keras layer {layer.name!r} ({what}) masks time steps: Keras masks need not be contiguous, so they do not "
+        "map onto a lengths input; remove the masking (or pad and pass lengths to a CustomGRU yourself)"
+    )
+
+
+def _refuse_masking(layer: Any, ctx: _Context) -> nn.Module:
+    raise _masking_error(layer, "Masking")
+
+
+def _identity(layer: Any, ctx: _Context) -> nn.Module:
+    """Dropout and noise layers: the identity at inference."""
+    return nn.Identity()
+
+
+def _concatenate(layer: Any, ctx: _Context) -> nn.Module:
+    axis = layer.axis
+    return _Merge(lambda *xs: torch.cat(xs, dim=axis))
+
+
+def _reduce(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[Any, _Context], nn.Module]:
+    return lambda layer, ctx: _Merge(lambda *xs: functools.reduce(fn, xs))
+
+
+def _average(layer: Any, ctx: _Context) -> nn.Module:
+    return _Merge(lambda *xs: functools.reduce(torch.add, xs) / len(xs))
+
+
+#: Layers that act on the last axis only, so TimeDistributed over them is the layer itself.
+_POINTWISE = ("Dense", "Activation", "Dropout")
+
+
+def _time_distributed(layer: Any, ctx: _Context) -> nn.Module:
+    inner = type(layer.layer).__name__
+    if inner not in _POINTWISE:
+        raise GruOnnxUsageError(
+            f"unsupported Keras layer {layer.name!r} (class TimeDistributed around {inner}); "
+            f"gru-onnx converts TimeDistributed around {', '.join(_POINTWISE)}"
+        )
+    return CONVERTERS[inner](layer.layer, ctx)
+
+
+def _nested_model(layer: Any, ctx: _Context) -> nn.Module:
+    return _convert_model(layer, ctx.activations)
+
+
+#: Keras layer class name -> converter ``(layer, context) -> torch module``. The module takes
+#: the layer call's tensors in order and returns its outputs (a tuple when several).
+CONVERTERS: dict[str, Callable[[Any, _Context], nn.Module]] = {
+    "GRU": _gru,
+    "Bidirectional": _bidirectional,
+    "Dense": _dense,
+    "Activation": _activation_layer,
+    "Embedding": _embedding,
+    "Dropout": _identity,
+    "SpatialDropout1D": _identity,
+    "GaussianNoise": _identity,
+    "GaussianDropout": _identity,
+    "AlphaDropout": _identity,
+    "Concatenate": _concatenate,
+    "Add": _reduce(torch.add),
+    "Subtract": _reduce(torch.sub),
+    "Multiply": _reduce(torch.mul),
+    "Maximum": _reduce(torch.maximum),
+    "Minimum": _reduce(torch.minimum),
+    "Average": _average,
+    "TimeDistributed": _time_distributed,
+    "Masking": _refuse_masking,
+    "Functional": _nested_model,
+    "Sequential": _nested_model,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The converted model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A Keras input: name, shape without the batch axis (None where free), dtype, id bound."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+    high: int | None = None  # for integer inputs feeding an Embedding: its input_dim
+
+
+@dataclass(frozen=True)
+class _Step:
+    module: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+class KerasModule(nn.Module):
+    """What :func:`from_keras` returns: the Keras graph as torch modules, run step by step.
+
+    ``forward`` takes the Keras model's inputs in order and returns its output, or a tuple of
+    outputs. ``gru_onnx_input_names``/``gru_onnx_output_names`` carry Keras' names into the
+    ONNX file; ``input_specs`` the Keras input shapes (see :meth:`example_inputs`).
+    """
+
+    def __init__(
+        self,
+        layers: dict[str, nn.Module],
+        steps: list[_Step],
+        inputs: list[int],
+        outputs: list[int],
+        input_specs: list[InputSpec],
+        output_names: list[str],
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleDict(layers)
+        self._steps = steps
+        self._inputs = inputs
+        self._outputs = outputs
+        self.input_specs = input_specs
+        self.gru_onnx_input_names = [s.name for s in input_specs]
+        self.gru_onnx_output_names = output_names
+        # One named parameter per Keras input, so torch.export matches dynamic_shapes to them.
+        self.__class__ = _with_parameters(tuple(_parameter_name(s.name, i) for i, s in enumerate(input_specs)))
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        if len(inputs) != len(self._inputs):
+            raise GruOnnxUsageError(f"the Keras model takes {len(self._inputs)} input(s), got {len(inputs)}")
+        values: dict[int, torch.Tensor] = dict(zip(self._inputs, inputs, strict=True))
+        for step in self._steps:
+            result = self.layers[step.module](*(values[i] for i in step.inputs))
+            results = result if isinstance(result, tuple) else (result,)
+            values.update(zip(step.outputs, results, strict=True))
+        outs = tuple(values[i] for i in self._outputs)
+        return outs[0] if len(outs) == 1 else outs
+
+    @property
+    def dynamic_time(self) -> bool:
+        """True when some input has a free time axis (Keras ``None``): export with ``dynamic_seq``."""
+        return any(len(s.shape) >= 1 and s.shape[0] is None for s in self.input_specs)
+
+    def dynamic_shapes(self, *, batch: bool = True, seq: bool = True) -> tuple[dict[int, Any] | None, ...]:
+        """``dynamic_shapes`` for ``gru_onnx.export``: axis 0 is the batch, axis 1 the time where Keras
+        leaves it free (every input with a time axis when none is free)."""
+        batch_dim = torch.export.Dim("batch") if batch else None
+        seq_dim = torch.export.Dim("seq") if seq else None
+        free = [len(s.shape) >= 1 and s.shape[0] is None for s in self.input_specs]
+        if not any(free):
+            free = [len(s.shape) >= 1 for s in self.input_specs]
+        shapes = []
+        for is_free in free:
+            axes = {0: batch_dim, 1: seq_dim if is_free else None}
+            shapes.append({a: d for a, d in axes.items() if d is not None} or None)
+        return tuple(shapes)
+
+    def example_inputs(self, *, batch: int = 2, seq_len: int = 16, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        """Seeded inputs shaped like the Keras inputs (free time axis: ``seq_len``); integer inputs
+        get ids below their Embedding's ``input_dim``, floating ones standard normal values."""
+        gen = torch.Generator().manual_seed(seed)
+        args = []
+        for spec in self.input_specs:
+            dims = [seq_len if i == 0 and d is None else d for i, d in enumerate(spec.shape)]
+            if any(d is None for d in dims):
+                raise GruOnnxUsageError(
+                    f"Keras input {spec.name!r} has shape {spec.shape}: only the time axis may be free"
+                )
+            shape = (batch, *dims)
+            if "int" in spec.dtype:
+                args.append(torch.randint(0, spec.high or 2, shape, generator=gen))
+            else:
+                args.append(torch.randn(*shape, generator=gen))
+        return tuple(args)
+
+
+def _parameter_name(name: str, index: int) -> str:
+    return name if name.isidentifier() and not keyword.iskeyword(name) and name != "self" else f"input_{index}"
+
+
+@functools.cache
+def _with_parameters(names: tuple[str, ...]) -> type[KerasModule]:
+    """A KerasModule subclass whose ``forward`` declares ``names`` (``*inputs`` would be one argument
+    to torch.export, which matches ``dynamic_shapes`` to the declared parameters)."""
+
+    def forward(self: KerasModule, *inputs: torch.Tensor) -> Any:
+        return KerasModule.forward(self, *inputs)
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter(n, kind) for n in ("self", *names)]
+    forward.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return type("KerasModule", (KerasModule,), {"forward": forward, "__module__": __name__})
+
+
+def _output_names(tensors: Sequence[Any]) -> list[str]:
+    """ONNX output names from the Keras layers producing the outputs; a layer with several
+    outputs among them gets its output index appended."""
+    histories = [t._keras_history for t in tensors]
+    counts: dict[str, int] = {}
+    for op, _, _ in histories:
+        counts[op.name] = counts.get(op.name, 0) + 1
+    names = [op.name if counts[op.name] == 1 else f"{op.name}_{index}" for op, _, index in histories]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, -1) + 1
+        unique.append(name if not seen[name] else f"{name}_{seen[name]}")
+    return unique
+
+
+def _call_tensors(node: Any, layer: Any) -> tuple[list[Any], list[Any]]:
+    """The Keras tensors a layer call consumed, in order (positional ones, then initial states),
+    and the masks it was given (refused once their producers are converted)."""
+    keras = _keras()
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    tensors = [t for t in keras.tree.flatten(args) if isinstance(t, keras.KerasTensor)]
+    masks = []
+    for key, value in kwargs.items():
+        if value is None or key == "training":
+            continue
+        flat = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+        if key == "mask":
+            masks.extend(flat)
+        elif key == "initial_state" and type(layer).__name__ in ("GRU", "Bidirectional"):
+            tensors.extend(flat)
+        elif flat:
+            raise GruOnnxUsageError(f"Keras layer {layer.name!r} is called with {key}=; gru-onnx does not convert that")
+    return tensors, masks
+
+
+def _convert_model(model: Any, activations: _Activations) -> KerasModule:
+    """Walk ``model``'s graph from its outputs back to its inputs; convert each layer once."""
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):
+        inputs = outputs = []
+    if not inputs or not outputs:
+        raise GruOnnxUsageError(
+            f"Keras model {model.name!r} has no defined inputs and outputs; build it from keras.Input(...)"
+        )
+    ids: dict[int, int] = {}
+
+    def key(tensor: Any) -> int:
+        return ids.setdefault(id(tensor), len(ids))
+
+    input_keys = [key(t) for t in inputs]
+    layers: dict[str, nn.Module] = {}
+    names: dict[int, str] = {}
+    steps: list[_Step] = []
+    highs: dict[int, int] = {}
+    done: set[tuple[int, int]] = set()
+
+    def visit(tensor: Any) -> None:
+        if key(tensor) in input_keys:
+            return
+        op, node_index, _ = tensor._keras_history
+        if (id(op), node_index) in done:
+            return
+        done.add((id(op), node_index))
+        node = op._inbound_nodes[node_index]
+        cls = type(op).__name__
+        if cls == "InputLayer":
+            raise GruOnnxUsageError(f"Keras input {op.name!r} is not an input of model {model.name!r}")
+        consumed, masks = _call_tensors(node, op)
+        for t in consumed + masks:
+            visit(t)  # producers first: a Masking layer is named before the GRU it masks
+        if masks:
+            raise _masking_error(op, "called with a mask")
+        if id(op) not in names:
+            converter = CONVERTERS.get(cls)
+            if converter is None:
+                raise GruOnnxUsageError(
+                    f"unsupported Keras layer {op.name!r} (class {cls}); gru-onnx converts "
+                    f"{', '.join(sorted(k for k in CONVERTERS if k != 'Masking'))}"
+                )
+            name = _module_name(op.name, layers)
+            layers[name] = converter(op, _Context(activations, node))
+            names[id(op)] = name
+        if cls == "Embedding":
+            for t in consumed:
+                if key(t) in input_keys:
+                    highs[key(t)] = min(highs.get(key(t), op.input_dim), op.input_dim)
+        steps.append(_Step(names[id(op)], tuple(key(t) for t in consumed), tuple(key(t) for t in node.outputs)))
+
+    for tensor in outputs:
+        visit(tensor)
+    if not any(isinstance(m, CustomGRU) for layer in layers.values() for m in layer.modules()):
+        raise GruOnnxUsageError(f"Keras model {model.name!r} has no GRU layer: gru-onnx exports GRU models")
+    specs = [InputSpec(t.name, tuple(t.shape[1:]), str(t.dtype), highs.get(key(t))) for t in inputs]
+    return KerasModule(layers, steps, input_keys, [key(t) for t in outputs], specs, _output_names(outputs))
+
+
+def _module_name(name: str, taken: Mapping[str, Any]) -> str:
+    clean = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "layer"
+    candidate, n = clean, 1
+    while candidate in taken:
+        candidate, n = f"{clean}_{n}", n + 1
+    return candidate
+
+
+def _convert_layer(layer: Any, activations: _Activations) -> KerasModule:
+    """A lone GRU or Bidirectional(GRU) layer: one input ``input``, outputs named after the layer."""
+    module = CONVERTERS[type(layer).__name__](layer, _Context(activations))
+    gru = layer.forward_layer if type(layer).__name__ == "Bidirectional" else layer
+    features = int(gru.cell.kernel.shape[0])
+    with torch.no_grad():  # how many outputs this configuration returns
+        probe = module(torch.zeros(2, 2, features))
+    count = len(probe) if isinstance(probe, tuple) else 1
+    outputs = [layer.name] if count == 1 else [f"{layer.name}_{i}" for i in range(count)]
+    name = _module_name(layer.name, {})
+    steps = [_Step(name, (0,), tuple(range(1, count + 1)))]
+    spec = InputSpec("input", (None, features), "float32")
+    return KerasModule({name: module}, steps, [0], list(range(1, count + 1)), [spec], outputs)
+
+
+def from_keras(obj: Any, *, activations: Mapping[str, str | BoundActivation] | None = None) -> KerasModule:
+    """Convert a Keras 3 GRU, Bidirectional(GRU) or whole model to a torch module computing the same.
+
+    Each Keras GRU becomes a batch-first :class:`~gru_onnx.CustomGRU`; inputs, outputs (including
+    ``return_state``) and their order are Keras'. ``activations`` maps Keras activation names to
+    gru-onnx ones where the default reading (:data:`KERAS_ACTIVATIONS`) is not wanted. The Keras
+    object is only read. Needs Keras on the torch backend.
+    """
+    keras = _keras()
+    table = _Activations(keras, activations)
+    if isinstance(obj, keras.Model):
+        return _convert_model(obj, table)
+    cls = type(obj).__name__
+    if cls == "GRU" or cls == "Bidirectional":
+        if not obj.built:
+            raise GruOnnxUsageError(f"Keras layer {obj.name!r} is not built; call it on an input first")
+        return _convert_layer(obj, table)
+    raise GruOnnxUsageError(
+        f"from_keras takes a keras.Model, a keras.layers.GRU or a Bidirectional around one, not {cls}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+
+def _file_keras_version(path: Path) -> str | None:
+    """The ``keras_version`` attribute of a legacy HDF5 file (None for ``.keras`` archives)."""
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            version = f.attrs.get("keras_version")
+    except Exception:
+        return None
+    return version.decode() if isinstance(version, bytes) else (str(version) if version is not None else None)
+
+
+def _use_keras2_hard_sigmoid(model: Any) -> list[str]:
+    """Give every layer of ``model`` that uses ``hard_sigmoid`` Keras 2's; return the layer names."""
+    keras = _keras()
+    changed = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        holders = [layer.cell] if hasattr(layer, "cell") else [layer]
+        for holder in holders:
+            for attr in ("activation", "recurrent_activation"):
+                if getattr(holder, attr, None) is keras.activations.hard_sigmoid:
+                    setattr(holder, attr, keras2_hard_sigmoid)
+                    changed.append(layer.name)
+    return sorted(set(changed))
+
+
+def load_keras_model(path: str | os.PathLike[str]) -> tuple[Any, list[str]]:
+    """Load a ``.keras`` or legacy ``.h5`` model (``safe_mode=True``) on the torch backend.
+
+    Returns the model and notes for the user. For a file written by Keras 2, layers using
+    ``hard_sigmoid`` get Keras 2's definition back (Keras 3 would read it as its own), so the
+    model, the export and a parity check against Keras all mean what was trained.
+    """
+    keras = _keras(set_backend=True)
+    path = Path(path)
+    if not path.is_file():
+        raise GruOnnxUsageError(f"Keras model not found: {path}")
+    if path.suffix.lower() not in _KERAS_FILE_SUFFIXES:
+        raise GruOnnxUsageError(f"{path} is not a Keras model file (.keras, or legacy .h5)")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise GruOnnxUsageError(f"cannot read Keras model {path}: {first[:300]}") from None
+    if not isinstance(model, keras.Model):
+        raise GruOnnxUsageError(f"{path} does not hold a Keras model")
+    notes = []
+    version = _file_keras_version(path)
+    if version is not None and version.split(".")[0] in ("1", "2"):
+        changed = _use_keras2_hard_sigmoid(model)
+        if changed:
+            notes.append(
+                f"{path.name} was written by Keras {version}: hard_sigmoid in {', '.join(changed)} is read with "
+                "Keras 2's meaning, clip(0.2 x + 0.5, 0, 1) (Keras 3 alone would read relu6(x + 3) / 6)"
+            )
+    return model, notes
+
+
+class KerasReference(nn.Module):
+    """A Keras model as a parity reference: called with torch tensors, returns torch tensors.
+
+    The Keras model is held outside the module tree (``eval()`` does not reach it); it is
+    always called with ``training=False``.
+    """
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self._keras_model = [model]
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        model = self._keras_model[0]
+        out = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+        if isinstance(out, dict):
+            out = [out[k] for k in model.output_names] if hasattr(model, "output_names") else list(out.values())
+        if isinstance(out, list | tuple):
+            return tuple(torch.as_tensor(np.asarray(_numpy(o))) for o in out)
+        return torch.as_tensor(_numpy(out))
