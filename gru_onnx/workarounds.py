@@ -15,8 +15,14 @@ import onnx_ir as ir
 _CRASHING_PERMS = {(1, 0, 2): ((1, 0, 2), None), (1, 2, 0): ((1, 0, 2), (2, 1, 0))}
 
 
-def _constant(value: ir.Value | None) -> bool:
-    return value is not None and (value.const_value is not None or value.is_initializer())
+def _constant(value: ir.Value | None, depth: int = 4) -> bool:
+    """An initializer, or what ONNX Runtime folds into one (e.g. a Transpose of a Linear weight)."""
+    if value is None:
+        return False
+    if value.const_value is not None or value.is_initializer():
+        return True
+    producer = value.producer()
+    return depth > 0 and producer is not None and all(_constant(v, depth - 1) for v in producer.inputs)
 
 
 def matmul_before_transpose(graph: ir.Graph) -> int:
@@ -38,7 +44,8 @@ def matmul_before_transpose(graph: ir.Graph) -> int:
             producer = a.producer() if a is not None else None
             if producer is None or producer.op_type != "Transpose" or not _constant(w):
                 continue
-            if a.dtype != ir.DataType.FLOAT16 or "perm" not in producer.attributes:
+            dtype = a.dtype or producer.inputs[0].dtype or (w.const_value.dtype if w.const_value is not None else None)
+            if dtype != ir.DataType.FLOAT16 or "perm" not in producer.attributes:
                 continue
             perm = tuple(producer.attributes["perm"].as_ints())
             if perm not in _CRASHING_PERMS:
@@ -54,11 +61,11 @@ def matmul_before_transpose(graph: ir.Graph) -> int:
             post = ir.node("Transpose", [matmul.outputs[0]], attributes={"perm": list(after)})
             nodes += [matmul, post]
             old = node.outputs[0]
-            for new in (*nodes,):
-                new.name = f"{node.name or 'matmul'}/fp16_workaround_{new.op_type}_{count}"
+            for j, new in enumerate(nodes):
+                new.name = f"{node.name or 'matmul'}/fp16_workaround_{count}_{j}_{new.op_type}"
                 for out in new.outputs:
                     out.name = f"{new.name}_out"
-                    out.dtype = old.dtype
+                    out.dtype = dtype
             graph.insert_before(node, nodes)
             result = post.outputs[0]
             name, old.name = old.name, None
