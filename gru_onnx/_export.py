@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -27,7 +28,7 @@ import onnxscript
 import torch
 from torch import nn
 
-from gru_onnx import _export_op, workarounds
+from gru_onnx import _export_op, naming, workarounds
 from gru_onnx._version import __version__
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
@@ -144,6 +145,7 @@ def export(
     with _export_mode(model, grus):
         program = _torch_export(model, call_args, call_kwargs, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
+    _name_io(ir_model.graph, program, input_names, output_names)
     _verify_dynamic_axes(ir_model.graph, _promised_axes(model, call_args, call_kwargs, dynamic_shapes))
     stacks = _replace_placeholders(ir_model, chosen, opset)
     workarounds.apply_all(ir_model.graph)
@@ -193,6 +195,17 @@ def export(
         tolerances = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
         result.parity = check_parity(model, path, args, providers=providers, **tolerances)
     return result
+
+
+def _positional_count(model: nn.Module) -> int | None:
+    """How many positional parameters ``forward`` names before a ``*args``, or None without one."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover
+        return None
+    if not any(p.kind == p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
 def _arg_names(model: nn.Module, count: int) -> list[str]:
@@ -257,6 +270,9 @@ def _dynamic_shapes(model: nn.Module, args: tuple[Any, ...], *, batch: bool, seq
                     f"give a larger example, or dynamic_{'batch' if kind == 'batch' else 'seq'}=False"
                 )
         shapes.append(spec or None)
+    named = _positional_count(model)
+    if named is not None and not isinstance(model, CustomGRU) and len(shapes) > named:
+        return (*shapes[:named], tuple(shapes[named:]))  # torch.export sees *args as one input
     return tuple(shapes)
 
 
@@ -274,7 +290,11 @@ def _promised_axes(
     if isinstance(dynamic_shapes, dict):
         specs = [dynamic_shapes.get(n) for n, _ in named]
     else:
-        specs = list(dynamic_shapes) + [None] * (len(named) - len(dynamic_shapes))
+        specs = list(dynamic_shapes)
+        fixed = _positional_count(model)
+        if fixed is not None and len(specs) == fixed + 1 and isinstance(specs[-1], tuple | list):
+            specs = specs[:fixed] + list(specs[-1])  # *args: one entry holding a spec per argument
+        specs += [None] * (len(named) - len(specs))
     promised = []
     index = 0
     for (name, arg), spec in zip(named, specs, strict=False):
@@ -308,6 +328,25 @@ def _verify_dynamic_axes(graph: ir.Graph, promised: list[tuple[int, str, int, st
             "hidden] has batch on axis 1), pass dynamic_shapes naming each input's axes, as for torch.export; "
             "else export with dynamic_batch=False for a static file"
         )
+
+def _name_io(
+    graph: ir.Graph, program: Any, input_names: Sequence[str] | None, output_names: Sequence[str] | None
+) -> None:
+    """Name the graph's inputs and outputs by the rules of :mod:`gru_onnx.naming` (explicit
+    names, which torch.onnx has applied already, win)."""
+    inputs = list(input_names) if input_names else naming.input_names_from_graph(graph)
+    outputs = list(output_names) if output_names else None
+    if outputs is None:
+        try:
+            outputs = naming.output_names_from_spec(program.exported_program.call_spec.out_spec)
+        except Exception:  # pragma: no cover - an output structure torch describes differently
+            outputs = None
+        if outputs is not None and len(outputs) != len(graph.outputs):  # pragma: no cover
+            outputs = None
+    if outputs is not None:
+        outputs = naming.unique_outputs(outputs, inputs)
+    naming.rename_io(graph, None if input_names else inputs, None if output_names else outputs)
+
 
 def _convert_dtype(
     model: nn.Module, args: tuple[Any, ...], dtype: torch.dtype | str
@@ -368,9 +407,7 @@ def _torch_export(
     logger = logging.getLogger("torch.onnx._internal.exporter._registration")
     logger.addFilter(noise)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            warnings.filterwarnings("ignore", message="# The axis name: .* will not be used")
+        with _internal_warnings_hidden():
             return torch.onnx.export(
                 model,
                 args,
@@ -398,6 +435,33 @@ def _torch_export(
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+#: Warnings torch.export / torch.onnx raise about their own internals, not about the model.
+_INTERNAL_WARNINGS = (
+    r".*LeafSpec.*",
+    r"# The axis name: .* will not be used",
+    r".*_check_is_size will be removed.*",
+    r".*tensor attributes .* were assigned during export.*",
+)
+
+
+@contextlib.contextmanager
+def _internal_warnings_hidden() -> Iterator[None]:
+    """Hide the warnings torch.export/torch.onnx raise about their own internals (matched by
+    message); every other warning, from the user's code or about the model, passes through.
+    ``GRU_ONNX_DEBUG=1`` shows everything."""
+    if os.environ.get("GRU_ONNX_DEBUG"):
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    internal = [re.compile(p, re.DOTALL) for p in _INTERNAL_WARNINGS]
+    for w in caught:
+        if any(p.match(str(w.message)) for p in internal):
+            continue
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -132,10 +132,15 @@ def cli() -> None:
 )
 @click.option(
     "--batch",
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=1),
     default=DEFAULTS["batch"],
     show_default=True,
-    help="Batch size of the example input (the exported batch axis stays dynamic).",
+    help="Batch size of the example input (at least 2 unless --static-batch: the batch axis stays dynamic).",
+)
+@click.option(
+    "--static-batch",
+    is_flag=True,
+    help="Fix the batch axis at the example's --batch (any size, 1 included) instead of leaving it dynamic.",
 )
 @click.option("--with-h0", is_flag=True, help="Give the exported graph an initial-state input h0.")
 @click.option(
@@ -205,34 +210,55 @@ def export(ctx: click.Context, **opts: Any) -> None:
 
         return export_keras(ctx, opts, _print_export_summary, _fail)
     torch.manual_seed(opts["seed"])
+    options: dict[str, Any] = {}
     if opts["factory"]:
         given = [
             n for n in CONSTRUCTOR_OPTIONS if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
         ]
         if given:
             raise click.UsageError(f"--{given[0].replace('_', '-')} cannot be combined with --model")
-        model, args = load_factory(opts["factory"])
+        model, args, options = load_factory(opts["factory"])
     else:
+        if opts["batch"] < 2 and not opts["static_batch"]:
+            raise click.BadParameter(
+                f"{opts['batch']} needs --static-batch (a dynamic batch axis needs an example batch of at least 2)",
+                param_hint="--batch",
+            )
         model = gru_onnx.CustomGRU(**{n: opts[n] for n in CONSTRUCTOR_OPTIONS})
         args = _example_args(model, opts["seq_len"], opts["batch"], opts["with_h0"], opts["with_lengths"])
     if opts["checkpoint"]:
         load_checkpoint(model, opts["checkpoint"])
-    result = gru_onnx.export(
-        model,
-        args,
-        opts["output"],
-        strategy=opts["strategy"],
-        opset=opts["opset"],
-        dtype=opts["dtype"],
-        dynamic_seq=opts["dynamic_seq"],
-        check=opts["check"],
-        providers=opts["providers"],
-        atol=opts["atol"],
-        rtol=opts["rtol"],
-    )
+    result = gru_onnx.export(model, args, opts["output"], **_export_options(ctx, opts, options))
     _print_export_summary(result)
     if not result.passed:
         _fail(f"parity check failed; {result.path} was written for inspection", 1)
+
+
+#: ``gru-onnx export`` options that are ``gru_onnx.export`` keyword arguments (CLI name ->
+#: (keyword, conversion)); a factory's options give the defaults, flags given on the command
+#: line win.
+EXPORT_FLAGS: dict[str, tuple[str, Any]] = {
+    "strategy": ("strategy", None),
+    "opset": ("opset", None),
+    "dtype": ("dtype", None),
+    "dynamic_seq": ("dynamic_seq", None),
+    "static_batch": ("dynamic_batch", lambda v: not v),
+    "check": ("check", None),
+    "providers": ("providers", tuple),
+    "atol": ("atol", None),
+    "rtol": ("rtol", None),
+}
+
+
+def _export_options(ctx: click.Context, opts: dict[str, Any], factory_options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``gru_onnx.export``: the factory's, overridden by flags given on the
+    command line, then the flags' defaults for what neither says."""
+    options = dict(factory_options)
+    for flag, (keyword, convert) in EXPORT_FLAGS.items():
+        given = ctx.get_parameter_source(flag) == click.core.ParameterSource.COMMANDLINE
+        if given or keyword not in options:
+            options[keyword] = convert(opts[flag]) if convert else opts[flag]
+    return options
 
 
 def _example_args(model: Any, seq_len: int, batch: int, with_h0: bool, with_lengths: bool) -> tuple[Any, ...]:
@@ -315,14 +341,14 @@ def activations(opset: int, definitions: bool) -> None:
     table = Table(title=f"activations (ONNX ops at opset {opset})")
     columns = ["name", "parameters", "ONNX ops", "native ONNX GRU"] + (["definition"] if definitions else [])
     for column in columns:
-        table.add_column(column, no_wrap=column == "name")
+        table.add_column(column, no_wrap=column == "name", overflow="fold")
     for name, entry, aliases in list_activations():
         bound = entry.bind()
         native = bound.native()
         native_text = "-"
         if native is not None:
             extras = [f"{k}={v:.4g}" for k, v in (("alpha", native.alpha), ("beta", native.beta)) if v is not None]
-            native_text = native.name + (f"({', '.join(extras)})" if extras else "")
+            native_text = native.name + (f" ({', '.join(extras)})" if extras else "")
         label = name + (f" ({', '.join(aliases)})" if aliases else "")
         params = ", ".join(f"{k}={v:g}" for k, v in entry.defaults.items()) or "-"
         ops = ", ".join(dict.fromkeys(onnx_ops(bound, opset)))
@@ -409,9 +435,12 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
 
         return check_keras(path, providers, opts, _fail)
     load_model(path)  # unreadable files fail here, before any model is built
-    model, args = (None, None)
+    model, args, options = None, None, {}
     if factory:
-        model, args = load_factory(factory)
+        model, args, options = load_factory(factory)
+    for key in ("atol", "rtol"):  # a factory's tolerances serve its checks too, unless given here
+        if opts[key] is None and options.get(key) is not None:
+            opts[key] = options[key]
     report = check_parity(
         model, path, args, providers=providers, checkpoint=checkpoint, samples=opts["samples"],
         seq_len=opts["seq_len"], batch=opts["batch"], inputs=opts["inputs"], seed=opts["seed"],

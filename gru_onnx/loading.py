@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pickle
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -58,8 +60,10 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
     module.load_state_dict(state, strict=True)
 
 
-def load_factory(spec: str) -> tuple[nn.Module, tuple[Any, ...]]:
-    """Import ``package.module:factory`` and call it; it returns ``(module, example_args)``.
+def load_factory(spec: str) -> tuple[nn.Module, tuple[Any, ...], dict[str, Any]]:
+    """Import ``package.module:factory`` and call it; it returns ``(module, example_args)`` or
+    ``(module, example_args, options)``, ``options`` a mapping of ``gru_onnx.export`` keyword
+    arguments (``input_names``, ``dynamic_shapes``, ...). Unknown option names are refused.
 
     The current directory is importable, so a factory in a local file works.
     """
@@ -79,8 +83,23 @@ def load_factory(spec: str) -> tuple[nn.Module, tuple[Any, ...]]:
         result = factory()
     except Exception as exc:
         raise GruOnnxUsageError(f"{spec} raised {type(exc).__name__}: {exc}") from None
-    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module)):
-        raise GruOnnxUsageError(f"{spec} must return (module, example_args)")
-    model, args = result
+    shaped = isinstance(result, tuple) and len(result) in (2, 3) and isinstance(result[0], nn.Module)
+    if not shaped or (len(result) == 3 and not isinstance(result[2], Mapping)):
+        raise GruOnnxUsageError(f"{spec} must return (module, example_args) or (module, example_args, options)")
+    model, args = result[0], result[1]
+    options = dict(result[2]) if len(result) == 3 else {}
+    valid = export_options()
+    unknown = sorted(str(k) for k in options if k not in valid)
+    if unknown:
+        raise GruOnnxUsageError(
+            f"{spec} returned the unknown export option {unknown[0]!r}; valid: {', '.join(sorted(valid))}"
+        )
     args = tuple(args) if isinstance(args, list | tuple) else (args,)
-    return model, args
+    return model, args, options
+
+
+def export_options() -> set[str]:
+    """The keyword arguments ``gru_onnx.export`` takes (what a factory's options may name)."""
+    from gru_onnx._export import export
+
+    return {p.name for p in inspect.signature(export).parameters.values() if p.kind == p.KEYWORD_ONLY}

@@ -64,7 +64,8 @@ if pytest is not None:
             result = export(model, args, tmp_path / filename, check=True, **kwargs)
             report = result.parity
             if report is not None and not report.passed:
-                raise AssertionError(f"ONNX parity failed for {result.path}\n" + render_text(report))
+                summary = " | ".join(report.failures())
+                raise AssertionError(f"ONNX parity failed for {result.path}: {summary}\n" + render_text(report))
             return result
 
         return run
