@@ -30,6 +30,7 @@ from torch import nn
 
 from gru_onnx import _export_op, naming, workarounds
 from gru_onnx._version import __version__
+from gru_onnx.axes import probe_time_axes
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
 from gru_onnx.metadata import METADATA_KEY
@@ -145,8 +146,10 @@ def export(
     with _export_mode(model, grus):
         program = _torch_export(model, call_args, call_kwargs, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
-    _name_io(ir_model.graph, program, input_names, output_names)
-    _verify_dynamic_axes(ir_model.graph, _promised_axes(model, call_args, call_kwargs, dynamic_shapes))
+    _name_io(ir_model.graph, program, model, input_names, output_names)
+    promised = _promised_axes(model, call_args, call_kwargs, dynamic_shapes)
+    _verify_dynamic_axes(ir_model.graph, promised)
+    output_time_axes = _output_time_axes(model, args, promised, [v.name for v in ir_model.graph.outputs])
     stacks = _replace_placeholders(ir_model, chosen, opset)
     workarounds.apply_all(ir_model.graph)
     float_dtype = _float_dtype(model)
@@ -159,8 +162,11 @@ def export(
         "opset": opset,
         "dtype": float_dtype,
         "dynamic_seq": any(stack["seq_len"] is None for stack in stacks),
+        "dynamic_batch": any(not dim.startswith("seq") for *_, dim in promised),
         "stacks": stacks,
     }
+    if output_time_axes is not None:
+        metadata["time_axes"] = output_time_axes
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
     if opset != torch_opset:
         _relabel_opset(ir_model, opset)
@@ -197,6 +203,21 @@ def export(
     return result
 
 
+def _output_time_axes(
+    model: nn.Module, args: tuple[Any, ...], promised: list[tuple[int, str, int, str]], outputs: list[str]
+) -> dict[str, int | None] | None:
+    """Each output's time axis for a whole model (see :mod:`gru_onnx.axes`); a lone CustomGRU's
+    layout already says it. The sequence axes the export declared are grown first."""
+    if isinstance(model, CustomGRU):
+        return None
+    names = _arg_names(model, len(args))
+    hints = [(names.index(name), axis) for _, name, axis, dim in promised if dim.startswith("seq") and name in names]
+    axes = probe_time_axes(model, args, hints)
+    if axes is None or len(axes) != len(outputs):
+        return None
+    return dict(zip(outputs, axes, strict=True))
+
+
 def _positional_count(model: nn.Module) -> int | None:
     """How many positional parameters ``forward`` names before a ``*args``, or None without one."""
     try:
@@ -206,6 +227,15 @@ def _positional_count(model: nn.Module) -> int | None:
     if not any(p.kind == p.VAR_POSITIONAL for p in params):
         return None
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _vararg_name(model: nn.Module) -> str | None:
+    """The name of ``forward``'s ``*`` parameter (torch.export names its inputs after it)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover
+        return None
+    return next((p.name for p in params if p.kind == p.VAR_POSITIONAL), None)
 
 
 def _arg_names(model: nn.Module, count: int) -> list[str]:
@@ -330,11 +360,15 @@ def _verify_dynamic_axes(graph: ir.Graph, promised: list[tuple[int, str, int, st
         )
 
 def _name_io(
-    graph: ir.Graph, program: Any, input_names: Sequence[str] | None, output_names: Sequence[str] | None
+    graph: ir.Graph,
+    program: Any,
+    model: nn.Module,
+    input_names: Sequence[str] | None,
+    output_names: Sequence[str] | None,
 ) -> None:
     """Name the graph's inputs and outputs by the rules of :mod:`gru_onnx.naming` (explicit
     names, which torch.onnx has applied already, win)."""
-    inputs = list(input_names) if input_names else naming.input_names_from_graph(graph)
+    inputs = list(input_names) if input_names else naming.input_names_from_graph(graph, _vararg_name(model))
     outputs = list(output_names) if output_names else None
     if outputs is None:
         try:

@@ -471,6 +471,7 @@ def inspect(path: Path) -> None:
     from gru_onnx.compat import file_support
     from gru_onnx.errors import GruOnnxUsageError
     from gru_onnx.metadata import find_metadata, load_model
+    from gru_onnx.samples import time_axes
     from gru_onnx.spec import GRUSpec
 
     model = load_model(path)
@@ -486,6 +487,10 @@ def inspect(path: Path) -> None:
         head.add_row("strategy", f"{meta['strategy']} (requested: {meta.get('requested_strategy', '-')})")
         head.add_row("dtype", meta.get("dtype", "float32"))
         head.add_row("exported by", f"gru-onnx {meta.get('version', '?')}")
+        static = "static: runs only at the {} shown below"
+        if "dynamic_batch" in meta:
+            head.add_row("batch axis", "dynamic" if meta["dynamic_batch"] else static.format("batch size"))
+        head.add_row("sequence axis", "dynamic" if meta.get("dynamic_seq") else static.format("length"))
         for stack in meta["stacks"]:
             label = stack["path"] or "model"
             try:
@@ -498,10 +503,11 @@ def inspect(path: Path) -> None:
             head.add_row("", f"{stack['strategy']} ({stack['reason']}); {', '.join(extras)}")
     _print(head)
 
-    io = Table(title="inputs and outputs")
-    for column in ("", "name", "type", "shape"):
+    io = Table(title="inputs and outputs", caption="named axes are dynamic, numbers are static")
+    for column in ("", "name", "type", "shape", "time axis"):
         io.add_column(column)
     initializers = {i.name for i in model.graph.initializer}
+    output_time = dict(zip([o.name for o in model.graph.output], time_axes(model, meta), strict=True))
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for value in values:
             if value.name in initializers:
@@ -509,7 +515,9 @@ def inspect(path: Path) -> None:
             tensor = value.type.tensor_type
             dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
             dtype = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
-            io.add_row(kind, value.name, dtype, escape(f"[{', '.join(dims)}]"))
+            axis = output_time.get(value.name) if kind == "output" and meta is not None else None
+            when = "" if kind == "input" or meta is None else ("none" if axis is None else str(axis))
+            io.add_row(kind, value.name, dtype, escape(f"[{', '.join(dims)}]"), when)
     _print(io)
 
     counts: dict[str, int] = {}

@@ -5,8 +5,8 @@ Running and comparing are separate steps: runners (:mod:`gru_onnx.runners`) prod
 :func:`check_parity` ties them into a :class:`ParityReport`. Rendering (table, JSON, plot)
 lives in :mod:`gru_onnx.report`.
 
-An element passes when ``|onnx - torch| <= atol * s + rtol * |torch|`` for a sample at input
-scale ``s`` (``s = 1`` for unit-scale inputs). NaN or infinity at the
+An element passes when ``|onnx - torch| <= atol * s + rtol * |torch|`` where ``s`` is the
+sample's input magnitude (RMS of its floating inputs, at least 1). NaN or infinity at the
 same place on both sides (same sign) is equal; anywhere else it fails, with its position.
 Outputs with a time axis also get their error per time step: recurrent error grows with time.
 """
@@ -197,8 +197,9 @@ def compare(
 ) -> OutputComparison:
     """Compare one output over all samples; shapes must match sample by sample.
 
-    ``scales`` are the samples' input scales: a sample at scale ``s`` is allowed ``atol * s``
-    (rounding grows with the magnitudes computed; ``rtol`` covers large values already).
+    ``scales`` are the samples' input magnitudes (RMS of their floating inputs, at least 1): a
+    sample of magnitude ``s`` is allowed ``atol * s`` (rounding grows with the magnitudes
+    computed; ``rtol`` covers large output values already).
     """
     errors = []
     for i, (ref, act) in enumerate(zip(references, actuals, strict=True)):
@@ -291,7 +292,7 @@ def check_parity(
     weights = check_weights(source, proto, metadata) if reference_kind != "metadata" else []
     axes = time_axes(proto, metadata)
     results = [
-        judge(run, references, out_names, axes, atol, rtol, [s.scale for s in sample_list])
+        judge(run, references, out_names, axes, atol, rtol, [s.magnitude for s in sample_list])
         for run in run_on_runtimes(Path(onnx_path), providers, sample_list)
     ]
     return ParityReport(
