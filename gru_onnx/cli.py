@@ -534,6 +534,41 @@ def inspect(path: Path) -> None:
         _print(runtimes)
 
 
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--triton",
+    "repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Triton model repository to write REPO/NAME/config.pbtxt and REPO/NAME/1/model.onnx into.",
+)
+@click.option("--name", help="Model name in the repository (default: the file's name without .onnx).")
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=0),
+    help="Triton's max_batch_size (default: 8 with a dynamic batch axis first on every tensor, else 0).",
+)
+@click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True, help="Instances per device.")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing REPO/NAME.")
+def package(path: Path, repo: Path, name: str | None, **opts: Any) -> None:
+    """Package a file for Triton Inference Server's onnxruntime backend (streaming files get
+    sequence batching with implicit state)."""
+    from gru_onnx.triton import package_triton
+
+    result = package_triton(path, repo, name=name, **opts)
+    click.echo(f"wrote {result.config_path} and {result.model_dir / '1' / 'model.onnx'}")
+    batching = "sequence batching, implicit state" if result.states else "dynamic batching"
+    if result.max_batch_size == 0:
+        batching = "no batching"
+    click.echo(f"max_batch_size {result.max_batch_size}; {batching}")
+    for state_in, state_out in result.states:
+        click.echo(f"state: {state_in} -> {state_out} (zero at the start of each sequence)")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+
+
 def main() -> None:
     """Console-script entry point: click's usage errors become one line, exit code 2."""
     try:
