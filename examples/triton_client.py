@@ -52,7 +52,8 @@ def main() -> None:
         latencies.append(time.perf_counter() - started)
     shapes = {o.name: result.as_numpy(o.name).shape for o in config.output}
     print(f"last frame's outputs: {shapes}")
-    print(f"latency per frame: median {np.median(latencies) * 1e3:.2f} ms, p99 {np.percentile(latencies, 99) * 1e3:.2f} ms")
+    median, p99 = np.median(latencies) * 1e3, np.percentile(latencies, 99) * 1e3
+    print(f"latency per frame: median {median:.2f} ms, p99 {p99:.2f} ms")
 
 
 if __name__ == "__main__":
