@@ -28,7 +28,7 @@ import onnxscript
 import torch
 from torch import nn
 
-from gru_onnx import _export_op, naming, workarounds
+from gru_onnx import _export_op, naming, saving, workarounds
 from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
@@ -62,6 +62,8 @@ class ExportResult:
     metadata: dict[str, Any]
     parity: ParityReport | None = None
     node_counts: dict[str, int] = field(default_factory=dict)
+    data_path: Path | None = None  # the external data file beside ``path``, if any
+    data_size: int = 0
 
     @property
     def passed(self) -> bool:
@@ -91,6 +93,7 @@ def export(
     dynamic_shapes: Any = None,
     atol: float | None = None,
     rtol: float | None = None,
+    external_data: bool | None = None,
 ) -> ExportResult:
     """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
 
@@ -103,7 +106,9 @@ def export(
     tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
     With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
     ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
-    ``result.parity``. The file is written only once complete.
+    ``result.parity``. The file is written only once complete. ``external_data`` writes the
+    tensors to a data file beside it (``None``: when the model reaches protobuf's 2 GiB limit;
+    see :mod:`gru_onnx.saving`), named in ``result.data_path``.
     """
     started = time.perf_counter()
     input_names = input_names or getattr(model, "gru_onnx_input_names", None)
@@ -170,30 +175,30 @@ def export(
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
     if opset != torch_opset:
         _relabel_opset(ir_model, opset)
-    proto = ir.to_proto(ir_model)
+    produced = [v.name for node in ir_model.graph for v in node.outputs if v.name]
+    if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
+        raise InternalError("the exported graph assigns a value name twice")
+    counts: dict[str, int] = {}
+    for node in ir_model.graph:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
     try:
-        onnx.checker.check_model(proto, full_check=True)
+        data_path = saving.save_model(ir_model, path, external_data=external_data)
     except onnx.shape_inference.InferenceError as exc:  # e.g. an op given a type it does not take
         raise ExportError(f"the exported graph does not type-check: {_first_line(exc)}") from exc
     except onnx.checker.ValidationError as exc:  # pragma: no cover - a bug in a strategy
         raise InternalError(f"the exported graph is not valid ONNX: {_first_line(exc)}") from exc
-    produced = [name for node in proto.graph.node for name in node.output if name]
-    if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
-        raise InternalError("the exported graph assigns a value name twice")
-    _save_atomically(proto, path)
 
-    counts: dict[str, int] = {}
-    for node in proto.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
     result = ExportResult(
         path=path,
         strategy=metadata["strategy"],
         opset=opset,
-        num_nodes=len(proto.graph.node),
+        num_nodes=len(ir_model.graph),
         file_size=path.stat().st_size,
         seconds=time.perf_counter() - started,
         metadata=metadata,
         node_counts=counts,
+        data_path=data_path,
+        data_size=data_path.stat().st_size if data_path is not None else 0,
     )
     if check:
         from gru_onnx.parity import check_parity
@@ -628,30 +633,3 @@ def _check_output_path(f: str | os.PathLike[str]) -> Path:
     elif not os.access(existing, os.W_OK):
         raise GruOnnxUsageError(f"cannot create {path.parent}: {existing} is not writable")
     return path
-
-
-def _save_atomically(proto: onnx.ModelProto, path: Path) -> None:
-    """Write next to ``path`` and rename, so a failed write never leaves a partial file.
-
-    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
-    """
-    tmp = ""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        onnx.save(proto, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        raise GruOnnxUsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        if tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        raise

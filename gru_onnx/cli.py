@@ -191,6 +191,11 @@ def cli() -> None:
 )
 @_provider_option("Runtime(s) for the check; unavailable ones are reported as skipped.")
 @_tolerance_options
+@click.option(
+    "--external-data/--no-external-data",
+    default=None,
+    help="Write the tensors to a data file beside the model (default: only when the model reaches 2 GiB).",
+)
 @click.pass_context
 def export(ctx: click.Context, **opts: Any) -> None:
     """Export a CustomGRU (or a whole model) to ONNX and check it against PyTorch.
@@ -247,6 +252,7 @@ EXPORT_FLAGS: dict[str, tuple[str, Any]] = {
     "providers": ("providers", tuple),
     "atol": ("atol", None),
     "rtol": ("rtol", None),
+    "external_data": ("external_data", None),
 }
 
 
@@ -284,6 +290,8 @@ def _print_export_summary(result: Any) -> None:
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("file", f"{result.path} ({_size(result.file_size)})")
+    if result.data_path is not None:
+        table.add_row("data", f"{result.data_path} ({_size(result.data_size)}, external data)")
     meta = result.metadata
     table.add_row("strategy", f"{result.strategy}, opset {result.opset}, {meta['dtype']}")
     for stack in meta["stacks"]:
@@ -472,13 +480,23 @@ def inspect(path: Path) -> None:
     from gru_onnx.errors import GruOnnxUsageError
     from gru_onnx.metadata import find_metadata, load_model
     from gru_onnx.samples import time_axes
+    from gru_onnx.saving import validate_data_files
     from gru_onnx.spec import GRUSpec
 
-    model = load_model(path)
+    model = load_model(path, weights="none")
+    found = validate_data_files(model, path, allow=("missing", "truncated"))  # refuses locations outside
     meta = find_metadata(model)
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
     head = Table(show_header=False, box=None, pad_edge=False)
     head.add_row("file", f"{path} ({_size(path.stat().st_size)})")
+    for data in found:
+        if data.problem == "missing":
+            state = "MISSING: check, package and runtimes need it beside the model"
+        elif data.problem == "truncated":
+            state = f"{_size(data.size or 0)}, TRUNCATED: the model needs {data.needed} bytes, it has {data.size}"
+        else:
+            state = _size(data.size or 0)
+        head.add_row("external data", escape(f"{data.location} ({state})"))
     head.add_row("opset", opsets)
     head.add_row("producer", f"{model.producer_name} {model.producer_version}".strip())
     if meta is None:

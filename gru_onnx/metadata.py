@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import onnx
 
@@ -19,20 +20,51 @@ from gru_onnx.errors import GruOnnxUsageError
 METADATA_KEY = "gru_onnx"
 
 
-def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
-    """Load an ONNX file, or a one-line usage error when it is missing, truncated or not ONNX."""
+def load_model(path: str | os.PathLike[str], *, weights: Literal["gru", "none", "all"] = "gru") -> onnx.ModelProto:
+    """Load an ONNX file, or a one-line usage error when it is missing, truncated or not ONNX.
+
+    A file with external data (:mod:`gru_onnx.saving`) keeps its tensors on disk except, with
+    ``weights="gru"``, the GRU stacks' weights its metadata names (what rebuilding the reference
+    and checking weights read), or all of them with ``"all"``. Both first check every data file
+    it names (present, complete, inside the model's folder); ``"none"`` reads and checks none.
+    """
     from google.protobuf.message import DecodeError
+
+    from gru_onnx import saving
 
     path = Path(path)
     if not path.is_file():
         raise GruOnnxUsageError(f"no such file: {path}")
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, OSError, ValueError, RuntimeError) as exc:
         raise GruOnnxUsageError(f"{path} is not a readable ONNX file ({type(exc).__name__})") from None
     if not model.graph.output:
         raise GruOnnxUsageError(f"{path} is not a readable ONNX file (no graph outputs)")
+    if weights == "none" or not saving.validate_data_files(model, path):
+        return model
+    if weights == "all":
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    else:
+        names = {name for stack in (find_metadata(model) or {}).get("stacks", []) for name in stored_names(stack)}
+        saving.load_external_tensors(model, path, names)
     return model
+
+
+def stored_names(stack: Mapping[str, Any]) -> list[str]:
+    """Every initializer name a stack's weights record mentions (strings anywhere in it)."""
+
+    def walk(record: Any) -> Iterator[str]:
+        if isinstance(record, str):
+            yield record
+        elif isinstance(record, Mapping):
+            for value in record.values():
+                yield from walk(value)
+        elif isinstance(record, list | tuple):
+            for value in record:
+                yield from walk(value)
+
+    return list(walk(stack.get("weights", {})))
 
 
 def find_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
@@ -44,9 +76,10 @@ def find_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 
 def read_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str, Any]:
-    """The gru-onnx description stored in an exported file (GRU stacks, strategy, versions)."""
+    """The gru-onnx description stored in an exported file (GRU stacks, strategy, versions);
+    a file's weights, external data included, are not read."""
     if not isinstance(model, onnx.ModelProto):
-        model = load_model(model)
+        model = load_model(model, weights="none")
     found = find_metadata(model)
     if found is None:
         raise GruOnnxUsageError("the file has no gru-onnx metadata (was it exported by gru-onnx?)")

@@ -165,14 +165,12 @@ def build_config(
     return config, states, notes
 
 
-def _external_files(model: onnx.ModelProto) -> list[str]:
-    """Relative locations of the file's external data (copied beside the model)."""
-    locations = set()
-    for tensor in onnx.external_data_helper._get_all_tensors(model):
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            info = {e.key: e.value for e in tensor.external_data}
-            locations.add(info["location"])
-    return sorted(locations)
+def _external_files(model: onnx.ModelProto, source: Path) -> list[str]:
+    """Relative locations of the file's external data (copied beside the model), each checked
+    first: present, complete, inside the model's folder (see :mod:`gru_onnx.saving`)."""
+    from gru_onnx.saving import validate_data_files
+
+    return [data.location for data in validate_data_files(model, source)]
 
 
 def verify_config(text: str, model: onnx.ModelProto, states: list[tuple[str, str]]) -> None:
@@ -235,10 +233,7 @@ def package_triton(
     )
     text = text_format.MessageToString(config)
     verify_config(text, model, states)
-    data_files = _external_files(model)
-    for location in data_files:
-        if not (source.parent / location).is_file():
-            raise GruOnnxUsageError(f"{source}: its external data file {location!r} is missing beside it")
+    data_files = _external_files(model, source)
 
     try:
         repo.mkdir(parents=True, exist_ok=True)

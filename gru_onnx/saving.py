@@ -1,0 +1,313 @@
+"""Writing exported files (atomically, inline or with ONNX external data) and checking such pairs before reading.
+
+Protobuf cannot hold a message of 2 GiB or more, so a model whose weights reach that is written as
+two files side by side: ``model.onnx`` (the graph, small tensors inline) and one data file
+``model.onnx.<sha256[:16]>.data`` holding every tensor of :data:`INLINE_TENSOR_BYTES` or more, its
+name the first 16 hex digits of the SHA-256 of its own bytes. The model records the data file's
+name as a relative ``location``, so the pair moves together.
+
+The write is ordered so that no reader ever sees a half-written pair: the data file is written
+under a temporary name, hashed and renamed to its final name (a new name, so an existing pair is
+untouched), then the model is written to a temporary file, checked by the full ONNX checker on
+its path, and renamed over ``model.onnx`` last. Only then are the data files the previous
+``model.onnx`` named (and named the same way) removed. Equal exports give equal bytes in both
+files: the data name follows the content, and the model follows the data name.
+
+Reading goes the other way round: :func:`data_files` describes every location a model names
+(missing, truncated, outside the model's folder directly or through a symbolic link) without
+opening anything outside the folder, and :func:`validate_data_files` turns any problem into a
+one-line :class:`~gru_onnx.errors.GruOnnxUsageError` before a runtime or ONNX loader reads a byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import onnx
+import onnx_ir as ir
+from onnx.external_data_helper import ExternalDataInfo
+
+from gru_onnx.errors import GruOnnxUsageError
+
+#: Protobuf's limit on one serialized message (2 GiB); a model this large must use external data.
+PROTOBUF_LIMIT = 2**31
+#: Tensors of at least this many bytes go to the data file (onnx.save's threshold); smaller ones
+#: stay in the model, so its constants stay readable by tools that do not follow locations.
+INLINE_TENSOR_BYTES = 1024
+#: Room left for everything that is not a tensor (nodes, names, types, metadata) when deciding
+#: automatically: a generous bound per node plus a fixed part.
+_NODE_BYTES = 1024
+_FIXED_BYTES = 2**20
+
+_HEX = 16  # hex digits of the SHA-256 in a data file's name
+
+
+def data_file_name(model_name: str, digest: str) -> str:
+    """The data file name of model file ``model_name`` whose data has SHA-256 ``digest`` (hex)."""
+    return f"{model_name}.{digest[:_HEX]}.data"
+
+
+def _is_own_data_file(model_name: str, location: str) -> bool:
+    """True for a location named the way :func:`save_model` names data files of ``model_name``."""
+    return re.fullmatch(re.escape(model_name) + rf"\.[0-9a-f]{{{_HEX}}}\.data", location) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def estimated_size(model: ir.Model) -> int:
+    """An upper estimate of ``model``'s serialized size in bytes, from tensor sizes (no data is
+    read or copied: torch tensors behind the initializers are only asked for their size)."""
+    total = _FIXED_BYTES
+    for graph in model.graphs():
+        total += sum(v.const_value.nbytes for v in graph.initializers.values() if v.const_value is not None)
+        for node in graph:
+            total += _NODE_BYTES
+            for attr in node.attributes.values():
+                if attr.type == ir.AttributeType.TENSOR:
+                    total += attr.as_tensor().nbytes
+    return total
+
+
+def needs_external_data(model: ir.Model) -> bool:
+    """True when ``model`` would not fit one protobuf file (see :data:`PROTOBUF_LIMIT`)."""
+    return estimated_size(model) >= PROTOBUF_LIMIT
+
+
+def save_model(model: ir.Model, path: Path, *, external_data: bool | None = None, check: bool = True) -> Path | None:
+    """Write ``model`` to ``path`` atomically; with external data (``None``: when it needs it)
+    the tensors go to a data file beside it. Returns that data file's path, or None.
+
+    With ``check`` the full ONNX checker runs first (on the proto inline, on the written file
+    with external data); its errors propagate. ``model`` is left as it was given. An unwritable
+    destination is a one-line :class:`GruOnnxUsageError`.
+    """
+    if external_data is None:
+        external_data = needs_external_data(model)
+    elif not external_data and (size := estimated_size(model)) >= PROTOBUF_LIMIT:
+        raise GruOnnxUsageError(
+            f"the model takes about {size / 2**30:.1f} GiB, over protobuf's 2 GiB limit for one file: "
+            "export it with external data (external_data=True, or None to decide automatically)"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if external_data:
+            return _save_with_data(model, path, check)
+        proto = ir.to_proto(model)
+        if check:
+            onnx.checker.check_model(proto, full_check=True)
+        with _temporary(path, ".tmp") as tmp:
+            onnx.save(proto, tmp)
+            _replace_model(tmp, path, None)
+        return None
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _save_with_data(model: ir.Model, path: Path, check: bool) -> Path:
+    """Data first (temporary name, hashed, renamed), model last; see the module docstring."""
+    folder = path.parent
+    values = [v for graph in model.graphs() for v in graph.initializers.values()]
+    originals = [v.const_value for v in values]
+    created: list[Path] = []
+    try:
+        with _temporary(path, ".data.tmp") as staging:
+            # onnx_ir writes each tensor straight from its buffer (torch tensors included).
+            ir.external_data.unload_from_model(
+                model, folder, staging.name, size_threshold_bytes=INLINE_TENSOR_BYTES
+            )
+            with open(staging, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            data_path = folder / data_file_name(path.name, digest)
+            existed = data_path.exists()  # the same bytes (same name), perhaps the current pair's
+            os.replace(staging, data_path)
+            if not existed:
+                created.append(data_path)
+        proto = ir.to_proto(model)  # small now: the tensors are references to the data file
+        for tensor in onnx.external_data_helper._get_all_tensors(proto):
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = data_path.name
+        with _temporary(path, ".tmp") as tmp:
+            onnx.save(proto, tmp)
+            if check:
+                onnx.checker.check_model(str(tmp), full_check=True)
+            _replace_model(tmp, path, data_path.name)
+        created.clear()
+        return data_path
+    finally:
+        for value, tensor in zip(values, originals, strict=True):
+            value.const_value = tensor
+        for leftover in created:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+@contextlib.contextmanager
+def _temporary(path: Path, suffix: str) -> Iterator[Path]:
+    """A fresh temporary file beside ``path`` with the usual permissions (0666 less the umask,
+    not mkstemp's 0600); removed afterwards unless it was renamed away."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    try:
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def _replace_model(tmp: Path, path: Path, keep: str | None) -> None:
+    """Rename ``tmp`` over ``path``, then remove the data files the replaced model named (those
+    named like ours, inside the folder, other than ``keep``)."""
+    stale = [name for name in _previous_data_files(path) if name != keep]
+    os.replace(tmp, path)
+    for name in stale:
+        with contextlib.suppress(OSError):
+            (path.parent / name).unlink()
+
+
+def _previous_data_files(path: Path) -> list[str]:
+    """Data files (named by :func:`data_file_name`) of the model now at ``path``, if any."""
+    if not path.is_file():
+        return []
+    try:
+        old = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not an ONNX file: it names no data files
+        return []
+    return sorted({loc for loc in _locations(old) if _is_own_data_file(path.name, loc)})
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One external data file a model names, as found beside the model (nothing outside read).
+
+    ``problem`` is None when the file is there and long enough for every tensor stored in it;
+    else ``"missing"``, ``"truncated"``, ``"not a file"``, ``"outside"`` (the location leaves
+    the model's folder) or ``"symlink"`` (it leaves it through a symbolic link).
+    """
+
+    location: str
+    path: Path
+    needed: int  # bytes the model's tensors need from it (largest offset + length)
+    size: int | None = None  # None when missing, outside or not a file
+    problem: str | None = None
+
+    def describe(self, model: Path) -> str:
+        """One line saying what is wrong with this file (for the error message)."""
+        where = f"{model}: external data {self.location!r}"
+        if self.problem == "outside":
+            return f"{where} points outside the model's folder; refusing to read it"
+        if self.problem == "symlink":
+            return f"{where} leads outside the model's folder through a symbolic link; refusing to read it"
+        if self.problem == "missing":
+            return f"{where} is missing (it must lie beside the model, in {model.parent}/)"
+        if self.problem == "not a file":
+            return f"{where} is not a regular file"
+        if self.problem == "truncated":
+            return f"{where} is truncated: {self.size} bytes, the model needs {self.needed}"
+        return f"{where}: {self.problem}"
+
+
+def _locations(model: onnx.ModelProto) -> Iterator[str]:
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            yield ExternalDataInfo(tensor).location
+
+
+def _outside(folder: Path, location: str) -> str | None:
+    """``"outside"`` or ``"symlink"`` when ``location`` leaves ``folder``, else None; only
+    paths inside ``folder`` are resolved, so nothing outside it is touched."""
+    posix, windows = PurePosixPath(location), PureWindowsPath(location)
+    if not location or posix.is_absolute() or windows.is_absolute() or windows.drive or location.startswith("\\"):
+        return "outside"
+    if ".." in posix.parts or ".." in windows.parts:
+        return "outside"
+    real_folder = os.path.realpath(folder)
+    real = os.path.realpath(folder / location)
+    if os.path.commonpath([real_folder, real]) != real_folder:
+        return "symlink"
+    return None
+
+
+def _tensor_bytes(tensor: onnx.TensorProto) -> int:
+    """Bytes a tensor's data takes by its type and shape (0 for types without a fixed size)."""
+    count = math.prod(tensor.dims)
+    bits = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4, onnx.TensorProto.FLOAT4E2M1: 4}
+    if tensor.data_type in bits:
+        return (count * bits[tensor.data_type] + 7) // 8
+    try:
+        return count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):  # strings and unknown types: no fixed size
+        return 0
+
+
+def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[DataFile]:
+    """Every external data file ``model`` (loaded from ``path`` without its data) names, with
+    its size and problem if any; locations outside the model's folder are not opened."""
+    path = Path(path)
+    folder = path.parent
+    needed: dict[str, int] = {}
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        try:
+            info = ExternalDataInfo(tensor)
+        except ValueError as exc:
+            raise GruOnnxUsageError(f"{path}: tensor {tensor.name!r} has malformed external data ({exc})") from None
+        offset = info.offset or 0
+        length = info.length if info.length is not None else _tensor_bytes(tensor)
+        needed[info.location] = max(needed.get(info.location, 0), offset + length)
+    found = []
+    for location, end in sorted(needed.items()):
+        target = folder / location
+        problem = _outside(folder, location)
+        size = None
+        if problem is None:
+            if not target.exists():
+                problem = "missing"
+            elif not target.is_file():
+                problem = "not a file"
+            else:
+                size = target.stat().st_size
+                problem = "truncated" if size < end else None
+        found.append(DataFile(location, target, end, size, problem))
+    return found
+
+
+def validate_data_files(
+    model: onnx.ModelProto, path: str | os.PathLike[str], *, allow: Iterable[str] = ()
+) -> list[DataFile]:
+    """:func:`data_files`, refusing the first problem not in ``allow`` with a one-line
+    :class:`GruOnnxUsageError` (call before any runtime or ONNX loader reads the data)."""
+    found = data_files(model, path)
+    allowed = set(allow)
+    for data in found:
+        if data.problem is not None and data.problem not in allowed:
+            raise GruOnnxUsageError(data.describe(Path(path)))
+    return found
+
+
+def load_external_tensors(model: onnx.ModelProto, path: str | os.PathLike[str], names: Iterable[str]) -> None:
+    """Read the external data of the initializers called ``names`` into ``model`` (in place),
+    leaving every other tensor on disk. Validate the locations first."""
+    wanted = set(names)
+    folder = str(Path(path).parent)
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if tensor.name in wanted and tensor.data_location == onnx.TensorProto.EXTERNAL:
+            onnx.external_data_helper.load_external_data_for_tensor(tensor, folder)
