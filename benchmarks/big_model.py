@@ -1,0 +1,189 @@
+"""Benchmark: exporting a model over 2 GiB (external data), peak memory and time per phase.
+
+The model is the tagger of issue #13: a 560k x 1024 float32 embedding (2.3 GB of weights) in
+front of a CustomGRU and a linear head. Each phase runs in its own child process, so each peak
+resident set size (``ru_maxrss`` of that child) is that phase's alone:
+
+- ``build``: build the model only (the floor every other phase starts from);
+- ``export``: build, then ``gru_onnx.export(..., check=False)`` with ``external_data`` left
+  automatic (the model is over 2 GiB, so it must choose external data);
+- ``check``: build, then ``gru_onnx.check_parity`` of the written pair (ONNX Runtime loads its
+  own copy of the weights from the data file).
+
+The target (issue #13): the export's peak <= 3x the weights' size.
+
+    python benchmarks/big_model.py                       # full size -> benchmarks/results/big_model.md
+    python benchmarks/big_model.py --vocab 56000 --quick  # a 230 MB smoke run, printed only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VOCAB, EMBED, HIDDEN, TAGS = 560_000, 1024, 256, 17
+RESULTS = Path(__file__).parent / "results" / "big_model.md"
+
+
+def build(vocab: int) -> tuple[object, tuple[object, ...]]:
+    """The tagger, seeded, with an example batch of token ids."""
+    import torch
+    from torch import nn
+
+    from gru_onnx import CustomGRU
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(vocab, EMBED)
+            self.rnn = CustomGRU(EMBED, HIDDEN, batch_first=True, activation="relu")
+            self.head = nn.Linear(HIDDEN, TAGS)
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            y, _ = self.rnn(self.embed(tokens))
+            return self.head(y)
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model = Tagger().eval()
+    tokens = torch.randint(0, vocab, (2, 12))
+    return model, (tokens,)
+
+
+def peak_rss() -> int:
+    """This process's peak resident set size in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def phase(name: str, vocab: int, path: str) -> dict[str, object]:
+    """Run one phase in this (child) process and return its measurements."""
+    import torch
+
+    import gru_onnx
+
+    torch.set_num_threads(2)
+    started = time.perf_counter()
+    model, args = build(vocab)
+    built = time.perf_counter()
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    out: dict[str, object] = {"phase": name, "weights": weights, "build_s": built - started}
+    if name == "export":
+        from gru_onnx.saving import PROTOBUF_LIMIT
+
+        small = weights < PROTOBUF_LIMIT  # a smaller run asks for external data; the full one must choose it
+        out["external"] = "asked for (the model is under 2 GiB)" if small else "chosen automatically"
+        result = gru_onnx.export(
+            model, args, path, check=False, strategy="loop", dynamic_seq=True, external_data=True if small else None
+        )
+        out["data_path"] = str(result.data_path)
+        out["model_size"] = result.file_size
+        out["data_size"] = result.data_size
+    elif name == "check":
+        report = gru_onnx.check_parity(model, path, args, samples=2)
+        out["passed"] = report.passed
+        out["max_abs"] = report.max_abs
+    out["seconds"] = time.perf_counter() - built
+    out["peak_rss"] = peak_rss()
+    return out
+
+
+def run_child(name: str, vocab: int, path: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--vocab", str(vocab), "--path", path],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"phase {name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}; {os.cpu_count()} cores visible, {mem:.0f} GiB RAM (shared with other jobs); {platform.system()}"
+
+
+def versions() -> str:
+    import onnx
+    import onnx_ir
+    import onnxruntime
+    import torch
+
+    import gru_onnx
+
+    return (
+        f"Python {platform.python_version()}, torch {torch.__version__}, onnx {onnx.__version__}, "
+        f"onnx-ir {onnx_ir.__version__}, onnxruntime {onnxruntime.__version__}, gru-onnx {gru_onnx.__version__}"
+    )
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vocab", type=int, default=VOCAB, help="embedding rows (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="print only, do not write the results file")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.phase:
+        print(json.dumps(phase(opts.phase, opts.vocab, opts.path)))
+        return
+    with tempfile.TemporaryDirectory(prefix="gru_onnx_big_") as folder:
+        path = str(Path(folder) / "tagger.onnx")
+        rows = [run_child(name, opts.vocab, path) for name in ("build", "export", "check")]
+    weights = rows[0]["weights"]
+    base, export, check = rows
+    lines = [
+        "# Exporting a model over 2 GiB (external data)",
+        "",
+        f"Tagger: embedding {opts.vocab} x {EMBED} (float32), CustomGRU({EMBED}, {HIDDEN}, relu, loop strategy,"
+        f" dynamic sequence), Linear({HIDDEN}, {TAGS}); weights {weights / 1e9:.2f} GB ({gib(weights)}).",
+        "",
+        f"Files: model {export['model_size']} bytes + data {export['data_size']} bytes"
+        f" ({Path(str(export['data_path'])).name}); external data {export['external']}.",
+        "",
+        "Each phase is its own process; peak RSS is that process's `ru_maxrss`, model build included.",
+        "",
+        "| phase | peak RSS | x weights | over the build | time (after the build) |",
+        "|---|---|---|---|---|",
+        f"| build the model only | {gib(base['peak_rss'])} | {base['peak_rss'] / weights:.2f} | - |"
+        f" {base['build_s']:.1f} s (the build) |",
+        f"| export, no check | {gib(export['peak_rss'])} | {export['peak_rss'] / weights:.2f} |"
+        f" {gib(export['peak_rss'] - base['peak_rss'])} | {export['seconds']:.1f} s |",
+        f"| check (ONNX Runtime CPU, 2 samples) | {gib(check['peak_rss'])} | {check['peak_rss'] / weights:.2f} |"
+        f" {gib(check['peak_rss'] - base['peak_rss'])} | {check['seconds']:.1f} s |",
+        "",
+        f"Target: export peak <= 3x the weights: {'met' if export['peak_rss'] <= 3 * weights else 'NOT met'}"
+        f" ({export['peak_rss'] / weights:.2f}x). Check: {'passed' if check['passed'] else 'FAILED'},"
+        f" max abs error {check['max_abs']:.3g}.",
+        "",
+        f"Machine: {machine()}.",
+        f"Versions: {versions()}.",
+        f"Command: `python benchmarks/big_model.py{'' if opts.vocab == VOCAB else f' --vocab {opts.vocab}'}`",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not opts.quick:
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
