@@ -199,7 +199,8 @@ class DataFile:
 
     ``problem`` is None when the file is there and long enough for every tensor stored in it;
     else ``"missing"``, ``"truncated"``, ``"not a file"``, ``"outside"`` (the location leaves
-    the model's folder) or ``"symlink"`` (it leaves it through a symbolic link).
+    the model's folder), ``"symlink"`` (it leaves it through a symbolic link) or ``"link"``
+    (a symbolic link that stays inside: ONNX refuses those too).
     """
 
     location: str
@@ -215,6 +216,8 @@ class DataFile:
             return f"{where} points outside the model's folder; refusing to read it"
         if self.problem == "symlink":
             return f"{where} leads outside the model's folder through a symbolic link; refusing to read it"
+        if self.problem == "link":
+            return f"{where} is a symbolic link, and ONNX reads only regular files: put the file itself there"
         if self.problem == "missing":
             return f"{where} is missing (it must lie beside the model, in {model.parent}/)"
         if self.problem == "not a file":
@@ -230,19 +233,22 @@ def _locations(model: onnx.ModelProto) -> Iterator[str]:
             yield ExternalDataInfo(tensor).location
 
 
-def _outside(folder: Path, location: str) -> str | None:
-    """``"outside"`` or ``"symlink"`` when ``location`` leaves ``folder``, else None; only
-    paths inside ``folder`` are resolved, so nothing outside it is touched."""
+def _location_problem(folder: Path, location: str) -> str | None:
+    """``"outside"`` when ``location`` leaves ``folder`` by its text (absolute, ``..``),
+    ``"symlink"`` when it does through a symbolic link, ``"link"`` when it goes through one that
+    stays inside (ONNX reads only regular files), else None. Only links inside ``folder`` are
+    looked at, and only their targets' names: nothing outside it is opened."""
     posix, windows = PurePosixPath(location), PureWindowsPath(location)
     if not location or posix.is_absolute() or windows.is_absolute() or windows.drive or location.startswith("\\"):
         return "outside"
     if ".." in posix.parts or ".." in windows.parts:
         return "outside"
+    linked = any(folder.joinpath(*posix.parts[: i + 1]).is_symlink() for i in range(len(posix.parts)))
+    if not linked:
+        return None
     real_folder = os.path.realpath(folder)
-    real = os.path.realpath(folder / location)
-    if os.path.commonpath([real_folder, real]) != real_folder:
-        return "symlink"
-    return None
+    inside = os.path.commonpath([real_folder, os.path.realpath(folder / location)]) == real_folder
+    return "link" if inside else "symlink"
 
 
 def _tensor_bytes(tensor: onnx.TensorProto) -> int:
@@ -276,7 +282,7 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
     found = []
     for location, end in sorted(needed.items()):
         target = folder / location
-        problem = _outside(folder, location)
+        problem = _location_problem(folder, location)
         size = None
         if problem is None:
             if not target.exists():
