@@ -96,7 +96,7 @@ def export_keras(ctx: click.Context, opts: dict[str, Any], print_summary: Any, f
     result = gru_onnx.export(
         module, args, opts["output"], strategy=opts["strategy"], opset=opts["opset"], dtype=opts["dtype"],
         dynamic_seq=dynamic, dynamic_shapes=module.dynamic_shapes(seq=dynamic), check=opts["check"],
-        providers=opts["providers"], atol=opts["atol"], rtol=opts["rtol"],
+        providers=opts["providers"], atol=opts["atol"], rtol=opts["rtol"], external_data=opts["external_data"],
     )  # fmt: skip
     print_summary(result)
     if not result.passed:
