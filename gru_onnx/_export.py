@@ -33,7 +33,7 @@ from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
-from gru_onnx.metadata import METADATA_KEY
+from gru_onnx.metadata import METADATA_KEY, find_metadata
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
 
@@ -91,6 +91,7 @@ def export(
     dynamic_shapes: Any = None,
     atol: float | None = None,
     rtol: float | None = None,
+    quantize: str | None = None,
 ) -> ExportResult:
     """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
 
@@ -103,13 +104,20 @@ def export(
     tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
     With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
     ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
-    ``result.parity``. The file is written only once complete.
+    ``result.parity``. ``quantize`` (``"weights"`` or ``"dynamic"``) writes an int8 file
+    (see :func:`gru_onnx.quantize`), checked against the float model with int8 tolerances.
+    The file is written only once complete.
     """
     started = time.perf_counter()
     input_names = input_names or getattr(model, "gru_onnx_input_names", None)
     output_names = output_names or getattr(model, "gru_onnx_output_names", None)
     path = _check_output_path(f)
     chosen = get_strategy(strategy)
+    if quantize is not None:
+        from gru_onnx.quantize import MODES
+
+        if quantize not in MODES:
+            raise GruOnnxUsageError(f"unknown quantization mode {quantize!r}; valid modes: {', '.join(MODES)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
     if dynamic_seq and not chosen.dynamic_seq:
@@ -171,6 +179,11 @@ def export(
     if opset != torch_opset:
         _relabel_opset(ir_model, opset)
     proto = ir.to_proto(ir_model)
+    if quantize is not None:
+        from gru_onnx.quantize import quantize_model
+
+        quantize_model(proto, quantize)
+        metadata = find_metadata(proto)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.shape_inference.InferenceError as exc:  # e.g. an op given a type it does not take

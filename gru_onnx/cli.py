@@ -184,6 +184,11 @@ def cli() -> None:
     help="A Keras 3 model (.keras or legacy .h5) to export and check against Keras itself (gru-onnx[keras]).",
 )
 @click.option(
+    "--quantize",
+    type=click.Choice(["weights", "dynamic"]),
+    help="Write an int8 file (see gru-onnx quantize), checked against the float model.",
+)
+@click.option(
     "--check/--no-check",
     default=True,
     show_default=True,
@@ -247,6 +252,7 @@ EXPORT_FLAGS: dict[str, tuple[str, Any]] = {
     "providers": ("providers", tuple),
     "atol": ("atol", None),
     "rtol": ("rtol", None),
+    "quantize": ("quantize", None),
 }
 
 
@@ -487,6 +493,12 @@ def inspect(path: Path) -> None:
         head.add_row("strategy", f"{meta['strategy']} (requested: {meta.get('requested_strategy', '-')})")
         head.add_row("dtype", meta.get("dtype", "float32"))
         head.add_row("exported by", f"gru-onnx {meta.get('version', '?')}")
+        if meta.get("quantization"):
+            q = meta["quantization"]
+            floats = f"; left float: {', '.join(q['left_float'])}" if q.get("left_float") else ""
+            head.add_row(
+                "int8", f"{q['mode']}, {q['granularity'].replace('_', ' ')}: {len(q['tensors'])} weight(s){floats}"
+            )
         static = "static: runs only at the {} shown below"
         if "dynamic_batch" in meta:
             head.add_row("batch axis", "dynamic" if meta["dynamic_batch"] else static.format("batch size"))
@@ -532,6 +544,36 @@ def inspect(path: Path) -> None:
         for row in file_support(meta):
             runtimes.add_row(row.runtime, row.status, row.note)
         _print(runtimes)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="int8 file.")
+@click.option(
+    "--mode",
+    type=click.Choice(["weights", "dynamic"]),
+    default="dynamic",
+    show_default=True,
+    help="weights: int8 storage, float compute; dynamic: int8 MatMuls, activations quantized at run time.",
+)
+@click.option(
+    "--per-channel/--per-tensor",
+    default=True,
+    show_default=True,
+    help="One scale per output channel, or one per weight.",
+)
+def quantize(path: Path, output: Path, mode: str, per_channel: bool) -> None:
+    """Write an int8 copy of a gru-onnx file (see the README's int8 section)."""
+    from gru_onnx.quantize import quantize as run_quantize
+
+    result = run_quantize(path, output, mode=mode, per_channel=per_channel)
+    granularity = "per channel" if per_channel else "per tensor"
+    click.echo(
+        f"wrote {output}: {len(result.quantized)} weight(s) int8 ({mode}, {granularity}), "
+        f"{_size(result.size_after)} ({result.size_after / result.size_before:.2f}x {_size(result.size_before)})"
+    )
+    for name, why in result.left_float.items():
+        click.echo(f"left float: {name}: {why}")
 
 
 @cli.command()

@@ -287,9 +287,16 @@ def check_parity(
         raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
     dtype = str(references[0][0].dtype) if references[0] else "float32"
     default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
+    quantization = (metadata or {}).get("quantization")
+    if quantization:  # int8 against float: tolerances measured for int8 (gru_onnx.quantize)
+        from gru_onnx.quantize import INT8_TOLERANCES
+
+        default_atol, default_rtol = INT8_TOLERANCES[quantization["mode"]]
+        weights_read = "dequantized int8 weights" if reference_kind == "metadata" else "float32 source"
+        reference_kind += f"; int8 {quantization['mode']} file vs {weights_read}, int8 tolerances"
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
-    weights = check_weights(source, proto, metadata) if reference_kind != "metadata" else []
+    weights = check_weights(source, proto, metadata) if not reference_kind.startswith("metadata") else []
     axes = time_axes(proto, metadata)
     results = [
         judge(run, references, out_names, axes, atol, rtol, [s.magnitude for s in sample_list])
@@ -390,7 +397,8 @@ class WeightCheck:
 def check_weights(source: nn.Module, proto: onnx.ModelProto, metadata: dict[str, Any] | None) -> list[WeightCheck]:
     """Compare each GRU stack's stored weights (read by its layout's rule) with the source's
     parameters, so a change too small to move the outputs is still caught."""
-    from gru_onnx.rebuild import state_dict_from_file
+    from gru_onnx.quantize import quantization_step
+    from gru_onnx.rebuild import state_dict_from_file, stored_names
     from gru_onnx.spec import GRUSpec
     from gru_onnx.weights import compare_weights, get_layout
 
@@ -407,8 +415,11 @@ def check_weights(source: nn.Module, proto: onnx.ModelProto, metadata: dict[str,
         stored = {k: v.numpy() for k, v in state_dict_from_file(proto, stack).items()}
         dtype = next(iter(stored.values())).dtype
         layout = get_layout(stack["weights"])
-        found = compare_weights(spec, stored, state, exact=layout.exact, dtype=dtype)
-        checks.append(WeightCheck(stack["path"], layout.name, tuple(found)))
+        step = quantization_step(proto, set(stored_names(stack["weights"])))  # int8: within half a step
+        exact = layout.exact and step == 0.0
+        found = compare_weights(spec, stored, state, exact=exact, dtype=dtype, atol=step / 2 * 1.001)
+        name = layout.name + (f", int8 {metadata['quantization']['mode']}" if step else "")
+        checks.append(WeightCheck(stack["path"], name, tuple(found)))
     return checks
 
 
