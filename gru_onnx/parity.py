@@ -93,6 +93,8 @@ class ParityReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     weights: list[WeightCheck] = field(default_factory=list)
+    #: A line that explains the failure's likely cause (given with the failures, only then).
+    hint: str = ""
 
     @property
     def passed(self) -> bool:
@@ -116,6 +118,8 @@ class ParityReport:
                 lines.extend(f"{r.runtime}: {o.describe_failure()}" for o in r.outputs if not o.passed)
         if not lines and not self.passed:
             lines.append("no runtime could run the file")
+        if lines and self.hint:
+            lines.append(self.hint)
         return lines
 
     def summary(self) -> str:
@@ -257,6 +261,7 @@ def check_parity(
     checkpoint: str | os.PathLike[str] | None = None,
     seed: int = 0,
     scales: Sequence[float] | None = None,
+    streaming: bool | Sequence[int] = False,
 ) -> ParityReport:
     """Run ``onnx_path`` on each provider and compare it with its PyTorch source.
 
@@ -269,9 +274,25 @@ def check_parity(
     With a source (``model`` or ``checkpoint``) the file's GRU weights are compared with it too.
     ``providers`` are keys of :data:`gru_onnx.runners.RUNNERS` or ``"all"``; one that cannot
     run here is reported as skipped with its reason.
+
+    ``streaming`` (a streaming file): run the file chunk by chunk, carrying its states, and
+    compare with PyTorch on the whole sequence; True for the default chunk plans (whole, 1, an
+    uneven split; a fixed-chunk file: its chunks), or the chunk sizes to try
+    (:mod:`gru_onnx.streaming_parity`). A streaming file is always checked this way.
     """
     proto = load_model(onnx_path)
     metadata = find_metadata(proto)
+    if streaming is False and (metadata or {}).get("streaming"):
+        streaming = True
+    if streaming is not False:
+        from gru_onnx.streaming_parity import check_streaming
+
+        return check_streaming(
+            model, onnx_path, None if args is None else (tuple(args) if isinstance(args, list | tuple) else (args,)),
+            chunks=None if streaming is True else [int(c) for c in streaming], providers=providers, atol=atol,
+            rtol=rtol, samples=samples, seq_len=seq_len, batch=batch, inputs=inputs, checkpoint=checkpoint,
+            seed=seed, scales=scales,
+        )  # fmt: skip
     source, reference_kind = _source(model, proto, metadata, checkpoint)
     if args is not None:
         args = tuple(args) if isinstance(args, list | tuple) else (args,)

@@ -75,9 +75,10 @@ def fallback_nodes(profile: list[dict[str, Any]], provider: str) -> list[tuple[s
 class OnnxRuntimeRunner(Runner):
     """ONNX Runtime with one execution provider (``cpu``, ``cuda`` or ``tensorrt``)."""
 
-    def __init__(self, path: str | os.PathLike[str], provider: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], provider: str, *, threads: int | None = None) -> None:
         super().__init__(path)
         self.provider = provider
+        self.threads = threads  # intra-op threads (None: ONNX Runtime's default)
         self.provider_name = PROVIDERS[provider]
         self.name = f"onnxruntime-{provider}"
         self._session: Any = None
@@ -96,6 +97,8 @@ class OnnxRuntimeRunner(Runner):
             raise RuntimeUnavailable(problem)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
         provider_options: dict[str, str] = {}
         gpu = self.provider != "cpu"
         if gpu:

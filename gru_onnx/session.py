@@ -1,0 +1,160 @@
+"""``StreamingSession``: run a streaming file chunk by chunk, carrying its GRU states.
+
+The session reads the state pairs from the file's metadata (:mod:`gru_onnx.streaming`), feeds
+the last chunk's final states as the next chunk's initial states, and hides them from the
+caller: ``run`` takes and returns only the file's other inputs and outputs, by name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import onnx
+
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.metadata import find_metadata, load_model
+from gru_onnx.runners.base import Runner, RuntimeUnavailable
+from gru_onnx.streaming import StatePair, state_pairs
+
+
+def open_runner(path: str | os.PathLike[str], providers: Iterable[str], threads: int | None = None) -> Runner:
+    """The first of ``providers`` (keys of :data:`gru_onnx.runners.RUNNERS`) that opens ``path``
+    here; ``threads`` fixes ONNX Runtime's intra-op threads."""
+    from gru_onnx.runners import RUNNERS, OnnxRuntimeRunner
+
+    reasons = []
+    for key in providers:
+        if key not in RUNNERS:
+            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}")
+        runner = OnnxRuntimeRunner(path, key, threads=threads) if key != "openvino" else RUNNERS[key](Path(path))
+        try:
+            return runner.open()
+        except RuntimeUnavailable as exc:
+            reasons.append(str(exc))
+    raise GruOnnxUsageError("no runtime can run the file here: " + "; ".join(reasons or ["no provider given"]))
+
+
+class StreamingSession:
+    """A streaming file on one runtime, with its GRU states held between calls.
+
+    ``run(feeds)`` takes the file's non-state inputs by name and returns its non-state outputs
+    by name. States start at zero (in the file's dtype) with the batch size of the first call;
+    a call with another batch size is an error until :meth:`reset`. ``reset(rows)`` zeros the
+    given batch rows (a stream that ended), ``reset()`` all of them and forgets the batch size.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        providers: Sequence[str] = ("cpu",),
+        *,
+        threads: int | None = None,
+        runner: Runner | None = None,
+        model: onnx.ModelProto | None = None,
+    ) -> None:
+        proto = model if model is not None else load_model(path)
+        self.pairs: tuple[StatePair, ...] = tuple(state_pairs(find_metadata(proto)))
+        if not self.pairs:
+            raise GruOnnxUsageError(
+                f"{path} is not a streaming file (no state pairs in its metadata); export it with streaming=True"
+            )
+        initializers = {t.name for t in proto.graph.initializer}
+        state_names = {n for p in self.pairs for n in (p.input, p.output)}
+        graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+        self.input_names = tuple(i.name for i in graph_inputs if i.name not in state_names)
+        self._output_names = [o.name for o in proto.graph.output]
+        self.output_names = tuple(n for n in self._output_names if n not in state_names)
+        by_name = {i.name: i for i in graph_inputs}
+        self._dtypes = {
+            p.input: onnx.helper.tensor_dtype_to_np_dtype(by_name[p.input].type.tensor_type.elem_type)
+            for p in self.pairs
+        }
+        self._batch_axes = self._find_batch_axes(graph_inputs)
+        self._runner = runner if runner is not None else open_runner(path, providers, threads)
+        self._owns_runner = runner is None
+        self._states: dict[str, np.ndarray] | None = None
+
+    def _find_batch_axes(self, inputs: Sequence[onnx.ValueInfoProto]) -> dict[str, int]:
+        """The batch axis of each non-state input: the axis named like the states' batch axis
+        (axis 0 when the batch is static)."""
+        batch = self.pairs[0].shape[0]
+        axes = {}
+        for info in inputs:
+            if info.name not in self.input_names:
+                continue
+            dims = info.type.tensor_type.shape.dim
+            named = [a for a, d in enumerate(dims) if isinstance(batch, str) and d.dim_param == batch]
+            if named:
+                axes[info.name] = named[0]
+            elif isinstance(batch, int) and dims:
+                axes[info.name] = 0
+        return axes
+
+    @property
+    def states(self) -> dict[str, np.ndarray]:
+        """The current states by state-input name (copies, ``[batch, L*D, H]``); empty before
+        the first call and after :meth:`reset`."""
+        return {k: v.copy() for k, v in (self._states or {}).items()}
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch size the states have, or None before the first call."""
+        return None if self._states is None else int(next(iter(self._states.values())).shape[0])
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one chunk; returns the non-state outputs by name and keeps the new states."""
+        missing = [n for n in self.input_names if n not in feeds]
+        extra = [n for n in feeds if n not in self.input_names]
+        if missing or extra:
+            problem = f"missing {missing[0]!r}" if missing else f"unknown input {extra[0]!r}"
+            raise GruOnnxUsageError(f"{problem}: the session takes {', '.join(self.input_names)} (states are kept)")
+        batch = self._batch_of(feeds)
+        if self._states is None:
+            self._states = {p.input: np.zeros((batch, *p.shape[1:]), self._dtypes[p.input]) for p in self.pairs}
+        elif batch != self.batch_size:
+            raise GruOnnxUsageError(
+                f"this chunk has batch size {batch}, the session's states {self.batch_size}; "
+                "call reset() before changing the batch size"
+            )
+        outputs = self._runner.run({**{n: np.asarray(feeds[n]) for n in self.input_names}, **self._states})
+        by_name = dict(zip(self._output_names, outputs, strict=True))
+        self._states = {p.input: by_name[p.output] for p in self.pairs}
+        return {n: by_name[n] for n in self.output_names}
+
+    def _batch_of(self, feeds: Mapping[str, np.ndarray]) -> int:
+        sizes = {int(np.shape(feeds[n])[a]) for n, a in self._batch_axes.items() if np.ndim(feeds[n]) > a}
+        if len(sizes) > 1:
+            raise GruOnnxUsageError(f"the inputs disagree on the batch size: {sorted(sizes)}")
+        if not sizes:
+            raise GruOnnxUsageError("no input of the file carries the batch axis the states take")
+        return sizes.pop()
+
+    def reset(self, rows: Iterable[int] | None = None) -> None:
+        """Zero the states: all of them (and forget the batch size), or only ``rows``."""
+        if rows is None or self._states is None:
+            self._states = None
+            return
+        picked = list(rows)
+        batch = self.batch_size or 0
+        bad = [r for r in picked if not -batch <= r < batch]
+        if bad:
+            raise GruOnnxUsageError(f"reset rows {bad} are outside the batch of {batch}")
+        for state in self._states.values():
+            state[picked] = 0
+
+    def close(self) -> None:
+        """Release the runtime (when the session opened it)."""
+        if self._owns_runner:
+            self._runner.close()
+
+    def __enter__(self) -> StreamingSession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
