@@ -81,13 +81,13 @@ def check_modules(grus: Sequence[tuple[str, CustomGRU]], exclude: Sequence[str])
     for path, gru in grus:
         if gru.spec.bidirectional and not excluded(path, exclude):
             raise ExportError(
-                f"the CustomGRU at {_where(path)} is bidirectional and cannot stream: its backward direction "
+                f"{_gru(path)} is bidirectional and cannot stream: its backward direction "
                 "reads frames that have not arrived yet"
             )
 
 
-def _where(path: str) -> str:
-    return repr(path) if path else "the model"
+def _gru(path: str) -> str:
+    return f"the CustomGRU {path!r}" if path else "the CustomGRU"
 
 
 @dataclass
@@ -109,14 +109,19 @@ class StateLifter:
         if excluded(path, self.exclude):
             return None, lambda op, y_h: None
         if cfg["has_h0"]:
+            if not path:
+                raise ExportError(
+                    "the CustomGRU is given an explicit initial state (h0): a streaming file takes it from its "
+                    "state_in input instead; leave h0 out of the example"
+                )
             raise ExportError(
-                f"the CustomGRU at {_where(path)} receives an explicit initial state from the model, so it cannot "
-                "take one from the stream; exclude it (streaming_exclude=(" + repr(path or "") + ",), "
-                "--streaming-exclude) or do not pass it a state"
+                f"{_gru(path)} receives an explicit initial state from the model, so it cannot take one from the "
+                f"stream; exclude it (streaming_exclude=({path!r},), --streaming-exclude {path}) or do not pass it "
+                "a state"
             )
         if cfg["has_lengths"]:
             raise ExportError(
-                f"the CustomGRU at {_where(path)} is given lengths: streaming files do not take lengths (a padded "
+                f"{_gru(path)} is given lengths: streaming files do not take lengths (a padded "
                 "chunk would advance the state past a stream's end); send each stream's frames as they come and "
                 "reset() the rows of streams that end"
             )
