@@ -46,7 +46,7 @@ def output_names_from_spec(spec: Any) -> list[str]:
             keys = list(kind._fields)
         else:  # tuple, list: positions carry no name at the top level
             keys = [str(i) for i in range(node.num_children)] if path else [None] * node.num_children
-        # children() since torch 2.10 (children_specs warns there); older versions have only the attribute.
+        # children() where torch has it (children_specs is deprecated and warns in torch 2.13).
         children = node.children() if hasattr(node, "children") else node.children_specs
         for key, child in zip(keys, children, strict=True):
             walk(child, (*path, key) if key is not None else path)
