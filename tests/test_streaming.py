@@ -222,7 +222,7 @@ def test_session_states_batch_and_errors(relu_file):
         session.run({"input": np.zeros((2, 1, 3), np.float32)})
         state = session.states["state_in"]
         assert state.shape == (2, 2, 4) and state.dtype == np.float32
-        with pytest.raises(GruOnnxUsageError, match="batch size 3.*reset"):
+        with pytest.raises(GruOnnxUsageError, match=r"batch size 3.*reset"):
             session.run({"input": np.zeros((3, 1, 3), np.float32)})
         with pytest.raises(GruOnnxUsageError, match="unknown input 'state_in'"):
             session.run({"input": np.zeros((2, 1, 3), np.float32), "state_in": np.zeros((2, 2, 4), np.float32)})
@@ -270,7 +270,7 @@ class Seq2Seq(nn.Module):
 
 def test_explicit_state_is_refused_unless_excluded(tmp_path):
     x = torch.randn(2, 5, 3)
-    with pytest.raises(ExportError, match="'decoder' receives an explicit initial state.*streaming_exclude"):
+    with pytest.raises(ExportError, match=r"'decoder' receives an explicit initial state.*streaming_exclude"):
         gru_onnx.export(Seq2Seq(), (x,), tmp_path / "s.onnx", streaming=True, check=False)
     assert not (tmp_path / "s.onnx").exists()
     gru_onnx.export(Seq2Seq(), (x,), tmp_path / "s.onnx", streaming=True, streaming_exclude=("decoder",), check=False)
