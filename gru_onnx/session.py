@@ -68,6 +68,7 @@ class StreamingSession:
         self.input_names = tuple(i.name for i in graph_inputs if i.name not in state_names)
         self._output_names = [o.name for o in proto.graph.output]
         self.output_names = tuple(n for n in self._output_names if n not in state_names)
+        self._input_set = set(self.input_names)
         by_name = {i.name: i for i in graph_inputs}
         self._dtypes = {
             p.input: onnx.helper.tensor_dtype_to_np_dtype(by_name[p.input].type.tensor_type.elem_type)
@@ -107,9 +108,9 @@ class StreamingSession:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one chunk; returns the non-state outputs by name and keeps the new states."""
-        missing = [n for n in self.input_names if n not in feeds]
-        extra = [n for n in feeds if n not in self.input_names]
-        if missing or extra:
+        if feeds.keys() != self._input_set:
+            missing = [n for n in self.input_names if n not in feeds]
+            extra = [n for n in feeds if n not in self.input_names]
             problem = f"missing {missing[0]!r}" if missing else f"unknown input {extra[0]!r}"
             raise GruOnnxUsageError(f"{problem}: the session takes {', '.join(self.input_names)} (states are kept)")
         batch = self._batch_of(feeds)
@@ -120,13 +121,13 @@ class StreamingSession:
                 f"this chunk has batch size {batch}, the session's states {self.batch_size}; "
                 "call reset() before changing the batch size"
             )
-        outputs = self._runner.run({**{n: np.asarray(feeds[n]) for n in self.input_names}, **self._states})
+        outputs = self._runner.run({**feeds, **self._states})
         by_name = dict(zip(self._output_names, outputs, strict=True))
         self._states = {p.input: by_name[p.output] for p in self.pairs}
         return {n: by_name[n] for n in self.output_names}
 
     def _batch_of(self, feeds: Mapping[str, np.ndarray]) -> int:
-        sizes = {int(np.shape(feeds[n])[a]) for n, a in self._batch_axes.items() if np.ndim(feeds[n]) > a}
+        sizes = {feeds[n].shape[a] for n, a in self._batch_axes.items() if feeds[n].ndim > a}
         if len(sizes) > 1:
             raise GruOnnxUsageError(f"the inputs disagree on the batch size: {sorted(sizes)}")
         if not sizes:

@@ -118,6 +118,7 @@ class OnnxRuntimeRunner(Runner):
             # file ONNX Runtime cannot load raises here: that is an error, not a missing runtime.
             fallback = ["CPUExecutionProvider"] if gpu else []
             session = ort.InferenceSession(str(self.path), options, providers=[(wanted, provider_options), *fallback])
+        self._profiled = not gpu  # only GPU sessions profile: a CPU run has nothing to read
         if session.get_providers()[0] != wanted:
             detail = next((line for line in printed if "cannot open shared object" in line or "Failed" in line), "")
             raise RuntimeUnavailable(
@@ -142,7 +143,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         outputs = self._session.run(None, feeds)
-        if self._session.get_session_options().enable_profiling and not self._profiled:
+        if not self._profiled and self._session.get_session_options().enable_profiling:
             self._profiled = True
             self._read_placement(self._session.end_profiling())
         return outputs
