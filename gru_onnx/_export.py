@@ -256,9 +256,13 @@ def _plan_streaming(
     """Check a streaming request before the export's work, and fit the example to it."""
     if not streaming:
         if chunk is not None:
-            raise GruOnnxUsageError("chunk is the fixed chunk length of a streaming file: pass streaming=True too")
+            raise GruOnnxUsageError(
+                "chunk is the fixed chunk length of a streaming file: pass streaming=True (--streaming) too"
+            )
         if exclude:
-            raise GruOnnxUsageError("streaming_exclude applies to streaming exports: pass streaming=True too")
+            raise GruOnnxUsageError(
+                "streaming_exclude applies to streaming exports: pass streaming=True (--streaming) too"
+            )
         return None
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise GruOnnxUsageError(f"chunk must be a positive number of time steps, got {chunk!r}")

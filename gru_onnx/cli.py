@@ -222,6 +222,9 @@ def export(ctx: click.Context, **opts: Any) -> None:
     if opts["check"]:
         _require_providers(opts["providers"])
     if opts["keras_path"]:
+        if opts["streaming"] or opts["chunk"] or opts["streaming_exclude"]:
+            raise click.UsageError("--streaming cannot be combined with --keras yet: export the Keras model, or "
+                                   "convert it with gru_onnx.from_keras and export that with streaming=True")
         from gru_onnx._keras_cli import export_keras
 
         return export_keras(ctx, opts, _print_export_summary, _fail)

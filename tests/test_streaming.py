@@ -236,6 +236,17 @@ def test_session_states_batch_and_errors(relu_file):
         assert session.batch_size == 3
 
 
+def test_float16_file_keeps_float16_states(tmp_path):
+    gru = CustomGRU(4, 8, num_layers=2, batch_first=True, activation="relu")
+    x = torch.randn(2, 9, 4)
+    gru_onnx.export(gru, (x,), tmp_path / "h.onnx", streaming=True, dtype="float16", check=False)
+    with StreamingSession(tmp_path / "h.onnx") as session:
+        got = stream(session, {"input": x.half().numpy()}, [2, 1, 6])["output"]
+        assert session.states["state_in"].dtype == np.float16
+    want, _ = numpy_reference(gru, x.half().float())  # float16 inputs, float64 math
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=2e-2, atol=2e-3)
+
+
 def test_session_refuses_a_file_without_states(tmp_path):
     gru_onnx.export(CustomGRU(3, 4), (torch.randn(5, 2, 3),), tmp_path / "plain.onnx", check=False)
     with pytest.raises(GruOnnxUsageError, match="not a streaming file"):
@@ -415,6 +426,7 @@ def test_cli_export_inspect_check(run_cli, tmp_path):
         (["export", "--streaming", "--chunk", "0"], "--chunk"),
         (["export", "--streaming", "--bidirectional", "-o", "b.onnx"], "bidirectional and cannot stream"),
         (["export", "--chunk", "2", "-o", "b.onnx"], "streaming=True"),
+        (["export", "--keras", "m.keras", "--streaming", "-o", "b.onnx"], "cannot be combined with --keras"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatch):
