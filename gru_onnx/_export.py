@@ -279,6 +279,10 @@ def _plan_streaming(
     bad = [type(a).__name__ for a in args if a is not None and not isinstance(a, torch.Tensor)]
     if bad:
         raise GruOnnxUsageError(f"streaming exports take tensor arguments only, got a {bad[0]}")
+    if isinstance(model, CustomGRU) and isinstance(args[0], torch.Tensor) and args[0].dim() == 2:
+        raise GruOnnxUsageError(
+            "streaming needs batched input (3-D, batch as the states' axis 0); add a batch axis of size 1"
+        )
     streaming_export.check_modules(grus, exclude)
     axes = streaming_export.input_sequence_axes(model, args)
     length = streaming_export.sequence_length(args, axes)

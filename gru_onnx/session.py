@@ -114,6 +114,9 @@ class StreamingSession:
             problem = f"missing {missing[0]!r}" if missing else f"unknown input {extra[0]!r}"
             raise GruOnnxUsageError(f"{problem}: the session takes {', '.join(self.input_names)} (states are kept)")
         batch = self._batch_of(feeds)
+        fixed = self.pairs[0].shape[0]
+        if isinstance(fixed, int) and batch != fixed:
+            raise GruOnnxUsageError(f"this chunk has batch size {batch}; the file's batch is fixed at {fixed}")
         if self._states is None:
             self._states = {p.input: np.zeros((batch, *p.shape[1:]), self._dtypes[p.input]) for p in self.pairs}
         elif batch != self.batch_size:

@@ -184,6 +184,8 @@ def test_batch_dimension_static_when_the_batch_is(tmp_path):
     gru_onnx.export(gru, (torch.randn(1, 4, 3),), tmp_path / "s.onnx", streaming=True, dynamic_batch=False,
                     check=False)  # fmt: skip
     assert read_metadata(tmp_path / "s.onnx")["streaming"]["states"][0]["shape"] == [1, 1, 4]
+    with StreamingSession(tmp_path / "s.onnx") as session, pytest.raises(GruOnnxUsageError, match="fixed at 1"):
+        session.run({"input": np.zeros((2, 1, 3), np.float32)})
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,6 +303,7 @@ def test_explicit_state_is_refused_unless_excluded(tmp_path):
         (lambda: CustomGRU(3, 4), (torch.randn(5, 2, 3),), {"strategy": "unrolled"}, GruOnnxUsageError,
          "needs a fixed chunk length"),
         (lambda: CustomGRU(3, 4), (torch.randn(5, 2, 3),), {"chunk": 0}, GruOnnxUsageError, "positive"),
+        (lambda: CustomGRU(3, 4), (torch.randn(5, 3),), {}, GruOnnxUsageError, "needs batched input"),
         (lambda: Seq2Seq(), (torch.randn(2, 5, 3),), {"streaming_exclude": ("nothere",)}, GruOnnxUsageError,
          "'nothere', which is no CustomGRU"),
     ],
