@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -38,6 +39,49 @@ def open_runner(path: str | os.PathLike[str], providers: Iterable[str], threads:
     raise GruOnnxUsageError("no runtime can run the file here: " + "; ".join(reasons or ["no provider given"]))
 
 
+@dataclass(frozen=True)
+class StreamInterface:
+    """What a streaming file takes and gives, read from the file: its state pairs, its other
+    inputs and outputs (names in graph order), the states' dtypes and each input's batch axis."""
+
+    pairs: tuple[StatePair, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    all_outputs: tuple[str, ...]
+    state_dtypes: dict[str, np.dtype]
+    batch_axes: dict[str, int]
+
+    @classmethod
+    def of(cls, proto: onnx.ModelProto, path: str | os.PathLike[str] = "the file") -> StreamInterface:
+        pairs = tuple(state_pairs(find_metadata(proto)))
+        if not pairs:
+            raise GruOnnxUsageError(
+                f"{path} is not a streaming file (no state pairs in its metadata); export it with streaming=True"
+            )
+        initializers = {t.name for t in proto.graph.initializer}
+        states = {n for p in pairs for n in (p.input, p.output)}
+        graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+        inputs = tuple(i.name for i in graph_inputs if i.name not in states)
+        outputs = tuple(o.name for o in proto.graph.output)
+        by_name = {i.name: i for i in graph_inputs}
+        dtypes = {
+            p.input: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(by_name[p.input].type.tensor_type.elem_type))
+            for p in pairs
+        }
+        batch = pairs[0].shape[0]
+        batch_axes = {}
+        for info in graph_inputs:
+            if info.name in states:
+                continue
+            dims = info.type.tensor_type.shape.dim
+            named = [a for a, d in enumerate(dims) if isinstance(batch, str) and d.dim_param == batch]
+            if named:  # the axis named like the states' batch axis
+                batch_axes[info.name] = named[0]
+            elif isinstance(batch, int) and dims:  # a static batch: axis 0, the whole-model rule
+                batch_axes[info.name] = 0
+        return cls(pairs, inputs, tuple(n for n in outputs if n not in states), outputs, dtypes, batch_axes)
+
+
 class StreamingSession:
     """A streaming file on one runtime, with its GRU states held between calls.
 
@@ -45,6 +89,7 @@ class StreamingSession:
     by name. States start at zero (in the file's dtype) with the batch size of the first call;
     a call with another batch size is an error until :meth:`reset`. ``reset(rows)`` zeros the
     given batch rows (a stream that ended), ``reset()`` all of them and forgets the batch size.
+    ``runner`` and ``model`` serve callers that opened the file already (the parity check).
     """
 
     def __init__(
@@ -56,44 +101,14 @@ class StreamingSession:
         runner: Runner | None = None,
         model: onnx.ModelProto | None = None,
     ) -> None:
-        proto = model if model is not None else load_model(path)
-        self.pairs: tuple[StatePair, ...] = tuple(state_pairs(find_metadata(proto)))
-        if not self.pairs:
-            raise GruOnnxUsageError(
-                f"{path} is not a streaming file (no state pairs in its metadata); export it with streaming=True"
-            )
-        initializers = {t.name for t in proto.graph.initializer}
-        state_names = {n for p in self.pairs for n in (p.input, p.output)}
-        graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
-        self.input_names = tuple(i.name for i in graph_inputs if i.name not in state_names)
-        self._output_names = [o.name for o in proto.graph.output]
-        self.output_names = tuple(n for n in self._output_names if n not in state_names)
+        self.interface = StreamInterface.of(model if model is not None else load_model(path), path)
+        self.pairs = self.interface.pairs
+        self.input_names = self.interface.input_names
+        self.output_names = self.interface.output_names
         self._input_set = set(self.input_names)
-        by_name = {i.name: i for i in graph_inputs}
-        self._dtypes = {
-            p.input: onnx.helper.tensor_dtype_to_np_dtype(by_name[p.input].type.tensor_type.elem_type)
-            for p in self.pairs
-        }
-        self._batch_axes = self._find_batch_axes(graph_inputs)
         self._runner = runner if runner is not None else open_runner(path, providers, threads)
         self._owns_runner = runner is None
         self._states: dict[str, np.ndarray] | None = None
-
-    def _find_batch_axes(self, inputs: Sequence[onnx.ValueInfoProto]) -> dict[str, int]:
-        """The batch axis of each non-state input: the axis named like the states' batch axis
-        (axis 0 when the batch is static)."""
-        batch = self.pairs[0].shape[0]
-        axes = {}
-        for info in inputs:
-            if info.name not in self.input_names:
-                continue
-            dims = info.type.tensor_type.shape.dim
-            named = [a for a, d in enumerate(dims) if isinstance(batch, str) and d.dim_param == batch]
-            if named:
-                axes[info.name] = named[0]
-            elif isinstance(batch, int) and dims:
-                axes[info.name] = 0
-        return axes
 
     @property
     def states(self) -> dict[str, np.ndarray]:
@@ -118,19 +133,20 @@ class StreamingSession:
         if isinstance(fixed, int) and batch != fixed:
             raise GruOnnxUsageError(f"this chunk has batch size {batch}; the file's batch is fixed at {fixed}")
         if self._states is None:
-            self._states = {p.input: np.zeros((batch, *p.shape[1:]), self._dtypes[p.input]) for p in self.pairs}
+            dtypes = self.interface.state_dtypes
+            self._states = {p.input: np.zeros((batch, *p.shape[1:]), dtypes[p.input]) for p in self.pairs}
         elif batch != self.batch_size:
             raise GruOnnxUsageError(
                 f"this chunk has batch size {batch}, the session's states {self.batch_size}; "
                 "call reset() before changing the batch size"
             )
         outputs = self._runner.run({**feeds, **self._states})
-        by_name = dict(zip(self._output_names, outputs, strict=True))
+        by_name = dict(zip(self.interface.all_outputs, outputs, strict=True))
         self._states = {p.input: by_name[p.output] for p in self.pairs}
         return {n: by_name[n] for n in self.output_names}
 
     def _batch_of(self, feeds: Mapping[str, np.ndarray]) -> int:
-        sizes = {feeds[n].shape[a] for n, a in self._batch_axes.items() if feeds[n].ndim > a}
+        sizes = {feeds[n].shape[a] for n, a in self.interface.batch_axes.items() if feeds[n].ndim > a}
         if len(sizes) > 1:
             raise GruOnnxUsageError(f"the inputs disagree on the batch size: {sorted(sizes)}")
         if not sizes:

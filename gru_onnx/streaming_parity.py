@@ -159,7 +159,7 @@ def check_streaming(
     from gru_onnx import parity
     from gru_onnx.runners import ALL, RUNNERS
     from gru_onnx.samples import default_scales
-    from gru_onnx.session import StreamingSession, open_runner
+    from gru_onnx.session import StreamingSession, StreamInterface, open_runner
     from gru_onnx.streaming import FRAME_LOCAL_HINT, state_pairs
 
     proto = load_model(onnx_path)
@@ -167,7 +167,7 @@ def check_streaming(
     if metadata is None or not state_pairs(metadata):
         raise GruOnnxUsageError(f"{onnx_path} is not a streaming file (export it with --streaming)")
     source, reference_kind = parity._source(model, proto, metadata, checkpoint)
-    probe = StreamingSession(onnx_path, model=proto, runner=_NoRunner())
+    probe = StreamInterface.of(proto, onnx_path)
     scales = tuple(scales) if scales else default_scales(metadata.get("dtype", "float32"))
     sample_list = plan_stream_samples(
         proto, metadata, probe.input_names, args=args, inputs=inputs, count=max(samples, 1), seq_len=seq_len,
@@ -263,15 +263,3 @@ def _sizes(plans: list[tuple[str, list[int]]], label: str, total: int) -> list[i
             break
         fitted.append(min(size, total - sum(fitted)))
     return fitted
-
-
-class _NoRunner:
-    """Stands in for a runner where a session is only read for its interface."""
-
-    notes: list[str] = []  # noqa: RUF012
-
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:  # pragma: no cover
-        raise RuntimeError("no runtime")
-
-    def close(self) -> None:
-        pass
