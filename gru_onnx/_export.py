@@ -31,9 +31,10 @@ from torch import nn
 from gru_onnx import _export_op, naming, workarounds
 from gru_onnx import streaming as streaming_export
 from gru_onnx._version import __version__
+from gru_onnx.axes import probe_time_axes
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
-from gru_onnx.metadata import METADATA_KEY
+from gru_onnx.metadata import METADATA_KEY, find_metadata
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
 
@@ -94,6 +95,7 @@ def export(
     streaming: bool = False,
     chunk: int | None = None,
     streaming_exclude: Sequence[str] = (),
+    quantize: str | None = None,
 ) -> ExportResult:
     """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
 
@@ -106,7 +108,9 @@ def export(
     tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
     With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
     ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
-    ``result.parity``. The file is written only once complete.
+    ``result.parity``. ``quantize`` (``"weights"`` or ``"dynamic"``) writes an int8 file
+    (see :func:`gru_onnx.quantize`), checked against the float model with int8 tolerances.
+    The file is written only once complete.
 
     With ``streaming`` every CustomGRU call takes its initial state from a new graph input and
     gives its final state as a new graph output (batch-first ``[batch, L*D, H]``, named and
@@ -120,6 +124,11 @@ def export(
     output_names = output_names or getattr(model, "gru_onnx_output_names", None)
     path = _check_output_path(f)
     chosen = get_strategy(strategy)
+    if quantize is not None:
+        from gru_onnx.quantize import MODES
+
+        if quantize not in MODES:
+            raise GruOnnxUsageError(f"unknown quantization mode {quantize!r}; valid modes: {', '.join(MODES)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
     if dynamic_seq and not chosen.dynamic_seq:
@@ -161,8 +170,10 @@ def export(
     with _export_mode(model, grus):
         program = _torch_export(model, call_args, call_kwargs, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
-    _name_io(ir_model.graph, program, input_names, output_names)
-    _verify_dynamic_axes(ir_model.graph, _promised_axes(model, call_args, call_kwargs, dynamic_shapes))
+    _name_io(ir_model.graph, program, model, input_names, output_names)
+    promised = _promised_axes(model, call_args, call_kwargs, dynamic_shapes)
+    _verify_dynamic_axes(ir_model.graph, promised)
+    output_time_axes = _output_time_axes(model, args, promised, [v.name for v in ir_model.graph.outputs])
     if lifter is not None:
         lifter.taken.update(v.name for v in (*ir_model.graph.inputs, *ir_model.graph.outputs) if v.name)
     stacks = _replace_placeholders(ir_model, chosen, opset, lifter)
@@ -177,16 +188,24 @@ def export(
         "opset": opset,
         "dtype": float_dtype,
         "dynamic_seq": any(stack["seq_len"] is None for stack in stacks),
+        "dynamic_batch": any(not dim.startswith("seq") for *_, dim in promised),
         "stacks": stacks,
     }
+    if output_time_axes is not None:
+        metadata["time_axes"] = output_time_axes
     if stream is not None and lifter is not None:
         metadata["streaming"] = lifter.metadata()
         metadata["chunk"] = stream.chunk
-        metadata["sequence_axes"] = stream.axes_by_name(ir_model.graph, lifter)
+        metadata["input_time_axes"] = stream.input_axes_by_name(ir_model.graph, lifter)
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
     if opset != torch_opset:
         _relabel_opset(ir_model, opset)
     proto = ir.to_proto(ir_model)
+    if quantize is not None:
+        from gru_onnx.quantize import quantize_model
+
+        quantize_model(proto, quantize)
+        metadata = find_metadata(proto)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.shape_inference.InferenceError as exc:  # e.g. an op given a type it does not take
@@ -224,23 +243,18 @@ def export(
 @dataclass(frozen=True)
 class _StreamPlan:
     """A streaming export's decisions: the example it traces (``chunk`` steps long when fixed)
-    and which axis of each input and output is time."""
+    and which axis of each input is time (the outputs' are probed as for every export)."""
 
     args: tuple[Any, ...]
     chunk: int | None
     input_axes: list[int | None]
-    output_axes: list[int | None]
 
-    def axes_by_name(self, graph: ir.Graph, lifter: streaming_export.StateLifter) -> dict[str, dict[str, int | None]]:
-        """The time axes by graph input/output name (state tensors left out)."""
-        states = {n for p in lifter.pairs for n in (p.input, p.output)}
+    def input_axes_by_name(self, graph: ir.Graph, lifter: streaming_export.StateLifter) -> dict[str, int | None]:
+        """The time axis of each graph input by name (state inputs left out)."""
+        states = {p.input for p in lifter.pairs}
         inputs = [v.name for v in graph.inputs if not v.is_initializer() and v.name not in states]
-        outputs = [v.name for v in graph.outputs if v.name not in states]
         tensor_axes = [a for a, arg in zip(self.input_axes, self.args, strict=True) if isinstance(arg, torch.Tensor)]
-        return {
-            "inputs": dict(zip(inputs, tensor_axes, strict=True)),
-            "outputs": dict(zip(outputs, self.output_axes, strict=True)),
-        }
+        return dict(zip(inputs, tensor_axes, strict=True))
 
 
 def _plan_streaming(
@@ -288,10 +302,22 @@ def _plan_streaming(
     length = streaming_export.sequence_length(args, axes)
     # A dynamic time axis needs an example of at least 2 steps; a fixed one exactly ``chunk``.
     wanted = chunk if chunk is not None else max(length, 2)
-    fitted = streaming_export.resize_sequence(args, axes, wanted)
-    with _internal_warnings_hidden():
-        outputs = streaming_export.output_sequence_axes(model, fitted, axes)
-    return _StreamPlan(fitted, chunk, axes, outputs)
+    return _StreamPlan(streaming_export.resize_sequence(args, axes, wanted), chunk, axes)
+
+
+def _output_time_axes(
+    model: nn.Module, args: tuple[Any, ...], promised: list[tuple[int, str, int, str]], outputs: list[str]
+) -> dict[str, int | None] | None:
+    """Each output's time axis for a whole model (see :mod:`gru_onnx.axes`); a lone CustomGRU's
+    layout already says it. The sequence axes the export declared are grown first."""
+    if isinstance(model, CustomGRU):
+        return None
+    names = _arg_names(model, len(args))
+    hints = [(names.index(name), axis) for _, name, axis, dim in promised if dim.startswith("seq") and name in names]
+    axes = probe_time_axes(model, args, hints)
+    if axes is None or len(axes) != len(outputs):
+        return None
+    return dict(zip(outputs, axes, strict=True))
 
 
 def _positional_count(model: nn.Module) -> int | None:
@@ -303,6 +329,15 @@ def _positional_count(model: nn.Module) -> int | None:
     if not any(p.kind == p.VAR_POSITIONAL for p in params):
         return None
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _vararg_name(model: nn.Module) -> str | None:
+    """The name of ``forward``'s ``*`` parameter (torch.export names its inputs after it)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover
+        return None
+    return next((p.name for p in params if p.kind == p.VAR_POSITIONAL), None)
 
 
 def _arg_names(model: nn.Module, count: int) -> list[str]:
@@ -427,11 +462,15 @@ def _verify_dynamic_axes(graph: ir.Graph, promised: list[tuple[int, str, int, st
         )
 
 def _name_io(
-    graph: ir.Graph, program: Any, input_names: Sequence[str] | None, output_names: Sequence[str] | None
+    graph: ir.Graph,
+    program: Any,
+    model: nn.Module,
+    input_names: Sequence[str] | None,
+    output_names: Sequence[str] | None,
 ) -> None:
     """Name the graph's inputs and outputs by the rules of :mod:`gru_onnx.naming` (explicit
     names, which torch.onnx has applied already, win)."""
-    inputs = list(input_names) if input_names else naming.input_names_from_graph(graph)
+    inputs = list(input_names) if input_names else naming.input_names_from_graph(graph, _vararg_name(model))
     outputs = list(output_names) if output_names else None
     if outputs is None:
         try:

@@ -200,6 +200,11 @@ def cli() -> None:
     help="A Keras 3 model (.keras or legacy .h5) to export and check against Keras itself (gru-onnx[keras]).",
 )
 @click.option(
+    "--quantize",
+    type=click.Choice(["weights", "dynamic"]),
+    help="Write an int8 file (see gru-onnx quantize), checked against the float model.",
+)
+@click.option(
     "--check/--no-check",
     default=True,
     show_default=True,
@@ -269,6 +274,7 @@ EXPORT_FLAGS: dict[str, tuple[str, Any]] = {
     "providers": ("providers", tuple),
     "atol": ("atol", None),
     "rtol": ("rtol", None),
+    "quantize": ("quantize", None),
 }
 
 
@@ -538,6 +544,7 @@ def inspect(path: Path) -> None:
     from gru_onnx.compat import file_support
     from gru_onnx.errors import GruOnnxUsageError
     from gru_onnx.metadata import find_metadata, load_model
+    from gru_onnx.samples import time_axes
     from gru_onnx.spec import GRUSpec
 
     model = load_model(path)
@@ -553,6 +560,16 @@ def inspect(path: Path) -> None:
         head.add_row("strategy", f"{meta['strategy']} (requested: {meta.get('requested_strategy', '-')})")
         head.add_row("dtype", meta.get("dtype", "float32"))
         head.add_row("exported by", f"gru-onnx {meta.get('version', '?')}")
+        if meta.get("quantization"):
+            q = meta["quantization"]
+            floats = f"; left float: {', '.join(q['left_float'])}" if q.get("left_float") else ""
+            head.add_row(
+                "int8", f"{q['mode']}, {q['granularity'].replace('_', ' ')}: {len(q['tensors'])} weight(s){floats}"
+            )
+        static = "static: runs only at the {} shown below"
+        if "dynamic_batch" in meta:
+            head.add_row("batch axis", "dynamic" if meta["dynamic_batch"] else static.format("batch size"))
+        head.add_row("sequence axis", "dynamic" if meta.get("dynamic_seq") else static.format("length"))
         for stack in meta["stacks"]:
             label = stack["path"] or "model"
             try:
@@ -566,10 +583,11 @@ def inspect(path: Path) -> None:
         _add_state_rows(head, meta)
     _print(head)
 
-    io = Table(title="inputs and outputs")
-    for column in ("", "name", "type", "shape"):
+    io = Table(title="inputs and outputs", caption="named axes are dynamic, numbers are static")
+    for column in ("", "name", "type", "shape", "time axis"):
         io.add_column(column)
     initializers = {i.name for i in model.graph.initializer}
+    output_time = dict(zip([o.name for o in model.graph.output], time_axes(model, meta), strict=True))
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for value in values:
             if value.name in initializers:
@@ -577,7 +595,9 @@ def inspect(path: Path) -> None:
             tensor = value.type.tensor_type
             dims = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
             dtype = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
-            io.add_row(kind, value.name, dtype, escape(f"[{', '.join(dims)}]"))
+            axis = output_time.get(value.name) if kind == "output" and meta is not None else None
+            when = "" if kind == "input" or meta is None else ("none" if axis is None else str(axis))
+            io.add_row(kind, value.name, dtype, escape(f"[{', '.join(dims)}]"), when)
     _print(io)
 
     counts: dict[str, int] = {}
@@ -592,6 +612,71 @@ def inspect(path: Path) -> None:
         for row in file_support(meta):
             runtimes.add_row(row.runtime, row.status, row.note)
         _print(runtimes)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="int8 file.")
+@click.option(
+    "--mode",
+    type=click.Choice(["weights", "dynamic"]),
+    default="dynamic",
+    show_default=True,
+    help="weights: int8 storage, float compute; dynamic: int8 MatMuls, activations quantized at run time.",
+)
+@click.option(
+    "--per-channel/--per-tensor",
+    default=True,
+    show_default=True,
+    help="One scale per output channel, or one per weight.",
+)
+def quantize(path: Path, output: Path, mode: str, per_channel: bool) -> None:
+    """Write an int8 copy of a gru-onnx file (see the README's int8 section)."""
+    from gru_onnx.quantize import quantize as run_quantize
+
+    result = run_quantize(path, output, mode=mode, per_channel=per_channel)
+    granularity = "per channel" if per_channel else "per tensor"
+    click.echo(
+        f"wrote {output}: {len(result.quantized)} weight(s) int8 ({mode}, {granularity}), "
+        f"{_size(result.size_after)} ({result.size_after / result.size_before:.2f}x {_size(result.size_before)})"
+    )
+    for name, why in result.left_float.items():
+        click.echo(f"left float: {name}: {why}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--triton",
+    "repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Triton model repository to write REPO/NAME/config.pbtxt and REPO/NAME/1/model.onnx into.",
+)
+@click.option("--name", help="Model name in the repository (default: the file's name without .onnx).")
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=0),
+    help="Triton's max_batch_size (default: 8 with a dynamic batch axis first on every tensor, else 0).",
+)
+@click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True, help="Instances per device.")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing REPO/NAME.")
+def package(path: Path, repo: Path, name: str | None, **opts: Any) -> None:
+    """Package a file for Triton Inference Server's onnxruntime backend (streaming files get
+    sequence batching with implicit state)."""
+    from gru_onnx.triton import package_triton
+
+    result = package_triton(path, repo, name=name, **opts)
+    click.echo(f"wrote {result.config_path} and {result.model_dir / '1' / 'model.onnx'}")
+    batching = "sequence batching, implicit state" if result.states else "dynamic batching"
+    if result.max_batch_size == 0:
+        batching = "no batching"
+    click.echo(f"max_batch_size {result.max_batch_size}; {batching}")
+    for state_in, state_out in result.states:
+        click.echo(f"state: {state_in} -> {state_out} (zero at the start of each sequence)")
+    for note in result.notes:
+        click.echo(f"note: {note}")
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from typing import Any
 import onnx_ir as ir
 
 _INVALID = re.compile(r"[^A-Za-z0-9_.]")
-_VARARG = re.compile(r"^args_(\d+)$")
 
 
 def sanitize(name: str) -> str:
@@ -46,8 +45,8 @@ def output_names_from_spec(spec: Any) -> list[str]:
             keys = list(kind._fields)
         else:  # tuple, list: positions carry no name at the top level
             keys = [str(i) for i in range(node.num_children)] if path else [None] * node.num_children
-        # children() where torch has it (children_specs is deprecated and warns in torch 2.13).
-        children = node.children() if hasattr(node, "children") else node.children_specs
+        # torch 2.13 deprecates children_specs for children(); older releases have only the former.
+        children = list(node.children()) if callable(getattr(node, "children", None)) else node.children_specs
         for key, child in zip(keys, children, strict=True):
             walk(child, (*path, key) if key is not None else path)
 
@@ -62,11 +61,13 @@ def output_names_from_spec(spec: Any) -> list[str]:
     return result
 
 
-def input_names_from_graph(graph: ir.Graph) -> list[str]:
-    """torch's input names, with ``forward(*args)``'s ``args_0``, ``args_1`` as ``input``, ``input_1``."""
+def input_names_from_graph(graph: ir.Graph, vararg: str | None = "args") -> list[str]:
+    """torch's input names, with ``forward(*args)``'s ``args_0``, ``args_1`` as ``input``,
+    ``input_1`` (``vararg`` is the name of ``forward``'s ``*`` parameter)."""
+    pattern = re.compile(rf"^{re.escape(vararg)}_(\d+)$") if vararg else None
     names = []
     for value in graph.inputs:
-        match = _VARARG.match(value.name or "")
+        match = pattern.match(value.name or "") if pattern else None
         if match:
             index = int(match.group(1))
             names.append("input" if index == 0 else f"input_{index}")

@@ -5,8 +5,8 @@ Running and comparing are separate steps: runners (:mod:`gru_onnx.runners`) prod
 :func:`check_parity` ties them into a :class:`ParityReport`. Rendering (table, JSON, plot)
 lives in :mod:`gru_onnx.report`.
 
-An element passes when ``|onnx - torch| <= atol * s + rtol * |torch|`` for a sample at input
-scale ``s`` (``s = 1`` for unit-scale inputs). NaN or infinity at the
+An element passes when ``|onnx - torch| <= atol * s + rtol * |torch|`` where ``s`` is the
+sample's input magnitude (RMS of its floating inputs, at least 1). NaN or infinity at the
 same place on both sides (same sign) is equal; anywhere else it fails, with its position.
 Outputs with a time axis also get their error per time step: recurrent error grows with time.
 """
@@ -201,8 +201,9 @@ def compare(
 ) -> OutputComparison:
     """Compare one output over all samples; shapes must match sample by sample.
 
-    ``scales`` are the samples' input scales: a sample at scale ``s`` is allowed ``atol * s``
-    (rounding grows with the magnitudes computed; ``rtol`` covers large values already).
+    ``scales`` are the samples' input magnitudes (RMS of their floating inputs, at least 1): a
+    sample of magnitude ``s`` is allowed ``atol * s`` (rounding grows with the magnitudes
+    computed; ``rtol`` covers large output values already).
     """
     errors = []
     for i, (ref, act) in enumerate(zip(references, actuals, strict=True)):
@@ -306,13 +307,11 @@ def check_parity(
     if len(out_names) != len(references[0]):
         raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
     dtype = str(references[0][0].dtype) if references[0] else "float32"
-    default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
-    atol = default_atol if atol is None else atol
-    rtol = default_rtol if rtol is None else rtol
-    weights = check_weights(source, proto, metadata) if reference_kind != "metadata" else []
+    atol, rtol, reference_kind = tolerances(metadata, dtype, reference_kind, atol, rtol)
+    weights = check_weights(source, proto, metadata) if not reference_kind.startswith("metadata") else []
     axes = time_axes(proto, metadata)
     results = [
-        judge(run, references, out_names, axes, atol, rtol, [s.scale for s in sample_list])
+        judge(run, references, out_names, axes, atol, rtol, [s.magnitude for s in sample_list])
         for run in run_on_runtimes(Path(onnx_path), providers, sample_list)
     ]
     return ParityReport(
@@ -326,6 +325,22 @@ def check_parity(
         warnings=dropped + reference_warnings(out_names, references),
         weights=weights,
     )
+
+
+def tolerances(
+    metadata: dict[str, Any] | None, dtype: str, reference_kind: str, atol: float | None, rtol: float | None
+) -> tuple[float, float, str]:
+    """``(atol, rtol, reference description)``: the given tolerances, else the defaults for the
+    dtype, or for an int8 file those measured for int8 (:mod:`gru_onnx.quantize`)."""
+    default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
+    quantization = (metadata or {}).get("quantization")
+    if quantization:  # int8 against float: tolerances measured for int8 (gru_onnx.quantize)
+        from gru_onnx.quantize import INT8_TOLERANCES
+
+        default_atol, default_rtol = INT8_TOLERANCES[quantization["mode"]]
+        weights_read = "dequantized int8 weights" if reference_kind == "metadata" else "float32 source"
+        reference_kind += f"; int8 {quantization['mode']} file vs {weights_read}, int8 tolerances"
+    return (default_atol if atol is None else atol), (default_rtol if rtol is None else rtol), reference_kind
 
 
 def _source(
@@ -410,7 +425,8 @@ class WeightCheck:
 def check_weights(source: nn.Module, proto: onnx.ModelProto, metadata: dict[str, Any] | None) -> list[WeightCheck]:
     """Compare each GRU stack's stored weights (read by its layout's rule) with the source's
     parameters, so a change too small to move the outputs is still caught."""
-    from gru_onnx.rebuild import state_dict_from_file
+    from gru_onnx.quantize import quantization_step
+    from gru_onnx.rebuild import state_dict_from_file, stored_names
     from gru_onnx.spec import GRUSpec
     from gru_onnx.weights import compare_weights, get_layout
 
@@ -427,8 +443,11 @@ def check_weights(source: nn.Module, proto: onnx.ModelProto, metadata: dict[str,
         stored = {k: v.numpy() for k, v in state_dict_from_file(proto, stack).items()}
         dtype = next(iter(stored.values())).dtype
         layout = get_layout(stack["weights"])
-        found = compare_weights(spec, stored, state, exact=layout.exact, dtype=dtype)
-        checks.append(WeightCheck(stack["path"], layout.name, tuple(found)))
+        step = quantization_step(proto, set(stored_names(stack["weights"])))  # int8: within half a step
+        exact = layout.exact and step == 0.0
+        found = compare_weights(spec, stored, state, exact=exact, dtype=dtype, atol=step / 2 * 1.001)
+        name = layout.name + (f", int8 {metadata['quantization']['mode']}" if step else "")
+        checks.append(WeightCheck(stack["path"], name, tuple(found)))
     return checks
 
 

@@ -139,6 +139,9 @@ def table(report: ParityReport) -> Any:
                 verdict,
             )
         lines.extend(f"[dim]{r.runtime}: {escape(note)}[/]" for note in r.notes)
+    untimed = sorted({o.name for r in report.results for o in r.outputs if o.time_axis is None})
+    if untimed:
+        lines.append(f"[dim]no time axis (no per-step error): {escape(', '.join(untimed))}[/]")
     for w in report.weights:
         if w.passed:
             lines.append(f"[green]weights[/] of {escape(w.stack or 'the GRU')}: match the source ({w.layout} layout)")
@@ -152,7 +155,7 @@ def _scales(report: ParityReport) -> str:
     scales = sorted({s.get("scale", 1.0) for s in report.samples})
     if not scales or scales == [1.0]:
         return ""
-    return f" at input scale {', '.join(f'x{v:g}' for v in scales)} (atol times the scale)"
+    return f" at input scale {', '.join(f'x{v:g}' for v in scales)} (atol times the inputs' RMS where above 1)"
 
 
 def _short(runtime: str) -> str:
@@ -180,14 +183,33 @@ def plot(report: ParityReport, path: str | os.PathLike[str]) -> None:
     except ImportError:
         raise GruOnnxUsageError("--plot needs matplotlib: pip install gru-onnx[plot]") from None
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    drawn = 0
-    for r in report.results:
-        for o in r.outputs:
-            if not o.per_step_max_abs:
-                continue
-            values = [max(v, 1e-12) if math.isfinite(v) else float("nan") for v in o.per_step_max_abs]
-            ax.plot(range(len(values)), values, marker=".", label=f"{r.runtime}: {o.name}")
-            drawn += 1
+    curves = [
+        (f"{r.runtime}: {o.name}", [v if math.isfinite(v) else float("nan") for v in o.per_step_max_abs])
+        for r in report.results
+        for o in r.outputs
+        if o.per_step_max_abs
+    ]
+    positive = [v for _, values in curves for v in values if v > 0]
+    # A log axis cannot show 0: exact agreement is drawn as hollow markers on a floor line below
+    # every non-zero error, and the legend says so (no invented small errors).
+    smallest = min(positive + ([report.atol] if report.atol > 0 else []), default=1e-6)
+    floor = 10 ** math.floor(math.log10(smallest)) / 10
+    exact_drawn = False
+    for label, values in curves:
+        line = ax.plot(range(len(values)), [v if v > 0 else float("nan") for v in values], marker=".", label=label)
+        zeros = [i for i, v in enumerate(values) if v == 0]
+        if zeros:
+            ax.plot(
+                zeros,
+                [floor] * len(zeros),
+                linestyle="none",
+                marker="o",
+                markerfacecolor="none",
+                color=line[0].get_color(),
+                label=None if exact_drawn else f"exactly 0 (drawn at {floor:.0e})",
+            )
+            exact_drawn = True
+    drawn = len(curves)
     ax.axhline(report.atol, color="grey", linestyle="--", linewidth=1, label=f"atol {report.atol:g}")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -29,7 +29,6 @@ from torch import nn
 from gru_onnx import naming
 from gru_onnx.errors import ExportError, GruOnnxUsageError
 from gru_onnx.module import CustomGRU
-from gru_onnx.samples import flatten_tensors
 from gru_onnx.spec import GRUSpec
 
 LONE_NAMES = ("state_in", "state_out")
@@ -172,7 +171,7 @@ class StateLifter:
 
 
 # --------------------------------------------------------------------------------------------
-# Sequence axes: which axis of each input and output is time (for chunking and the check)
+# Time axes of the inputs (for chunking; the outputs' are probed by gru_onnx.axes)
 # --------------------------------------------------------------------------------------------
 
 
@@ -201,31 +200,6 @@ def resize_sequence(args: Sequence[Any], axes: Sequence[int | None], length: int
         n = arg.shape[axis]
         resized.append(arg.index_select(axis, torch.arange(length) % n))
     return tuple(resized)
-
-
-def output_sequence_axes(model: nn.Module, args: Sequence[Any], axes: Sequence[int | None]) -> list[int | None]:
-    """The time axis of each (flattened) output, found by running the model eagerly one step
-    longer: the axis whose size grows. None for an output that does not grow (a final state)."""
-    if not any(a is not None for a in axes):
-        return [None] * len(_outputs(model, args))
-    length = next(arg.shape[a] for arg, a in zip(args, axes, strict=True) if a is not None)
-    short = _outputs(model, args)
-    long = _outputs(model, resize_sequence(args, axes, length + 1))
-    found: list[int | None] = []
-    for s, t in zip(short, long, strict=True):
-        grown = [a for a in range(min(s.dim(), t.dim())) if s.shape[a] != t.shape[a]]
-        found.append(grown[0] if grown else None)
-    return found
-
-
-def _outputs(model: nn.Module, args: Sequence[Any]) -> list[torch.Tensor]:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return flatten_tensors(model(*args))
-    finally:
-        model.train(was_training)
 
 
 def sequence_length(args: Sequence[Any], axes: Sequence[int | None]) -> int:

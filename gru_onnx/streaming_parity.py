@@ -22,7 +22,7 @@ from torch import nn
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import find_metadata, load_model
-from gru_onnx.samples import Sample, derived_samples, generate_samples, samples_from_npz
+from gru_onnx.samples import Sample, derived_samples, generate_samples, samples_from_npz, time_axes
 
 #: Chunk sizes of the default uneven split, cycled.
 UNEVEN = (3, 1, 4, 2)
@@ -91,7 +91,7 @@ def plan_stream_samples(
     varied (batch grown, inputs scaled), else seeded random samples (lone-GRU files)."""
     from gru_onnx.streaming import resize_sequence
 
-    axes: dict[str, int | None] = metadata["sequence_axes"]["inputs"]
+    axes: dict[str, int | None] = metadata["input_time_axes"]
     stacks = metadata.get("stacks", [])
     lone = len(stacks) == 1 and stacks[0]["path"] == ""
     if inputs is not None:
@@ -181,11 +181,10 @@ def check_streaming(
             f"the ONNX file has {len(out_names)} outputs besides its states, the PyTorch model {len(references[0])}"
         )
     dtype = str(references[0][0].dtype) if references[0] else "float32"
-    default_atol, default_rtol = parity.DEFAULT_TOLERANCES.get(dtype, parity.DEFAULT_TOLERANCES["float32"])
-    atol = default_atol if atol is None else atol
-    rtol = default_rtol if rtol is None else rtol
-    in_axes = metadata["sequence_axes"]["inputs"]
-    out_axes = [metadata["sequence_axes"]["outputs"].get(n) for n in out_names]
+    atol, rtol, reference_kind = parity.tolerances(metadata, dtype, reference_kind, atol, rtol)
+    in_axes = metadata["input_time_axes"]
+    by_output = dict(zip([o.name for o in proto.graph.output], time_axes(proto, metadata), strict=True))
+    out_axes = [by_output[n] for n in out_names]
     total = _length(sample_list[0], in_axes)
     plans = chunk_plans(total, metadata.get("chunk"), chunks)
     wanted = list(ALL) if "all" in providers else list(providers)
@@ -216,7 +215,7 @@ def check_streaming(
                 else:
                     run = parity.RuntimeRun(name, "ran", outputs, notes=tuple(runner.notes))
                 results.append(
-                    parity.judge(run, references, out_names, out_axes, atol, rtol, [s.scale for s in sample_list])
+                    parity.judge(run, references, out_names, out_axes, atol, rtol, [s.magnitude for s in sample_list])
                 )
         finally:
             runner.close()
@@ -229,7 +228,7 @@ def check_streaming(
         reference=reference_kind,
         samples=[s.describe() for s in sample_list],
         warnings=dropped + parity.reference_warnings(out_names, references),
-        weights=parity.check_weights(source, proto, metadata) if reference_kind != "metadata" else [],
+        weights=parity.check_weights(source, proto, metadata) if not reference_kind.startswith("metadata") else [],
     )
     report.hint = FRAME_LOCAL_HINT if _only_chunking_failed(report) else ""
     return report

@@ -79,7 +79,7 @@ def configurations(draw):
         "batch": draw(st.integers(2, 4)),
         "h0": draw(st.booleans()),
         "lengths": draw(st.sampled_from([None, "some_full", "none_full"])),
-        "scale": draw(st.sampled_from([1.0, 10.0, 100.0])),
+        "scale": draw(st.sampled_from([1.0, 10.0, 100.0]) if export["dtype"] == "float32" else st.just(1.0)),
         "seed": draw(st.integers(0, 2**16)),
     }
     if export["strategy"] != "unrolled" and data["seq"] >= 2:  # torch.export needs 2 for a dynamic axis
@@ -138,7 +138,9 @@ def test_random_configurations_match_the_numpy_reference(case, tmp_path_factory)
     check_configuration(config, export, data, tmp_path_factory.mktemp("prop"))
 
 
-# Regression cases found by the property above, kept as plain tests.
+# Regression cases found by the property above, kept as plain tests. (float16 cases draw unit
+# inputs only: at x100 float16's 3 digits give errors of several units in states of hundreds,
+# which says nothing about the file; the check's own float16 scales stop at x4.)
 REGRESSIONS = [
     # celu in float16 crashed the export (ONNX's Celu is float32-only).
     ({"input_size": 2, "hidden_size": 3, "num_layers": 1, "bidirectional": False, "batch_first": False, "bias": True,

@@ -1,0 +1,267 @@
+"""A Triton Inference Server model repository entry for an exported file (onnxruntime backend).
+
+The config is built with Triton's own schema (``tritonclient``'s ``model_config_pb2``) from the
+file's inputs and outputs, written as text protobuf, parsed back and checked against the file.
+Streaming files (``read_metadata(path)["streaming"]``) get ``sequence_batching`` with one
+implicit ``state`` per state pair, zero initial state, so that Triton carries the GRU states
+between the requests of a sequence; their state tensors are not listed as ordinary inputs
+and outputs. Other files get ``dynamic_batching`` where their batch axis allows it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.metadata import find_metadata
+
+#: Triton model names become folder names and URL path parts.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+_TRITON_TYPES = {
+    onnx.TensorProto.FLOAT: "TYPE_FP32",
+    onnx.TensorProto.FLOAT16: "TYPE_FP16",
+    onnx.TensorProto.DOUBLE: "TYPE_FP64",
+    onnx.TensorProto.BFLOAT16: "TYPE_BF16",
+    onnx.TensorProto.INT64: "TYPE_INT64",
+    onnx.TensorProto.INT32: "TYPE_INT32",
+    onnx.TensorProto.INT16: "TYPE_INT16",
+    onnx.TensorProto.INT8: "TYPE_INT8",
+    onnx.TensorProto.UINT8: "TYPE_UINT8",
+    onnx.TensorProto.BOOL: "TYPE_BOOL",
+}
+
+#: ``max_batch_size`` written for a file with a dynamic batch axis when none is given.
+DEFAULT_MAX_BATCH_SIZE = 8
+
+
+@dataclass
+class TritonPackage:
+    """What :func:`package_triton` wrote and decided."""
+
+    model_dir: Path
+    config_path: Path
+    max_batch_size: int
+    states: list[tuple[str, str]]
+    notes: list[str] = field(default_factory=list)
+
+
+def _schema() -> Any:
+    try:
+        from tritonclient.grpc import model_config_pb2
+    except ImportError:
+        raise GruOnnxUsageError(
+            "packaging for Triton needs tritonclient's model config schema: pip install gru-onnx[triton]"
+        ) from None
+    return model_config_pb2
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    name: str
+    elem_type: int
+    dims: list[int | str]  # ints static, strings named dynamic axes, "" unnamed dynamic
+
+
+def _tensors(values: Any, skip: set[str]) -> list[_Tensor]:
+    out = []
+    for value in values:
+        if value.name in skip:
+            continue
+        tensor = value.type.tensor_type
+        dims: list[int | str] = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "") for d in tensor.shape.dim
+        ]
+        out.append(_Tensor(value.name, tensor.elem_type, dims))
+    return out
+
+
+def _triton_type(t: _Tensor) -> str:
+    if t.elem_type not in _TRITON_TYPES:
+        kind = onnx.TensorProto.DataType.Name(t.elem_type)
+        raise GruOnnxUsageError(f"tensor {t.name!r} has type {kind}, which Triton's onnxruntime backend does not take")
+    return _TRITON_TYPES[t.elem_type]
+
+
+def _batched(tensors: list[_Tensor]) -> bool:
+    """True when every tensor's axis 0 is one shared dynamic axis: Triton's batch axis."""
+    firsts = {t.dims[0] if t.dims else None for t in tensors}
+    return len(firsts) == 1 and isinstance(next(iter(firsts)), str)
+
+
+def _dims(t: _Tensor, batched: bool) -> list[int]:
+    dims = t.dims[1:] if batched else t.dims
+    return [d if isinstance(d, int) else -1 for d in dims]
+
+
+def build_config(
+    model: onnx.ModelProto,
+    name: str,
+    *,
+    max_batch_size: int | None = None,
+    instances: int = 1,
+    device: str = "cpu",
+) -> tuple[Any, list[tuple[str, str]], list[str]]:
+    """The ``ModelConfig`` for ``model``, its implicit state pairs and notes for the user."""
+    pb = _schema()
+    meta = find_metadata(model) or {}
+    states = [(s["input"], s["output"]) for s in (meta.get("streaming") or {}).get("states", [])]
+    state_names = {n for pair in states for n in pair}
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = _tensors(model.graph.input, initializers | state_names)
+    outputs = _tensors(model.graph.output, state_names)
+    state_inputs = {t.name: t for t in _tensors(model.graph.input, initializers) if t.name in state_names}
+    notes: list[str] = []
+
+    batched = _batched(inputs + outputs + list(state_inputs.values()))
+    if max_batch_size is None:
+        max_batch_size = DEFAULT_MAX_BATCH_SIZE if batched else 0
+    if max_batch_size > 0 and not batched:
+        raise GruOnnxUsageError(
+            "the file has no dynamic batch axis first on every input and output, so Triton cannot batch it: "
+            "use --max-batch-size 0 (or export batch-first with a dynamic batch)"
+        )
+    if not batched:
+        others = [t.name for t in inputs + outputs if not (t.dims and isinstance(t.dims[0], str))]
+        where = f" ({', '.join(others)} not batch-first)" if others else ""
+        notes.append(f"no dynamic batch axis first on every tensor{where}: max_batch_size 0, full shapes")
+    if states and max_batch_size == 0:
+        raise GruOnnxUsageError(
+            "a streaming file needs Triton's batch axis for its states (max_batch_size > 0) and a dynamic batch"
+        )
+    if not states and any(t.name in ("h0", "hx") for t in inputs):
+        notes.append(
+            "the file takes its initial state as an ordinary input (h0): packaged stateless; export with "
+            "--streaming for Triton to carry the states between requests"
+        )
+
+    config = pb.ModelConfig(name=name, backend="onnxruntime", max_batch_size=max_batch_size)
+    for t in inputs:
+        config.input.add(name=t.name, data_type=getattr(pb, _triton_type(t)), dims=_dims(t, max_batch_size > 0))
+    for t in outputs:
+        config.output.add(name=t.name, data_type=getattr(pb, _triton_type(t)), dims=_dims(t, max_batch_size > 0))
+    if states:
+        batching = config.sequence_batching
+        for state_in, state_out in states:
+            t = state_inputs[state_in]
+            dims = _dims(t, True)
+            if any(d < 0 for d in dims):
+                raise GruOnnxUsageError(f"state {state_in!r} has a dynamic axis besides the batch; Triton needs sizes")
+            data_type = getattr(pb, _triton_type(t))
+            state = batching.state.add(input_name=state_in, output_name=state_out, data_type=data_type, dims=dims)
+            state.initial_state.add(name="zeros", data_type=data_type, dims=dims, zero_data=True)
+    elif max_batch_size > 0:
+        config.dynamic_batching.SetInParent()
+    kind = pb.ModelInstanceGroup.KIND_GPU if device == "gpu" else pb.ModelInstanceGroup.KIND_CPU
+    config.instance_group.add(count=instances, kind=kind)
+    return config, states, notes
+
+
+def _external_files(model: onnx.ModelProto) -> list[str]:
+    """Relative locations of the file's external data (copied beside the model)."""
+    locations = set()
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in tensor.external_data}
+            locations.add(info["location"])
+    return sorted(locations)
+
+
+def verify_config(text: str, model: onnx.ModelProto, states: list[tuple[str, str]]) -> None:
+    """Parse the written text back with the schema and check it names the file's tensors."""
+    from google.protobuf import text_format
+
+    pb = _schema()
+    parsed = text_format.Parse(text, pb.ModelConfig())
+    state_names = {n for pair in states for n in pair}
+    initializers = {i.name for i in model.graph.initializer}
+    expected_in = [v.name for v in model.graph.input if v.name not in initializers | state_names]
+    expected_out = [v.name for v in model.graph.output if v.name not in state_names]
+    if [i.name for i in parsed.input] != expected_in or [o.name for o in parsed.output] != expected_out:
+        raise AssertionError("the Triton config does not list the file's inputs and outputs")  # pragma: no cover
+    if [(s.input_name, s.output_name) for s in parsed.sequence_batching.state] != states:
+        raise AssertionError("the written Triton config does not list the file's states")  # pragma: no cover
+
+
+def package_triton(
+    path: str | os.PathLike[str],
+    repo: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    max_batch_size: int | None = None,
+    instances: int = 1,
+    device: str = "cpu",
+    force: bool = False,
+) -> TritonPackage:
+    """Write ``repo/name/config.pbtxt`` and ``repo/name/1/model.onnx`` (plus any external data).
+
+    The entry is assembled in a temporary folder inside ``repo`` and renamed into place, so a
+    failure leaves nothing half-written; an existing entry is replaced only with ``force``.
+    """
+    from google.protobuf import text_format
+
+    source = Path(path)
+    try:
+        model = onnx.load(source, load_external_data=False)
+    except FileNotFoundError:
+        raise GruOnnxUsageError(f"{source}: no such file") from None
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise GruOnnxUsageError(f"{source} is not an ONNX file ({type(exc).__name__})") from None
+    if not model.graph.node and not model.graph.output:
+        raise GruOnnxUsageError(f"{source} is not an ONNX model (no graph)")
+    name = name or re.sub(r"[^A-Za-z0-9_.\-]", "_", source.stem)
+    if not _MODEL_NAME.match(name):
+        raise GruOnnxUsageError(
+            f"{name!r} is not a valid Triton model name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"
+        )
+    if instances < 1:
+        raise GruOnnxUsageError("--instances must be at least 1")
+    if device not in ("cpu", "gpu"):
+        raise GruOnnxUsageError(f"unknown device {device!r}; use cpu or gpu")
+    repo = Path(repo)
+    target = repo / name
+    if target.exists() and not force:
+        raise GruOnnxUsageError(f"{target} exists; pass --force to replace it")
+    config, states, notes = build_config(
+        model, name, max_batch_size=max_batch_size, instances=instances, device=device
+    )
+    text = text_format.MessageToString(config)
+    verify_config(text, model, states)
+    data_files = _external_files(model)
+    for location in data_files:
+        if not (source.parent / location).is_file():
+            raise GruOnnxUsageError(f"{source}: its external data file {location!r} is missing beside it")
+
+    try:
+        repo.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot create {repo}: {exc.strerror}") from None
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    try:
+        (staging / "1").mkdir()
+        shutil.copyfile(source, staging / "1" / "model.onnx")
+        for location in data_files:
+            (staging / "1" / location).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source.parent / location, staging / "1" / location)
+        (staging / "config.pbtxt").write_text(text)
+        for p in [staging, *staging.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=repo))
+            os.replace(target, old / name)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return TritonPackage(target, target / "config.pbtxt", config.max_batch_size, states, notes)

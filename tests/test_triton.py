@@ -1,0 +1,157 @@
+"""gru-onnx package --triton: configs parsed back with Triton's own schema and held against the file."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from gru_onnx import CustomGRU, export
+
+pytest.importorskip("tritonclient.grpc", reason="needs the [triton] extra (tritonclient's model config schema)")
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
+
+
+class Tagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = CustomGRU(4, 6, batch_first=True, activation="relu")
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, feats: torch.Tensor) -> dict:
+        y, _ = self.rnn(feats)
+        return {"tags": self.head(y), "pooled": y.mean(1)}
+
+
+def _config(repo, name) -> pb.ModelConfig:
+    return text_format.Parse((repo / name / "config.pbtxt").read_text(), pb.ModelConfig())
+
+
+@pytest.fixture(scope="module")
+def tagger_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("triton") / "tagger.onnx"
+    export(Tagger(), (torch.randn(2, 5, 4),), path, dynamic_seq=True, strategy="loop", check=False)
+    return path
+
+
+def test_batch_first_model_gets_dynamic_batching_and_dims_without_the_batch(run_cli, tmp_path, tagger_file):
+    result = run_cli("package", str(tagger_file), "--triton", "repo")
+    assert result.exit_code == 0, result.output
+    config = _config(tmp_path / "repo", "tagger")
+    assert config.name == "tagger" and config.backend == "onnxruntime"
+    assert config.max_batch_size == 8
+    assert config.HasField("dynamic_batching") and not config.HasField("sequence_batching")
+    assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [("feats", pb.TYPE_FP32, [-1, 4])]
+    assert [(o.name, list(o.dims)) for o in config.output] == [("tags", [-1, 3]), ("pooled", [6])]
+    assert (tmp_path / "repo" / "tagger" / "1" / "model.onnx").read_bytes() == tagger_file.read_bytes()
+    (group,) = config.instance_group
+    assert group.kind == pb.ModelInstanceGroup.KIND_CPU and group.count == 1
+
+
+def test_options_name_instances_device_and_batch_size(run_cli, tmp_path, tagger_file):
+    result = run_cli(
+        "package", str(tagger_file), "--triton", "repo", "--name", "tagger-v2", "--instances", "3",
+        "--device", "gpu", "--max-batch-size", "64",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = _config(tmp_path / "repo", "tagger-v2")
+    (group,) = config.instance_group
+    assert (group.kind, group.count, config.max_batch_size) == (pb.ModelInstanceGroup.KIND_GPU, 3, 64)
+
+
+def test_lone_gru_state_is_not_batch_first_so_no_batching(run_cli, tmp_path):
+    path = tmp_path / "gru.onnx"
+    export(CustomGRU(4, 6, batch_first=True), (torch.randn(2, 5, 4),), path, check=False)
+    result = run_cli("package", str(path), "--triton", "repo")
+    assert result.exit_code == 0, result.output
+    assert "h_n not batch-first" in result.output
+    config = _config(tmp_path / "repo", "gru")
+    assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
+    file_dims = {
+        v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
+        for v in [*onnx.load(path).graph.input, *onnx.load(path).graph.output]
+    }
+    assert {t.name: list(t.dims) for t in [*config.input, *config.output]} == file_dims
+    refused = run_cli("package", str(path), "--triton", "repo2", "--max-batch-size", "4")
+    assert refused.exit_code == 2 and "cannot batch it" in refused.output
+    assert not (tmp_path / "repo2" / "gru").exists()
+
+
+def test_h0_input_is_packaged_stateless_and_says_so(run_cli, tmp_path):
+    path = tmp_path / "gru.onnx"
+    export(CustomGRU(4, 6), (torch.randn(5, 2, 4), torch.zeros(1, 2, 6)), path, check=False)
+    result = run_cli("package", str(path), "--triton", "repo")
+    assert result.exit_code == 0, result.output
+    assert "packaged stateless" in result.output and "--streaming" in result.output
+    assert not _config(tmp_path / "repo", "gru").HasField("sequence_batching")
+
+
+def test_existing_entry_is_refused_unless_forced(run_cli, tmp_path, tagger_file):
+    assert run_cli("package", str(tagger_file), "--triton", "repo").exit_code == 0
+    marker = tmp_path / "repo" / "tagger" / "1" / "model.onnx"
+    marker.write_bytes(b"old")
+    refused = run_cli("package", str(tagger_file), "--triton", "repo")
+    assert refused.exit_code == 2 and "--force" in refused.output
+    assert marker.read_bytes() == b"old"
+    assert run_cli("package", str(tagger_file), "--triton", "repo", "--force").exit_code == 0
+    assert marker.read_bytes() == tagger_file.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["tagger"]  # no staging left
+
+
+def test_a_failure_while_writing_leaves_the_old_entry_and_no_staging(tmp_path, tagger_file, monkeypatch):
+    from gru_onnx.triton import package_triton
+
+    package_triton(tagger_file, tmp_path / "repo")
+    before = (tmp_path / "repo" / "tagger" / "config.pbtxt").read_text()
+
+    def broken_copy(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", broken_copy)
+    with pytest.raises(OSError):
+        package_triton(tagger_file, tmp_path / "repo", name="tagger", force=True)
+    assert (tmp_path / "repo" / "tagger" / "config.pbtxt").read_text() == before
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["tagger"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (lambda p: p.write_text("not onnx"), ["bad.onnx", "--triton", "repo"], "is not an ONNX file"),
+        (lambda p: None, ["missing.onnx", "--triton", "repo"], "no such file"),
+        (None, ["tagger", "--triton", "repo", "--name", "../escape"], "not a valid Triton model name"),
+        (None, ["tagger", "--triton", "repo", "--name", ".hidden"], "not a valid Triton model name"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(run_cli, tmp_path, tagger_file, setup, args, message):
+    if setup is not None:
+        setup(tmp_path / args[0])
+    else:
+        args = [str(tagger_file), *args[1:]]
+    result = run_cli("package", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())
+
+
+def test_packaged_model_runs_as_configured(tmp_path, tagger_file):
+    """What the config says about shapes holds for the copied file on ONNX Runtime."""
+    import onnxruntime as ort
+
+    from gru_onnx.triton import package_triton
+
+    package_triton(tagger_file, tmp_path / "repo")
+    config = _config(tmp_path / "repo", "tagger")
+    session = ort.InferenceSession(str(tmp_path / "repo" / "tagger" / "1" / "model.onnx"))
+    batch = config.max_batch_size
+    feats = np.zeros((batch, 9, 4), np.float32)
+    outputs = session.run(None, {"feats": feats})
+    for spec, value in zip(config.output, outputs, strict=True):
+        assert value.shape[0] == batch
+        assert all(d == -1 or d == s for d, s in zip(spec.dims, value.shape[1:], strict=True))
