@@ -190,6 +190,19 @@ def input_sequence_axes(model: nn.Module, args: Sequence[Any]) -> list[int | Non
     return axes
 
 
+def recorded_input_axes(metadata: Mapping[str, Any], ranks: Mapping[str, int]) -> dict[str, int | None]:
+    """The time axis of each non-state input (``ranks``: name -> rank) as the file records it
+    (``input_time_axes``), else by the export's rule (a lone GRU's layout, else axis 1)."""
+    recorded = metadata.get("input_time_axes")
+    if isinstance(recorded, Mapping):
+        return {name: recorded.get(name) for name in ranks}
+    stacks = metadata.get("stacks", [])
+    lone = stacks[0]["spec"] if len(stacks) == 1 and stacks[0]["path"] == "" else None
+    if lone is not None:
+        return {name: (1 if lone["batch_first"] and rank == 3 else 0) for name, rank in ranks.items()}
+    return {name: 1 if rank >= 2 else None for name, rank in ranks.items()}
+
+
 def resize_sequence(args: Sequence[Any], axes: Sequence[int | None], length: int) -> tuple[Any, ...]:
     """``args`` with every time axis cut or cyclically extended to ``length`` steps."""
     resized = []

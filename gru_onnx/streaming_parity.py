@@ -91,7 +91,7 @@ def plan_stream_samples(
     varied (batch grown, inputs scaled), else seeded random samples (lone-GRU files)."""
     from gru_onnx.streaming import resize_sequence
 
-    axes: dict[str, int | None] = metadata["input_time_axes"]
+    axes = _input_axes(proto, metadata, input_names)
     stacks = metadata.get("stacks", [])
     lone = len(stacks) == 1 and stacks[0]["path"] == ""
     if inputs is not None:
@@ -182,7 +182,7 @@ def check_streaming(
         )
     dtype = str(references[0][0].dtype) if references[0] else "float32"
     atol, rtol, reference_kind = parity.tolerances(metadata, dtype, reference_kind, atol, rtol)
-    in_axes = metadata["input_time_axes"]
+    in_axes = _input_axes(proto, metadata, probe.input_names)
     by_output = dict(zip([o.name for o in proto.graph.output], time_axes(proto, metadata), strict=True))
     out_axes = [by_output[n] for n in out_names]
     total = _length(sample_list[0], in_axes)
@@ -241,6 +241,13 @@ def _only_chunking_failed(report: Any) -> bool:
     whole_failed = {r.runtime.split(", chunks")[0] for r in failed if r.runtime.endswith("chunks whole")}
     return any(not r.runtime.endswith("chunks whole") and r.runtime.split(", chunks")[0] not in whole_failed
                for r in failed)  # fmt: skip
+
+
+def _input_axes(proto: onnx.ModelProto, metadata: dict[str, Any], names: Sequence[str]) -> dict[str, int | None]:
+    from gru_onnx.streaming import recorded_input_axes
+
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in proto.graph.input if i.name in set(names)}
+    return recorded_input_axes(metadata, ranks)
 
 
 def _length(sample: Sample, in_axes: dict[str, int | None]) -> int:

@@ -391,6 +391,15 @@ def _plain(path):
     return plain
 
 
+def test_check_parity_streaming_with_inputs_npz_and_batch(relu_file, tmp_path):
+    _, path = relu_file
+    np.savez(tmp_path / "in.npz", input=np.random.randn(2, 9, 3).astype(np.float32))
+    report = gru_onnx.check_parity(None, path, inputs=tmp_path / "in.npz", streaming=[4])
+    assert report.passed and report.samples[0]["input"] == [2, 9, 3]
+    varied = gru_onnx.check_parity(None, path, streaming=True, batch=5, samples=2)
+    assert varied.passed and [s["input"][:2] for s in varied.samples] == [[5, 12], [5, 12]]  # --batch, default length
+
+
 def test_a_streaming_file_is_always_checked_chunk_by_chunk(relu_file):
     _, path = relu_file
     report = gru_onnx.check_parity(None, path)
