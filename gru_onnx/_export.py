@@ -177,6 +177,10 @@ def export(
     if lifter is not None:
         lifter.taken.update(v.name for v in (*ir_model.graph.inputs, *ir_model.graph.outputs) if v.name)
     stacks = _replace_placeholders(ir_model, chosen, opset, lifter)
+    if lifter is not None and not lifter.pairs:
+        raise GruOnnxUsageError(
+            f"streaming_exclude {list(streaming_exclude)} leaves no CustomGRU call to stream; export without streaming"
+        )
     workarounds.apply_all(ir_model.graph)
     float_dtype = _float_dtype(model)
     used = sorted({stack["strategy"] for stack in stacks})

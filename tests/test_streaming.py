@@ -306,6 +306,8 @@ def test_explicit_state_is_refused_unless_excluded(tmp_path):
         (lambda: CustomGRU(3, 4), (torch.randn(5, 3),), {}, GruOnnxUsageError, "needs batched input"),
         (lambda: Seq2Seq(), (torch.randn(2, 5, 3),), {"streaming_exclude": ("nothere",)}, GruOnnxUsageError,
          "'nothere', which is no CustomGRU"),
+        (lambda: Seq2Seq(), (torch.randn(2, 5, 3),), {"streaming_exclude": ("encoder", "decoder")},
+         GruOnnxUsageError, "leaves no CustomGRU call to stream"),
     ],
 )  # fmt: skip
 def test_refusals_name_the_module_and_why(make, args, options, error, match, tmp_path):
