@@ -1,7 +1,7 @@
 """gru-onnx: GRUs with custom activations, from PyTorch to checked ONNX.
 
 The public API is small: :class:`CustomGRU` (a drop-in for ``torch.nn.GRU``), :func:`export`,
-:func:`check_parity`, :func:`read_metadata`, the activation registry
+:func:`check_parity`, :func:`read_metadata`, :class:`StreamingSession`, the activation registry
 (:func:`register_activation`) and :func:`from_keras` (Keras 3 GRU models). Names are imported
 on first use, so ``gru-onnx --help`` does not pay for importing torch.
 """
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gru_onnx.metadata import read_metadata
     from gru_onnx.module import CustomGRU
     from gru_onnx.parity import ParityReport, check_parity
+    from gru_onnx.session import StreamingSession
     from gru_onnx.spec import GRUSpec
 
 _PUBLIC = {
@@ -32,6 +33,7 @@ _PUBLIC = {
     "GruOnnxError": "gru_onnx.errors",
     "GruOnnxUsageError": "gru_onnx.errors",
     "ParityReport": "gru_onnx.parity",
+    "StreamingSession": "gru_onnx.session",
     "check_parity": "gru_onnx.parity",
     "export": "gru_onnx._export",
     "from_keras": "gru_onnx.keras",
@@ -49,6 +51,7 @@ __all__ = [
     "GruOnnxError",
     "GruOnnxUsageError",
     "ParityReport",
+    "StreamingSession",
     "__version__",
     "check_parity",
     "export",

@@ -29,11 +29,12 @@ import torch
 from torch import nn
 
 from gru_onnx import _export_op, naming, saving, workarounds
+from gru_onnx import streaming as streaming_export
 from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
-from gru_onnx.metadata import METADATA_KEY
+from gru_onnx.metadata import METADATA_KEY, find_metadata
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
 
@@ -93,6 +94,10 @@ def export(
     dynamic_shapes: Any = None,
     atol: float | None = None,
     rtol: float | None = None,
+    streaming: bool = False,
+    chunk: int | None = None,
+    streaming_exclude: Sequence[str] = (),
+    quantize: str | None = None,
     external_data: bool | None = None,
 ) -> ExportResult:
     """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
@@ -106,15 +111,31 @@ def export(
     tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
     With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
     ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
-    ``result.parity``. The file is written only once complete. ``external_data`` writes the
-    tensors to a data file beside it (``None``: when the model reaches protobuf's 2 GiB limit;
-    see :mod:`gru_onnx.saving`), named in ``result.data_path``.
+    ``result.parity``. ``quantize`` (``"weights"`` or ``"dynamic"``) writes an int8 file
+    (see :func:`gru_onnx.quantize`), checked against the float model with int8 tolerances.
+    The file is written only once complete.
+
+    With ``streaming`` every CustomGRU call takes its initial state from a new graph input and
+    gives its final state as a new graph output (batch-first ``[batch, L*D, H]``, named and
+    listed as :mod:`gru_onnx.streaming` says), so the file runs chunk by chunk; the sequence
+    axis is dynamic, or ``chunk`` steps long. ``streaming_exclude`` names modules (and what
+    lies under them) whose calls keep their state inside the model. The check then runs the
+    file chunk by chunk against the model on the whole sequence.
+
+    ``external_data`` writes the tensors to a data file beside the model (``None``: when the
+    model reaches protobuf's 2 GiB limit; see :mod:`gru_onnx.saving`), named in
+    ``result.data_path``.
     """
     started = time.perf_counter()
     input_names = input_names or getattr(model, "gru_onnx_input_names", None)
     output_names = output_names or getattr(model, "gru_onnx_output_names", None)
     path = _check_output_path(f)
     chosen = get_strategy(strategy)
+    if quantize is not None:
+        from gru_onnx.quantize import MODES
+
+        if quantize not in MODES:
+            raise GruOnnxUsageError(f"unknown quantization mode {quantize!r}; valid modes: {', '.join(MODES)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
     if dynamic_seq and not chosen.dynamic_seq:
@@ -128,6 +149,10 @@ def export(
     grus = find_grus(model)
     if not grus:
         raise GruOnnxUsageError(f"{type(model).__name__} contains no CustomGRU layer to export")
+    check_args = args
+    stream = _plan_streaming(model, args, grus, chosen, streaming, chunk, tuple(streaming_exclude), dynamic_shapes)
+    if stream is not None:
+        args, dynamic_seq = stream.args, stream.chunk is None
     if chosen.name == "native":  # refuse before the export's work, naming the activation
         from gru_onnx.exporters.native import native_activations
 
@@ -148,6 +173,7 @@ def export(
         call_args, call_kwargs = (), {n: a for n, a in zip(_GRU_ARGS, args, strict=False) if a is not None}
         if isinstance(dynamic_shapes, tuple):
             dynamic_shapes = {n: d for n, d, a in zip(_GRU_ARGS, dynamic_shapes, args, strict=False) if a is not None}
+    lifter = streaming_export.StateLifter(tuple(streaming_exclude)) if stream is not None else None
     with _export_mode(model, grus):
         program = _torch_export(model, call_args, call_kwargs, torch_opset, input_names, output_names, dynamic_shapes)
     ir_model = program.model
@@ -155,7 +181,13 @@ def export(
     promised = _promised_axes(model, call_args, call_kwargs, dynamic_shapes)
     _verify_dynamic_axes(ir_model.graph, promised)
     output_time_axes = _output_time_axes(model, args, promised, [v.name for v in ir_model.graph.outputs])
-    stacks = _replace_placeholders(ir_model, chosen, opset)
+    if lifter is not None:
+        lifter.taken.update(v.name for v in (*ir_model.graph.inputs, *ir_model.graph.outputs) if v.name)
+    stacks = _replace_placeholders(ir_model, chosen, opset, lifter)
+    if lifter is not None and not lifter.pairs:
+        raise GruOnnxUsageError(
+            f"streaming_exclude {list(streaming_exclude)} leaves no CustomGRU call to stream; export without streaming"
+        )
     workarounds.apply_all(ir_model.graph)
     float_dtype = _float_dtype(model)
     used = sorted({stack["strategy"] for stack in stacks})
@@ -172,9 +204,20 @@ def export(
     }
     if output_time_axes is not None:
         metadata["time_axes"] = output_time_axes
+    if stream is not None and lifter is not None:
+        metadata["streaming"] = lifter.metadata()
+        metadata["chunk"] = stream.chunk
+        metadata["input_time_axes"] = stream.input_axes_by_name(ir_model.graph, lifter)
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
     if opset != torch_opset:
         _relabel_opset(ir_model, opset)
+    if quantize is not None:  # quantization works on the protobuf form (a copy of the weights)
+        from gru_onnx.quantize import quantize_model
+
+        proto = ir.to_proto(ir_model)
+        quantize_model(proto, quantize)
+        metadata = find_metadata(proto)
+        ir_model = ir.from_proto(proto)
     produced = [v.name for node in ir_model.graph for v in node.outputs if v.name]
     if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
         raise InternalError("the exported graph assigns a value name twice")
@@ -204,8 +247,75 @@ def export(
         from gru_onnx.parity import check_parity
 
         tolerances = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None}
-        result.parity = check_parity(model, path, args, providers=providers, **tolerances)
+        result.parity = check_parity(
+            model, path, check_args, providers=providers, streaming=stream is not None, **tolerances
+        )
     return result
+
+
+@dataclass(frozen=True)
+class _StreamPlan:
+    """A streaming export's decisions: the example it traces (``chunk`` steps long when fixed)
+    and which axis of each input is time (the outputs' are probed as for every export)."""
+
+    args: tuple[Any, ...]
+    chunk: int | None
+    input_axes: list[int | None]
+
+    def input_axes_by_name(self, graph: ir.Graph, lifter: streaming_export.StateLifter) -> dict[str, int | None]:
+        """The time axis of each graph input by name (state inputs left out)."""
+        states = {p.input for p in lifter.pairs}
+        inputs = [v.name for v in graph.inputs if not v.is_initializer() and v.name not in states]
+        tensor_axes = [a for a, arg in zip(self.input_axes, self.args, strict=True) if isinstance(arg, torch.Tensor)]
+        return dict(zip(inputs, tensor_axes, strict=True))
+
+
+def _plan_streaming(
+    model: nn.Module,
+    args: tuple[Any, ...],
+    grus: list[tuple[str, CustomGRU]],
+    strategy: Strategy,
+    streaming: bool,
+    chunk: int | None,
+    exclude: tuple[str, ...],
+    dynamic_shapes: Any,
+) -> _StreamPlan | None:
+    """Check a streaming request before the export's work, and fit the example to it."""
+    if not streaming:
+        if chunk is not None:
+            raise GruOnnxUsageError(
+                "chunk is the fixed chunk length of a streaming file: pass streaming=True (--streaming) too"
+            )
+        if exclude:
+            raise GruOnnxUsageError(
+                "streaming_exclude applies to streaming exports: pass streaming=True (--streaming) too"
+            )
+        return None
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise GruOnnxUsageError(f"chunk must be a positive number of time steps, got {chunk!r}")
+    if chunk is None and not strategy.dynamic_seq:
+        raise GruOnnxUsageError(
+            f"the {strategy.name} strategy fixes the sequence length: a streaming file with it needs a fixed "
+            "chunk length (chunk=N, --chunk N)"
+        )
+    if dynamic_shapes is not None:
+        raise GruOnnxUsageError(
+            "streaming exports name their axes themselves (batch: axis 0, time: axis 1 of every input, a lone "
+            "CustomGRU by its layout); dynamic_shapes cannot be combined with streaming"
+        )
+    bad = [type(a).__name__ for a in args if a is not None and not isinstance(a, torch.Tensor)]
+    if bad:
+        raise GruOnnxUsageError(f"streaming exports take tensor arguments only, got a {bad[0]}")
+    if isinstance(model, CustomGRU) and isinstance(args[0], torch.Tensor) and args[0].dim() == 2:
+        raise GruOnnxUsageError(
+            "streaming needs batched input (3-D, batch as the states' axis 0); add a batch axis of size 1"
+        )
+    streaming_export.check_modules(grus, exclude)
+    axes = streaming_export.input_sequence_axes(model, args)
+    length = streaming_export.sequence_length(args, axes)
+    # A dynamic time axis needs an example of at least 2 steps; a fixed one exactly ``chunk``.
+    wanted = chunk if chunk is not None else max(length, 2)
+    return _StreamPlan(streaming_export.resize_sequence(args, axes, wanted), chunk, axes)
 
 
 def _output_time_axes(
@@ -509,8 +619,11 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> list[dict[str, Any]]:
-    """Write every placeholder node with ``strategy``; return the stacks' metadata."""
+def _replace_placeholders(
+    model: ir.Model, strategy: Strategy, opset: int, lifter: streaming_export.StateLifter | None = None
+) -> list[dict[str, Any]]:
+    """Write every placeholder node with ``strategy``; return the stacks' metadata. With a
+    ``lifter`` (streaming) each call's state comes from and goes to graph inputs/outputs."""
     graph = model.graph
     stacks = []
     builder = onnxscript.GraphBuilder(graph)  # one builder: its constants are shared by all stacks
@@ -544,11 +657,18 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> li
         calls[scope] = calls.get(scope, -1) + 1
         scope += f"#{calls[scope]}" if calls[scope] else ""
         builder.push_module(scope, "CustomGRU")
+        op = builder.opset("", opset)
+        finish = None
+        if lifter is not None:
+            lifted, finish = lifter.initial_state(op, graph, spec, cfg, x)
+            h0 = lifted if lifted is not None else h0
         prefix = f"{cfg['path']}." if cfg["path"] else ""
         stack = StackInputs(
             spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, scope=scope
         )
-        result = strategy.build(builder.opset("", opset), stack)
+        result = strategy.build(op, stack)
+        if finish is not None:
+            finish(op, result.y_h)
         builder.pop_module()
         new_outputs = (result.y, result.y_h)
         for old, new in zip(node.outputs, new_outputs, strict=True):
@@ -570,6 +690,8 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> li
         if result.native is not None:
             entry["native"] = dict(result.native)
         stacks.append(entry)
+    if lifter is not None:
+        lifter.name_outputs(graph)
     graph.sort()
     model.opset_imports.pop(_export_op.STUB_DOMAIN, None)
     # A strategy that rewrote the weights (native) leaves the originals unused.

@@ -154,6 +154,22 @@ def cli() -> None:
 )
 @click.option("--dynamic-seq", is_flag=True, help="Leave the sequence length dynamic (loop, native, auto).")
 @click.option(
+    "--streaming",
+    is_flag=True,
+    help="Give every CustomGRU call a state input and output ([batch, layers, hidden]) to run chunk by chunk.",
+)
+@click.option(
+    "--chunk",
+    type=click.IntRange(min=1),
+    help="With --streaming: fix the chunk length (time steps per call) for the fastest file.",
+)
+@click.option(
+    "--streaming-exclude",
+    multiple=True,
+    metavar="MODULE",
+    help="With --streaming: a module path whose CustomGRUs keep their state inside the model (repeatable).",
+)
+@click.option(
     "--dtype",
     type=click.Choice(["float32", "float16"]),
     default="float32",
@@ -184,6 +200,11 @@ def cli() -> None:
     help="A Keras 3 model (.keras or legacy .h5) to export and check against Keras itself (gru-onnx[keras]).",
 )
 @click.option(
+    "--quantize",
+    type=click.Choice(["weights", "dynamic"]),
+    help="Write an int8 file (see gru-onnx quantize), checked against the float model.",
+)
+@click.option(
     "--check/--no-check",
     default=True,
     show_default=True,
@@ -211,6 +232,9 @@ def export(ctx: click.Context, **opts: Any) -> None:
     if opts["check"]:
         _require_providers(opts["providers"])
     if opts["keras_path"]:
+        if opts["streaming"] or opts["chunk"] or opts["streaming_exclude"]:
+            raise click.UsageError("--streaming cannot be combined with --keras yet: export the Keras model, or "
+                                   "convert it with gru_onnx.from_keras and export that with streaming=True")
         from gru_onnx._keras_cli import export_keras
 
         return export_keras(ctx, opts, _print_export_summary, _fail)
@@ -248,10 +272,14 @@ EXPORT_FLAGS: dict[str, tuple[str, Any]] = {
     "dtype": ("dtype", None),
     "dynamic_seq": ("dynamic_seq", None),
     "static_batch": ("dynamic_batch", lambda v: not v),
+    "streaming": ("streaming", None),
+    "chunk": ("chunk", None),
+    "streaming_exclude": ("streaming_exclude", tuple),
     "check": ("check", None),
     "providers": ("providers", tuple),
     "atol": ("atol", None),
     "rtol": ("rtol", None),
+    "quantize": ("quantize", None),
     "external_data": ("external_data", None),
 }
 
@@ -301,6 +329,7 @@ def _print_export_summary(result: Any) -> None:
         table.add_row(
             "", f"{stack['strategy']} (requested)" if requested else f"{stack['strategy']}: {stack['reason']}"
         )
+    _add_state_rows(table, meta)
     _add_support_rows(table, meta)
     counts = sorted(result.node_counts.items(), key=lambda kv: -kv[1])
     more = ", ..." if len(counts) > 6 else ""
@@ -315,6 +344,22 @@ def _print_export_summary(result: Any) -> None:
         verdict = "[green]PASS[/]" if report.passed else "[red]FAIL[/]"
         table.add_row("result", f"{verdict} (atol {report.atol:g}, rtol {report.rtol:g})")
     _print(table)
+
+
+def _add_state_rows(table: Any, metadata: dict[str, Any]) -> None:
+    """A streaming file's state pairs, one row each, and its chunk length."""
+    from rich.markup import escape
+
+    from gru_onnx.streaming import state_pairs
+
+    pairs = state_pairs(metadata)
+    if not pairs:
+        return
+    chunk = metadata.get("chunk")
+    table.add_row("streaming", f"chunks of {chunk} steps" if chunk else "chunks of any length")
+    for pair in pairs:
+        shape = escape(f"[{', '.join(str(d) for d in pair.shape)}]")
+        table.add_row("state", f"{pair.input} -> {pair.output}: {pair.module or 'model'} {shape}")
 
 
 def _add_support_rows(table: Any, metadata: dict[str, Any]) -> None:
@@ -364,6 +409,21 @@ def activations(opset: int, definitions: bool) -> None:
     _print(table)
 
 
+def _parse_chunks(value: str | None) -> tuple[int, ...] | None:
+    """``--chunks 1,5`` -> (1, 5); anything else is a one-line usage error."""
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of chunk sizes", param_hint="--chunks"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r}: chunk sizes must be positive", param_hint="--chunks")
+    return sizes
+
+
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -403,6 +463,18 @@ def activations(opset: int, definitions: bool) -> None:
     "(float16: x1, x4).",
 )
 @_tolerance_options
+@click.option(
+    "--streaming",
+    is_flag=True,
+    help="Run the file chunk by chunk, carrying its states, against PyTorch on the whole sequence "
+    "(streaming files are always checked so).",
+)
+@click.option(
+    "--chunks",
+    callback=lambda ctx, param, value: _parse_chunks(value),
+    metavar="N,N,...",
+    help="With --streaming: chunk sizes to try (default: whole, 1 and an uneven split; a --chunk file: its chunk).",
+)
 @click.option(
     "--report",
     "report_path",
@@ -453,6 +525,7 @@ def check(path: Path, checkpoint: Path | None, factory: str | None, providers: t
         model, path, args, providers=providers, checkpoint=checkpoint, samples=opts["samples"],
         seq_len=opts["seq_len"], batch=opts["batch"], inputs=opts["inputs"], seed=opts["seed"],
         scales=opts["scales"] or None, atol=opts["atol"], rtol=opts["rtol"],
+        streaming=opts["chunks"] or opts["streaming"],
     )  # fmt: skip
     if "all" not in providers:
         for result in report.results:
@@ -505,6 +578,12 @@ def inspect(path: Path) -> None:
         head.add_row("strategy", f"{meta['strategy']} (requested: {meta.get('requested_strategy', '-')})")
         head.add_row("dtype", meta.get("dtype", "float32"))
         head.add_row("exported by", f"gru-onnx {meta.get('version', '?')}")
+        if meta.get("quantization"):
+            q = meta["quantization"]
+            floats = f"; left float: {', '.join(q['left_float'])}" if q.get("left_float") else ""
+            head.add_row(
+                "int8", f"{q['mode']}, {q['granularity'].replace('_', ' ')}: {len(q['tensors'])} weight(s){floats}"
+            )
         static = "static: runs only at the {} shown below"
         if "dynamic_batch" in meta:
             head.add_row("batch axis", "dynamic" if meta["dynamic_batch"] else static.format("batch size"))
@@ -519,6 +598,7 @@ def inspect(path: Path) -> None:
             seq = stack["seq_len"] if stack["seq_len"] is not None else "dynamic"
             extras = [f"seq_len {seq}"] + [n for n in ("has_h0", "has_lengths") if stack.get(n)]
             head.add_row("", f"{stack['strategy']} ({stack['reason']}); {', '.join(extras)}")
+        _add_state_rows(head, meta)
     _print(head)
 
     io = Table(title="inputs and outputs", caption="named axes are dynamic, numbers are static")
@@ -550,6 +630,41 @@ def inspect(path: Path) -> None:
         for row in file_support(meta):
             runtimes.add_row(row.runtime, row.status, row.note)
         _print(runtimes)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="int8 file.")
+@click.option(
+    "--mode",
+    type=click.Choice(["weights", "dynamic"]),
+    default="dynamic",
+    show_default=True,
+    help="weights: int8 storage, float compute; dynamic: int8 MatMuls, activations quantized at run time.",
+)
+@click.option(
+    "--per-channel/--per-tensor",
+    default=True,
+    show_default=True,
+    help="One scale per output channel, or one per weight.",
+)
+@click.option(
+    "--external-data/--no-external-data",
+    default=None,
+    help="Write the tensors to a data file beside the output (default: only when it reaches 2 GiB).",
+)
+def quantize(path: Path, output: Path, mode: str, per_channel: bool, external_data: bool | None) -> None:
+    """Write an int8 copy of a gru-onnx file (see the README's int8 section)."""
+    from gru_onnx.quantize import quantize as run_quantize
+
+    result = run_quantize(path, output, mode=mode, per_channel=per_channel, external_data=external_data)
+    granularity = "per channel" if per_channel else "per tensor"
+    click.echo(
+        f"wrote {output}: {len(result.quantized)} weight(s) int8 ({mode}, {granularity}), "
+        f"{_size(result.size_after)} ({result.size_after / result.size_before:.2f}x {_size(result.size_before)})"
+    )
+    for name, why in result.left_float.items():
+        click.echo(f"left float: {name}: {why}")
 
 
 @cli.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,25 +46,20 @@ def load_model(path: str | os.PathLike[str], *, weights: Literal["gru", "none", 
     if weights == "all":
         onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
     else:
-        names = {name for stack in (find_metadata(model) or {}).get("stacks", []) for name in stored_names(stack)}
-        saving.load_external_tensors(model, path, names)
+        saving.load_external_tensors(model, path, _gru_tensor_names(find_metadata(model) or {}))
     return model
 
 
-def stored_names(stack: Mapping[str, Any]) -> list[str]:
-    """Every initializer name a stack's weights record mentions (strings anywhere in it)."""
+def _gru_tensor_names(metadata: Mapping[str, Any]) -> set[str]:
+    """The initializers a check reads from a file: the GRU stacks' weights, for int8 files
+    their int8 values, and every quantization scale (see :mod:`gru_onnx.quantize`)."""
+    from gru_onnx.rebuild import stored_names
 
-    def walk(record: Any) -> Iterator[str]:
-        if isinstance(record, str):
-            yield record
-        elif isinstance(record, Mapping):
-            for value in record.values():
-                yield from walk(value)
-        elif isinstance(record, list | tuple):
-            for value in record:
-                yield from walk(value)
-
-    return list(walk(stack.get("weights", {})))
+    names = {name for stack in metadata.get("stacks", []) for name in stored_names(stack["weights"])}
+    records = (metadata.get("quantization") or {}).get("tensors", {})
+    names |= {record["values"] for name, record in records.items() if name in names}
+    names |= {record["scale"] for record in records.values()}
+    return names
 
 
 def find_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:

@@ -119,6 +119,14 @@ def rename_io(graph: ir.Graph, input_names: Sequence[str] | None, output_names: 
             value.name = name
 
 
+def claim(graph: ir.Graph, value: ir.Value, name: str) -> None:
+    """Give ``value`` the name ``name``, moving aside any other value of the graph that has it."""
+    for other in _all_values(graph):
+        if other is not value and other.name == name:
+            other.name = f"{name}__moved"
+    value.name = name
+
+
 def _all_values(graph: ir.Graph) -> list[ir.Value]:
     values = list(graph.inputs) + list(graph.initializers.values())
     for node in graph:

@@ -93,6 +93,8 @@ class ParityReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     weights: list[WeightCheck] = field(default_factory=list)
+    #: A line that explains the failure's likely cause (given with the failures, only then).
+    hint: str = ""
 
     @property
     def passed(self) -> bool:
@@ -116,6 +118,8 @@ class ParityReport:
                 lines.extend(f"{r.runtime}: {o.describe_failure()}" for o in r.outputs if not o.passed)
         if not lines and not self.passed:
             lines.append("no runtime could run the file")
+        if lines and self.hint:
+            lines.append(self.hint)
         return lines
 
     def summary(self) -> str:
@@ -258,6 +262,7 @@ def check_parity(
     checkpoint: str | os.PathLike[str] | None = None,
     seed: int = 0,
     scales: Sequence[float] | None = None,
+    streaming: bool | Sequence[int] = False,
 ) -> ParityReport:
     """Run ``onnx_path`` on each provider and compare it with its PyTorch source.
 
@@ -270,9 +275,25 @@ def check_parity(
     With a source (``model`` or ``checkpoint``) the file's GRU weights are compared with it too.
     ``providers`` are keys of :data:`gru_onnx.runners.RUNNERS` or ``"all"``; one that cannot
     run here is reported as skipped with its reason.
+
+    ``streaming`` (a streaming file): run the file chunk by chunk, carrying its states, and
+    compare with PyTorch on the whole sequence; True for the default chunk plans (whole, 1, an
+    uneven split; a fixed-chunk file: its chunks), or the chunk sizes to try
+    (:mod:`gru_onnx.streaming_parity`). A streaming file is always checked this way.
     """
     proto = load_model(onnx_path)
     metadata = find_metadata(proto)
+    if streaming is False and (metadata or {}).get("streaming"):
+        streaming = True
+    if streaming is not False:
+        from gru_onnx.streaming_parity import check_streaming
+
+        return check_streaming(
+            model, onnx_path, None if args is None else (tuple(args) if isinstance(args, list | tuple) else (args,)),
+            chunks=None if streaming is True else [int(c) for c in streaming], providers=providers, atol=atol,
+            rtol=rtol, samples=samples, seq_len=seq_len, batch=batch, inputs=inputs, checkpoint=checkpoint,
+            seed=seed, scales=scales,
+        )  # fmt: skip
     source, reference_kind = _source(model, proto, metadata, checkpoint)
     if args is not None:
         args = tuple(args) if isinstance(args, list | tuple) else (args,)
@@ -286,10 +307,8 @@ def check_parity(
     if len(out_names) != len(references[0]):
         raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
     dtype = str(references[0][0].dtype) if references[0] else "float32"
-    default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
-    atol = default_atol if atol is None else atol
-    rtol = default_rtol if rtol is None else rtol
-    weights = check_weights(source, proto, metadata) if reference_kind != "metadata" else []
+    atol, rtol, reference_kind = tolerances(metadata, dtype, reference_kind, atol, rtol)
+    weights = check_weights(source, proto, metadata) if not reference_kind.startswith("metadata") else []
     axes = time_axes(proto, metadata)
     results = [
         judge(run, references, out_names, axes, atol, rtol, [s.magnitude for s in sample_list])
@@ -306,6 +325,22 @@ def check_parity(
         warnings=dropped + reference_warnings(out_names, references),
         weights=weights,
     )
+
+
+def tolerances(
+    metadata: dict[str, Any] | None, dtype: str, reference_kind: str, atol: float | None, rtol: float | None
+) -> tuple[float, float, str]:
+    """``(atol, rtol, reference description)``: the given tolerances, else the defaults for the
+    dtype, or for an int8 file those measured for int8 (:mod:`gru_onnx.quantize`)."""
+    default_atol, default_rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
+    quantization = (metadata or {}).get("quantization")
+    if quantization:  # int8 against float: tolerances measured for int8 (gru_onnx.quantize)
+        from gru_onnx.quantize import INT8_TOLERANCES
+
+        default_atol, default_rtol = INT8_TOLERANCES[quantization["mode"]]
+        weights_read = "dequantized int8 weights" if reference_kind == "metadata" else "float32 source"
+        reference_kind += f"; int8 {quantization['mode']} file vs {weights_read}, int8 tolerances"
+    return (default_atol if atol is None else atol), (default_rtol if rtol is None else rtol), reference_kind
 
 
 def _source(
@@ -390,7 +425,8 @@ class WeightCheck:
 def check_weights(source: nn.Module, proto: onnx.ModelProto, metadata: dict[str, Any] | None) -> list[WeightCheck]:
     """Compare each GRU stack's stored weights (read by its layout's rule) with the source's
     parameters, so a change too small to move the outputs is still caught."""
-    from gru_onnx.rebuild import state_dict_from_file
+    from gru_onnx.quantize import quantization_step
+    from gru_onnx.rebuild import state_dict_from_file, stored_names
     from gru_onnx.spec import GRUSpec
     from gru_onnx.weights import compare_weights, get_layout
 
@@ -407,8 +443,11 @@ def check_weights(source: nn.Module, proto: onnx.ModelProto, metadata: dict[str,
         stored = {k: v.numpy() for k, v in state_dict_from_file(proto, stack).items()}
         dtype = next(iter(stored.values())).dtype
         layout = get_layout(stack["weights"])
-        found = compare_weights(spec, stored, state, exact=layout.exact, dtype=dtype)
-        checks.append(WeightCheck(stack["path"], layout.name, tuple(found)))
+        step = quantization_step(proto, set(stored_names(stack["weights"])))  # int8: within half a step
+        exact = layout.exact and step == 0.0
+        found = compare_weights(spec, stored, state, exact=exact, dtype=dtype, atol=step / 2 * 1.001)
+        name = layout.name + (f", int8 {metadata['quantization']['mode']}" if step else "")
+        checks.append(WeightCheck(stack["path"], name, tuple(found)))
     return checks
 
 

@@ -15,8 +15,8 @@ import onnx
 import torch
 
 from gru_onnx.errors import GruOnnxUsageError
-from gru_onnx.metadata import stored_names
 from gru_onnx.module import CustomGRU
+from gru_onnx.quantize import dequantized_initializers
 from gru_onnx.spec import GRUSpec
 from gru_onnx.weights import read_state_dict
 
@@ -24,8 +24,9 @@ from gru_onnx.weights import read_state_dict
 def state_dict_from_file(model: onnx.ModelProto, stack: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """The ``nn.GRU`` state_dict of one stack, read from the file's initializers by the rule of
     its weight layout (:mod:`gru_onnx.weights`)."""
-    wanted = set(stored_names(stack))
+    wanted = set(stored_names(stack["weights"]))
     arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name in wanted}
+    arrays.update(dequantized_initializers(model, wanted))  # int8 files: weights as the file computes them
 
     def get(name: str) -> np.ndarray:
         if name not in arrays:
@@ -34,6 +35,17 @@ def state_dict_from_file(model: onnx.ModelProto, stack: Mapping[str, Any]) -> di
 
     state = read_state_dict(GRUSpec.from_json(stack["spec"]), stack["weights"], get)
     return {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
+
+
+def stored_names(record: Any) -> list[str]:
+    """Every initializer name a weights record mentions (strings anywhere in it)."""
+    if isinstance(record, str):
+        return [record]
+    if isinstance(record, Mapping):
+        return [n for v in record.values() for n in stored_names(v)]
+    if isinstance(record, list | tuple):
+        return [n for v in record for n in stored_names(v)]
+    return []
 
 
 def reference_from_file(

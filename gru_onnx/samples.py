@@ -29,6 +29,9 @@ DEFAULT_SCALES: dict[str, tuple[float, ...]] = {
     "float32": (1.0, 10.0, 100.0),
     "float64": (1.0, 10.0, 100.0),
     "float16": (1.0, 4.0),
+    # int8 files (gru_onnx.quantize): quantization error is relative to each tensor's range and
+    # compounds through the recurrence; x100 says nothing about int8 beyond what x10 says.
+    "int8": (1.0, 10.0),
 }
 
 
@@ -319,7 +322,8 @@ def plan_samples(
     else seeded random samples (lone-GRU files, from the metadata)."""
     stacks = (metadata or {}).get("stacks", [])
     lone_gru = len(stacks) == 1 and stacks[0]["path"] == ""
-    scales = tuple(scales) if scales else default_scales((metadata or {}).get("dtype", "float32"))
+    kind = "int8" if (metadata or {}).get("quantization") else (metadata or {}).get("dtype", "float32")
+    scales = tuple(scales) if scales else default_scales(kind)
     if inputs is not None:
         return samples_from_npz(model, inputs, metadata, lone_gru)
     count = max(count, 1)

@@ -151,11 +151,13 @@ def compare_weights(
     *,
     exact: bool,
     dtype: np.dtype,
+    atol: float = 0.0,
 ) -> list[WeightMismatch]:
     """Effective parameters of the file against the source's (cast to the file's ``dtype``).
 
     An exact layout must give the same values (sums are formed the same way on both sides); a
-    layout that computed new values (folded sums) gets a few units in the last place of ``dtype``.
+    layout that computed new values (folded sums) gets a few units in the last place of ``dtype``;
+    ``atol`` is added (half a quantization step for int8 weights).
     """
     eps = float(np.finfo(dtype).eps)
     cast = {k: np.asarray(v).astype(dtype) for k, v in source.items()}
@@ -169,7 +171,7 @@ def compare_weights(
             mismatches.append(WeightMismatch(name + f" (shape {list(got.shape)} vs {list(ref.shape)})", np.inf, (), 1))
             continue
         diff = np.abs(got - ref)
-        bad = diff > (0.0 if exact else 4 * eps) * np.maximum(np.abs(ref), 1.0)
+        bad = diff > (0.0 if exact else 4 * eps) * np.maximum(np.abs(ref), 1.0) + atol
         if bad.any():
             worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
             mismatches.append(WeightMismatch(name, float(diff.max()), tuple(int(i) for i in worst), int(bad.sum())))

@@ -41,3 +41,13 @@ def test_keras_relu_gru_example_trains_exports_and_matches_keras(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "parity vs Keras, T=50" in proc.stdout and proc.stdout.strip().endswith("PASS")
     assert (tmp_path / "relu.onnx").exists()
+
+
+def test_streaming_denoiser_example_streams_frame_by_frame(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "examples/streaming_denoiser.py", str(tmp_path / "denoiser.onnx")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "parity PASS" in proc.stdout and "one per call: max |onnx - torch|" in proc.stdout
+    assert proc.stdout.strip().endswith("PASS") and "state denoise_gru_state_in" in proc.stdout

@@ -75,9 +75,10 @@ def fallback_nodes(profile: list[dict[str, Any]], provider: str) -> list[tuple[s
 class OnnxRuntimeRunner(Runner):
     """ONNX Runtime with one execution provider (``cpu``, ``cuda`` or ``tensorrt``)."""
 
-    def __init__(self, path: str | os.PathLike[str], provider: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], provider: str, *, threads: int | None = None) -> None:
         super().__init__(path)
         self.provider = provider
+        self.threads = threads  # intra-op threads (None: ONNX Runtime's default)
         self.provider_name = PROVIDERS[provider]
         self.name = f"onnxruntime-{provider}"
         self._session: Any = None
@@ -96,6 +97,8 @@ class OnnxRuntimeRunner(Runner):
             raise RuntimeUnavailable(problem)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
         provider_options: dict[str, str] = {}
         gpu = self.provider != "cpu"
         if gpu:
@@ -115,6 +118,7 @@ class OnnxRuntimeRunner(Runner):
             # file ONNX Runtime cannot load raises here: that is an error, not a missing runtime.
             fallback = ["CPUExecutionProvider"] if gpu else []
             session = ort.InferenceSession(str(self.path), options, providers=[(wanted, provider_options), *fallback])
+        self._profiled = not gpu  # only GPU sessions profile: a CPU run has nothing to read
         if session.get_providers()[0] != wanted:
             detail = next((line for line in printed if "cannot open shared object" in line or "Failed" in line), "")
             raise RuntimeUnavailable(
@@ -139,7 +143,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         outputs = self._session.run(None, feeds)
-        if self._session.get_session_options().enable_profiling and not self._profiled:
+        if not self._profiled and self._session.get_session_options().enable_profiling:
             self._profiled = True
             self._read_placement(self._session.end_profiling())
         return outputs

@@ -1,0 +1,180 @@
+"""``StreamingSession``: run a streaming file chunk by chunk, carrying its GRU states.
+
+The session reads the state pairs from the file's metadata (:mod:`gru_onnx.streaming`), feeds
+the last chunk's final states as the next chunk's initial states, and hides them from the
+caller: ``run`` takes and returns only the file's other inputs and outputs, by name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import onnx
+
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.metadata import find_metadata, load_model
+from gru_onnx.runners.base import Runner, RuntimeUnavailable
+from gru_onnx.streaming import StatePair, state_pairs
+
+
+def open_runner(path: str | os.PathLike[str], providers: Iterable[str], threads: int | None = None) -> Runner:
+    """The first of ``providers`` (keys of :data:`gru_onnx.runners.RUNNERS`) that opens ``path``
+    here; ``threads`` fixes ONNX Runtime's intra-op threads."""
+    from gru_onnx.runners import RUNNERS, OnnxRuntimeRunner
+
+    reasons = []
+    for key in providers:
+        if key not in RUNNERS:
+            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}")
+        runner = OnnxRuntimeRunner(path, key, threads=threads) if key != "openvino" else RUNNERS[key](Path(path))
+        try:
+            return runner.open()
+        except RuntimeUnavailable as exc:
+            reasons.append(str(exc))
+    raise GruOnnxUsageError("no runtime can run the file here: " + "; ".join(reasons or ["no provider given"]))
+
+
+@dataclass(frozen=True)
+class StreamInterface:
+    """What a streaming file takes and gives, read from the file: its state pairs, its other
+    inputs and outputs (names in graph order), the states' dtypes and each input's batch axis."""
+
+    pairs: tuple[StatePair, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    all_outputs: tuple[str, ...]
+    state_dtypes: dict[str, np.dtype]
+    batch_axes: dict[str, int]
+
+    @classmethod
+    def of(cls, proto: onnx.ModelProto, path: str | os.PathLike[str] = "the file") -> StreamInterface:
+        pairs = tuple(state_pairs(find_metadata(proto)))
+        if not pairs:
+            raise GruOnnxUsageError(
+                f"{path} is not a streaming file (no state pairs in its metadata); export it with streaming=True"
+            )
+        initializers = {t.name for t in proto.graph.initializer}
+        states = {n for p in pairs for n in (p.input, p.output)}
+        graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+        inputs = tuple(i.name for i in graph_inputs if i.name not in states)
+        outputs = tuple(o.name for o in proto.graph.output)
+        by_name = {i.name: i for i in graph_inputs}
+        dtypes = {
+            p.input: np.dtype(onnx.helper.tensor_dtype_to_np_dtype(by_name[p.input].type.tensor_type.elem_type))
+            for p in pairs
+        }
+        batch = pairs[0].shape[0]
+        batch_axes = {}
+        for info in graph_inputs:
+            if info.name in states:
+                continue
+            dims = info.type.tensor_type.shape.dim
+            named = [a for a, d in enumerate(dims) if isinstance(batch, str) and d.dim_param == batch]
+            if named:  # the axis named like the states' batch axis
+                batch_axes[info.name] = named[0]
+            elif isinstance(batch, int) and dims:  # a static batch: axis 0, the whole-model rule
+                batch_axes[info.name] = 0
+        return cls(pairs, inputs, tuple(n for n in outputs if n not in states), outputs, dtypes, batch_axes)
+
+
+class StreamingSession:
+    """A streaming file on one runtime, with its GRU states held between calls.
+
+    ``run(feeds)`` takes the file's non-state inputs by name and returns its non-state outputs
+    by name. States start at zero (in the file's dtype) with the batch size of the first call;
+    a call with another batch size is an error until :meth:`reset`. ``reset(rows)`` zeros the
+    given batch rows (a stream that ended), ``reset()`` all of them and forgets the batch size.
+    ``runner`` and ``model`` serve callers that opened the file already (the parity check).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        providers: Sequence[str] = ("cpu",),
+        *,
+        threads: int | None = None,
+        runner: Runner | None = None,
+        model: onnx.ModelProto | None = None,
+    ) -> None:
+        self.interface = StreamInterface.of(model if model is not None else load_model(path), path)
+        self.pairs = self.interface.pairs
+        self.input_names = self.interface.input_names
+        self.output_names = self.interface.output_names
+        self._input_set = set(self.input_names)
+        self._runner = runner if runner is not None else open_runner(path, providers, threads)
+        self._owns_runner = runner is None
+        self._states: dict[str, np.ndarray] | None = None
+
+    @property
+    def states(self) -> dict[str, np.ndarray]:
+        """The current states by state-input name (copies, ``[batch, L*D, H]``); empty before
+        the first call and after :meth:`reset`."""
+        return {k: v.copy() for k, v in (self._states or {}).items()}
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch size the states have, or None before the first call."""
+        return None if self._states is None else int(next(iter(self._states.values())).shape[0])
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one chunk; returns the non-state outputs by name and keeps the new states."""
+        if feeds.keys() != self._input_set:
+            missing = [n for n in self.input_names if n not in feeds]
+            extra = [n for n in feeds if n not in self.input_names]
+            problem = f"missing {missing[0]!r}" if missing else f"unknown input {extra[0]!r}"
+            raise GruOnnxUsageError(f"{problem}: the session takes {', '.join(self.input_names)} (states are kept)")
+        batch = self._batch_of(feeds)
+        fixed = self.pairs[0].shape[0]
+        if isinstance(fixed, int) and batch != fixed:
+            raise GruOnnxUsageError(f"this chunk has batch size {batch}; the file's batch is fixed at {fixed}")
+        if self._states is None:
+            dtypes = self.interface.state_dtypes
+            self._states = {p.input: np.zeros((batch, *p.shape[1:]), dtypes[p.input]) for p in self.pairs}
+        elif batch != self.batch_size:
+            raise GruOnnxUsageError(
+                f"this chunk has batch size {batch}, the session's states {self.batch_size}; "
+                "call reset() before changing the batch size"
+            )
+        outputs = self._runner.run({**feeds, **self._states})
+        by_name = dict(zip(self.interface.all_outputs, outputs, strict=True))
+        self._states = {p.input: by_name[p.output] for p in self.pairs}
+        return {n: by_name[n] for n in self.output_names}
+
+    def _batch_of(self, feeds: Mapping[str, np.ndarray]) -> int:
+        sizes = {feeds[n].shape[a] for n, a in self.interface.batch_axes.items() if feeds[n].ndim > a}
+        if len(sizes) > 1:
+            raise GruOnnxUsageError(f"the inputs disagree on the batch size: {sorted(sizes)}")
+        if not sizes:
+            raise GruOnnxUsageError("no input of the file carries the batch axis the states take")
+        return sizes.pop()
+
+    def reset(self, rows: Iterable[int] | None = None) -> None:
+        """Zero the states: all of them (and forget the batch size), or only ``rows``."""
+        if rows is None or self._states is None:
+            self._states = None
+            return
+        picked = list(rows)
+        batch = self.batch_size or 0
+        bad = [r for r in picked if not -batch <= r < batch]
+        if bad:
+            raise GruOnnxUsageError(f"reset rows {bad} are outside the batch of {batch}")
+        for state in self._states.values():
+            state[picked] = 0
+
+    def close(self) -> None:
+        """Release the runtime (when the session opened it)."""
+        if self._owns_runner:
+            self._runner.close()
+
+    def __enter__(self) -> StreamingSession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

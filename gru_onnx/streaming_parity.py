@@ -1,0 +1,271 @@
+"""Parity of a streaming file: chunk by chunk, states carried, against PyTorch on the whole sequence.
+
+That equality is what a streaming user relies on. Each runtime runs every sample under each
+chunk plan (by default: the whole sequence in one call, one step per call, and an uneven
+split; a file with a fixed chunk length: chunks of that length) through a
+:class:`~gru_onnx.session.StreamingSession`; the chunks' outputs are joined along their time
+axes (outputs without one, e.g. a final state, are taken from the last chunk) and judged with
+:func:`gru_onnx.parity.judge`, one result per runtime and plan.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from torch import nn
+
+from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.metadata import find_metadata, load_model
+from gru_onnx.samples import Sample, derived_samples, generate_samples, samples_from_npz, time_axes
+
+#: Chunk sizes of the default uneven split, cycled.
+UNEVEN = (3, 1, 4, 2)
+#: Sequence length of the check when neither the example nor --seq-len gives one.
+DEFAULT_LENGTH = 12
+
+
+def chunk_plans(total: int, fixed: int | None, chunks: Sequence[int] | None) -> list[tuple[str, list[int]]]:
+    """``(label, chunk sizes)`` per plan for a sequence of ``total`` steps."""
+    if fixed is not None:
+        wrong = [c for c in chunks or () if c != fixed]
+        if wrong:
+            raise GruOnnxUsageError(f"the file takes chunks of exactly {fixed} steps; chunks of {wrong[0]} cannot run")
+        return [(str(fixed), [fixed] * (total // fixed))]
+    if chunks:
+        plans = []
+        for c in dict.fromkeys(chunks):
+            if c < 1:
+                raise GruOnnxUsageError(f"chunk sizes must be positive, got {c}")
+            plans.append((str(c), [c] * (total // c) + ([total % c] if total % c else [])))
+        return plans
+    uneven: list[int] = []
+    for c in itertools.cycle(UNEVEN):
+        if sum(uneven) >= total:
+            break
+        uneven.append(min(c, total - sum(uneven)))
+    return [("whole", [total]), ("1", [1] * total), ("+".join(map(str, UNEVEN)) + "...", uneven)]
+
+
+def _view(proto: onnx.ModelProto, names: Iterable[str], axes: dict[str, int | None], seq: int | str) -> onnx.ModelProto:
+    """A weightless copy of the file's interface: the non-state inputs, their time axes set to
+    ``seq`` (a length, or a name for any length). The sample planners read only this."""
+    view = onnx.ModelProto()
+    wanted = set(names)
+    for info in proto.graph.input:
+        if info.name not in wanted:
+            continue
+        copy = view.graph.input.add()
+        copy.CopyFrom(info)
+        axis = axes.get(info.name)
+        if axis is not None:
+            dim = copy.type.tensor_type.shape.dim[axis]
+            dim.Clear()
+            if isinstance(seq, int):
+                dim.dim_value = seq
+            else:
+                dim.dim_param = seq
+    view.graph.output.extend(proto.graph.output)
+    return view
+
+
+def plan_stream_samples(
+    proto: onnx.ModelProto,
+    metadata: dict[str, Any],
+    input_names: Sequence[str],
+    *,
+    args: tuple[Any, ...] | None,
+    inputs: str | os.PathLike[str] | None,
+    count: int,
+    seq_len: int | None,
+    batch: int | None,
+    seed: int,
+    scales: Sequence[float],
+) -> list[Sample]:
+    """Whole-sequence samples: the ``.npz``, else the example fitted to the check's length and
+    varied (batch grown, inputs scaled), else seeded random samples (lone-GRU files)."""
+    from gru_onnx.streaming import resize_sequence
+
+    axes = _input_axes(proto, metadata, input_names)
+    stacks = metadata.get("stacks", [])
+    lone = len(stacks) == 1 and stacks[0]["path"] == ""
+    if inputs is not None:
+        return samples_from_npz(_view(proto, input_names, axes, "seq"), inputs, metadata, lone)
+    fixed = metadata.get("chunk")
+    by_position = None
+    if args is not None:
+        tensors = iter(input_names)
+        by_position = [axes.get(next(tensors)) if hasattr(a, "shape") else None for a in args]
+        lengths = [a.shape[x] for a, x in zip(args, by_position, strict=True) if x is not None]
+        length = seq_len or (lengths[0] if lengths else DEFAULT_LENGTH)
+    else:
+        length = seq_len or DEFAULT_LENGTH
+    if fixed is not None:  # whole chunks, at least two so that a state is carried
+        length = max(-(-length // fixed), 2) * fixed
+    view = _view(proto, input_names, axes, length)
+    if args is not None and by_position is not None:
+        fitted = resize_sequence(args, by_position, length)
+        return derived_samples(view, fitted, count=count, scales=scales, batch=batch)
+    if lone:
+        return generate_samples(view, metadata, count=count, seq_len=None, batch=batch, seed=seed, scales=scales)
+    raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")
+
+
+def run_chunked(
+    session: Any, feeds: dict[str, np.ndarray], sizes: Sequence[int], in_axes: dict[str, int | None],
+    out_axes: Sequence[int | None],
+) -> list[np.ndarray]:  # fmt: skip
+    """One sample through ``session`` in chunks of ``sizes`` steps, from zero states; the
+    outputs joined along their time axes (the last chunk's value where there is none)."""
+    session.reset()
+    pieces: list[list[np.ndarray]] = [[] for _ in out_axes]
+    start = 0
+    for size in sizes:
+        chunk = {}
+        for name, array in feeds.items():
+            axis = in_axes.get(name)
+            chunk[name] = array if axis is None else np.take(array, np.arange(start, start + size), axis=axis)
+        outputs = session.run(chunk)
+        for i, value in enumerate(outputs.values()):
+            pieces[i].append(value)
+        start += size
+    return [np.concatenate(p, axis=a) if a is not None else p[-1] for p, a in zip(pieces, out_axes, strict=True)]
+
+
+def check_streaming(
+    model: nn.Module | None,
+    onnx_path: str | os.PathLike[str],
+    args: tuple[Any, ...] | None,
+    *,
+    chunks: Sequence[int] | None,
+    providers: Iterable[str],
+    atol: float | None,
+    rtol: float | None,
+    samples: int,
+    seq_len: int | None,
+    batch: int | None,
+    inputs: str | os.PathLike[str] | None,
+    checkpoint: str | os.PathLike[str] | None,
+    seed: int,
+    scales: Sequence[float] | None,
+) -> Any:
+    """The streaming form of :func:`gru_onnx.check_parity` (which calls it); a ParityReport
+    with one result per runtime and chunk plan."""
+    from gru_onnx import parity
+    from gru_onnx.runners import ALL, RUNNERS
+    from gru_onnx.samples import default_scales
+    from gru_onnx.session import StreamingSession, StreamInterface, open_runner
+    from gru_onnx.streaming import FRAME_LOCAL_HINT, state_pairs
+
+    proto = load_model(onnx_path)
+    metadata = find_metadata(proto)
+    if metadata is None or not state_pairs(metadata):
+        raise GruOnnxUsageError(f"{onnx_path} is not a streaming file (export it with --streaming)")
+    source, reference_kind = parity._source(model, proto, metadata, checkpoint)
+    probe = StreamInterface.of(proto, onnx_path)
+    scales = tuple(scales) if scales else default_scales(metadata.get("dtype", "float32"))
+    sample_list = plan_stream_samples(
+        proto, metadata, probe.input_names, args=args, inputs=inputs, count=max(samples, 1), seq_len=seq_len,
+        batch=batch, seed=seed, scales=scales,
+    )  # fmt: skip
+    references = parity.reference_outputs(source, sample_list)
+    sample_list, references, dropped = parity._drop_overflowing(sample_list, references)
+    out_names = list(probe.output_names)
+    if len(out_names) != len(references[0]):
+        raise GruOnnxUsageError(
+            f"the ONNX file has {len(out_names)} outputs besides its states, the PyTorch model {len(references[0])}"
+        )
+    dtype = str(references[0][0].dtype) if references[0] else "float32"
+    atol, rtol, reference_kind = parity.tolerances(metadata, dtype, reference_kind, atol, rtol)
+    in_axes = _input_axes(proto, metadata, probe.input_names)
+    by_output = dict(zip([o.name for o in proto.graph.output], time_axes(proto, metadata), strict=True))
+    out_axes = [by_output[n] for n in out_names]
+    total = _length(sample_list[0], in_axes)
+    plans = chunk_plans(total, metadata.get("chunk"), chunks)
+    wanted = list(ALL) if "all" in providers else list(providers)
+    for key in wanted:
+        if key not in RUNNERS:
+            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}, all")
+    results = []
+    for key in wanted:
+        try:
+            runner = open_runner(onnx_path, (key,))
+        except GruOnnxUsageError as exc:  # not available here: skipped, as in the ordinary check
+            results.append(parity.RuntimeResult(RUNNERS[key](Path(onnx_path)).name, "skipped", reason=str(exc)))
+            continue
+        except Exception as exc:  # the runtime cannot load this file: a failure, not a skip
+            results.append(parity.RuntimeResult(key, "error", reason=parity._one_line(exc)))
+            continue
+        try:
+            session = StreamingSession(onnx_path, model=proto, runner=runner)
+            for label, _ in plans:
+                name = f"{runner.name}, chunks {label}"
+                try:
+                    outputs = [
+                        run_chunked(session, s.feeds, _sizes(plans, label, _length(s, in_axes)), in_axes, out_axes)
+                        for s in sample_list
+                    ]
+                except Exception as exc:
+                    run = parity.RuntimeRun(name, "error", reason=parity._one_line(exc), notes=tuple(runner.notes))
+                else:
+                    run = parity.RuntimeRun(name, "ran", outputs, notes=tuple(runner.notes))
+                results.append(
+                    parity.judge(run, references, out_names, out_axes, atol, rtol, [s.magnitude for s in sample_list])
+                )
+        finally:
+            runner.close()
+    report = parity.ParityReport(
+        results=results,
+        atol=atol,
+        rtol=rtol,
+        file=str(onnx_path),
+        dtype=dtype,
+        reference=reference_kind,
+        samples=[s.describe() for s in sample_list],
+        warnings=dropped + parity.reference_warnings(out_names, references),
+        weights=parity.check_weights(source, proto, metadata) if not reference_kind.startswith("metadata") else [],
+    )
+    report.hint = FRAME_LOCAL_HINT if _only_chunking_failed(report) else ""
+    return report
+
+
+def _only_chunking_failed(report: Any) -> bool:
+    """True when a chunked run failed although the same runtime passed on the whole sequence
+    (or no whole-sequence run was made): the case the frame-local hint explains."""
+    failed = [r for r in report.results if r.status == "failed"]
+    whole_failed = {r.runtime.split(", chunks")[0] for r in failed if r.runtime.endswith("chunks whole")}
+    return any(not r.runtime.endswith("chunks whole") and r.runtime.split(", chunks")[0] not in whole_failed
+               for r in failed)  # fmt: skip
+
+
+def _input_axes(proto: onnx.ModelProto, metadata: dict[str, Any], names: Sequence[str]) -> dict[str, int | None]:
+    from gru_onnx.streaming import recorded_input_axes
+
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in proto.graph.input if i.name in set(names)}
+    return recorded_input_axes(metadata, ranks)
+
+
+def _length(sample: Sample, in_axes: dict[str, int | None]) -> int:
+    for name, array in sample.feeds.items():
+        axis = in_axes.get(name)
+        if axis is not None:
+            return int(array.shape[axis])
+    raise GruOnnxUsageError("the file has no input with a time axis")
+
+
+def _sizes(plans: list[tuple[str, list[int]]], label: str, total: int) -> list[int]:
+    """The plan ``label`` for a sample of ``total`` steps (samples may differ in length)."""
+    sizes = dict(plans)[label]
+    if sum(sizes) == total:
+        return sizes
+    fitted: list[int] = []
+    for size in itertools.cycle(sizes):
+        if sum(fitted) >= total:
+            break
+        fitted.append(min(size, total - sum(fitted)))
+    return fitted

@@ -1,0 +1,204 @@
+"""int8 files: accuracy against the float32 PyTorch model, stored weights, size, structure, CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+import gru_onnx
+from gru_onnx import CustomGRU, export, read_metadata
+from gru_onnx.quantize import dequantized_initializers, quantize
+
+from conftest import run_ort
+
+
+def _float_file(tmp_path, module, strategy, seq=30, batch=2, name="float.onnx"):
+    path = tmp_path / name
+    x = torch.randn(seq, batch, module.spec.input_size)
+    export(module, (x,), path, strategy=strategy, dynamic_seq=strategy == "loop", check=False)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["weights", "dynamic"])
+@pytest.mark.parametrize(
+    ("strategy", "config"),
+    [
+        ("loop", {"num_layers": 2, "activation": "relu"}),
+        ("unrolled", {"activation": "gelu", "reset_after": False}),
+        ("loop", {"bidirectional": True, "activation": "tanh", "recurrent_activation": "hard_sigmoid"}),
+    ],
+    ids=["loop-relu-2layers", "unrolled-gelu-reset-before", "loop-bidirectional"],
+)
+def test_int8_stays_within_5_percent_of_the_float_model(tmp_path, mode, strategy, config):
+    """The issue's accuracy bar: max |int8 - float32| <= 5% of the output's largest value."""
+    torch.manual_seed(0)
+    module = CustomGRU(16, 64, **config).eval()
+    source = _float_file(tmp_path, module, strategy)
+    target = tmp_path / "int8.onnx"
+    quantize(source, target, mode=mode)
+    x = torch.randn(30, 3, 16)
+    with torch.no_grad():
+        expected = module(x)[0].numpy()
+    (got, _) = run_ort(target, {"input": x.numpy()})
+    assert np.abs(got - expected).max() <= 0.05 * np.abs(expected).max()
+    assert np.abs(got - expected).max() > 0  # it is int8 arithmetic, not the float file
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_stored_weights_are_within_half_a_step_of_the_source(tmp_path, per_channel):
+    torch.manual_seed(1)
+    module = CustomGRU(8, 32, activation="relu").eval()
+    target = tmp_path / "int8.onnx"
+    quantize(_float_file(tmp_path, module, "loop"), target, mode="weights", per_channel=per_channel)
+    values = dequantized_initializers(onnx.load(target))
+    for name in ("weight_ih_l0", "weight_hh_l0"):
+        source = getattr(module, name).detach().numpy()  # [3H, in]; the MatMul reads its transpose
+        peak = np.abs(source).max(axis=1) if per_channel else np.abs(source).max()
+        step = (peak / 127.0)[:, None] if per_channel else peak / 127.0
+        assert values[name].shape == source.shape
+        assert np.all(np.abs(values[name] - source) <= step / 2 * (1 + 1e-6))
+
+
+def test_int8_file_is_under_035x_for_two_layers_of_256(tmp_path):
+    torch.manual_seed(0)
+    module = CustomGRU(64, 256, num_layers=2, activation="relu")
+    source = _float_file(tmp_path, module, "loop", seq=4)
+    for mode in ("weights", "dynamic"):
+        result = quantize(source, tmp_path / f"{mode}.onnx", mode=mode)
+        assert result.size_after <= 0.35 * result.size_before, (mode, result.size_after / result.size_before)
+
+
+def _body_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for node in model.graph.node if node.op_type == "Scan" for n in node.attribute[-1].g.node]
+
+
+def test_loop_bodies_are_quantized_and_no_transpose_of_weights_is_left(tmp_path):
+    torch.manual_seed(0)
+    source = _float_file(tmp_path, CustomGRU(8, 16, activation="relu"), "loop")
+    quantize(source, tmp_path / "d.onnx", mode="dynamic")
+    quantize(source, tmp_path / "w.onnx", mode="weights")
+    dynamic, weights = onnx.load(tmp_path / "d.onnx"), onnx.load(tmp_path / "w.onnx")
+    body = [n.op_type for n in _body_nodes(dynamic)]
+    assert "MatMulInteger" in body and "DynamicQuantizeLinear" in body and "Gemm" not in body
+    assert "MatMulInteger" in [n.op_type for n in dynamic.graph.node]  # the input projection too
+    for model in (dynamic, weights):
+        inits = {t.name for t in model.graph.initializer}
+        assert not [n for n in model.graph.node if n.op_type == "Transpose" and n.input[0] in inits]
+        assert not {"weight_ih_l0", "weight_hh_l0"} & inits  # no float copy left behind
+    scan = next(n for n in weights.graph.node if n.op_type == "Scan")
+    body_inits = {t.name: t.data_type for t in scan.attribute[-1].g.initializer}
+    assert body_inits["weight_hh_l0_int8"] == onnx.TensorProto.INT8
+    assert "DequantizeLinear" in [n.op_type for n in _body_nodes(weights)]
+
+
+def test_quantizing_is_reproducible(tmp_path):
+    source = _float_file(tmp_path, CustomGRU(8, 16), "unrolled", seq=5)
+    quantize(source, tmp_path / "a.onnx")
+    quantize(source, tmp_path / "b.onnx")
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+def test_export_with_quantize_checks_against_the_float_model(tmp_path):
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = CustomGRU(8, 32, batch_first=True, activation="relu")
+            self.head = nn.Linear(32, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.rnn(x)[0])
+
+    torch.manual_seed(0)
+    result = export(Tagger(), (torch.randn(2, 12, 8),), tmp_path / "t.onnx", quantize="dynamic")
+    assert result.passed, result.parity.summary()
+    record = read_metadata(tmp_path / "t.onnx")["quantization"]
+    assert record["mode"] == "dynamic" and record["granularity"] == "per_channel"
+    assert set(record["tensors"]) >= {"rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight"}
+    assert "int8 dynamic file vs float32 source" in result.parity.reference
+    assert (result.parity.atol, result.parity.rtol) == gru_onnx.quantize.INT8_TOLERANCES["dynamic"]
+
+
+def test_native_gru_weights_stay_float_and_are_named(tmp_path):
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = CustomGRU(8, 32, batch_first=True)
+            self.head = nn.Linear(32, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.rnn(x)[0])
+
+    result = export(Tagger(), (torch.randn(2, 12, 8),), tmp_path / "t.onnx", strategy="native", quantize="weights")
+    assert result.passed, result.parity.summary()
+    record = read_metadata(tmp_path / "t.onnx")["quantization"]
+    assert list(record["tensors"]) == ["head.weight"]
+    assert "native GRU op" in record["left_float"]
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def test_check_of_an_int8_file_names_its_reference_and_tolerances(run_cli, tmp_path):
+    assert run_cli("export", "--activation", "relu", "--strategy", "loop", "--dynamic-seq", "--no-check").exit_code == 0
+    result = run_cli("quantize", "gru.onnx", "-o", "int8.onnx", "--mode", "dynamic")
+    assert result.exit_code == 0, result.output
+    assert "int8 (dynamic, per channel)" in result.output
+    inspected = run_cli("inspect", "int8.onnx")
+    assert "int8           dynamic, per channel: 2 weight(s)" in inspected.output
+    checked = run_cli("check", "int8.onnx")
+    assert checked.exit_code == 0, checked.output
+    assert "int8 dynamic file vs dequantized int8 weights" in " ".join(checked.output.split())
+
+
+def test_check_against_a_checkpoint_catches_a_changed_weight(run_cli, tmp_path):
+    torch.manual_seed(0)  # the CLI's default model: input 16, hidden 32, seed 0
+    module = CustomGRU(16, 32, activation="relu")
+    torch.save(module.state_dict(), tmp_path / "good.pt")
+    with torch.no_grad():
+        module.weight_hh_l0[3, 5] += 0.05
+    torch.save(module.state_dict(), tmp_path / "changed.pt")
+    assert run_cli("export", "--activation", "relu", "--no-check").exit_code == 0
+    assert run_cli("quantize", "gru.onnx", "-o", "int8.onnx", "--mode", "weights").exit_code == 0
+    good = run_cli("check", "int8.onnx", "--checkpoint", "good.pt")
+    assert good.exit_code == 0, good.output
+    assert "int8 weights file vs float32 source" in " ".join(good.output.split())
+    changed = run_cli("check", "int8.onnx", "--checkpoint", "changed.pt")
+    assert changed.exit_code == 1
+    assert "weight_hh_l0" in changed.output
+
+
+def test_bad_input_is_one_line_exit_2_and_nothing_written(run_cli, tmp_path):
+    assert run_cli("export", "--activation", "relu", "--no-check").exit_code == 0
+    assert run_cli("quantize", "gru.onnx", "-o", "int8.onnx").exit_code == 0
+    assert run_cli("export", "--strategy", "native", "-o", "native.onnx", "--no-check").exit_code == 0
+    plain = onnx.load(tmp_path / "gru.onnx")
+    del plain.metadata_props[:]
+    onnx.save(plain, tmp_path / "plain.onnx")
+    cases = [
+        (["int8.onnx"], "already quantized"),
+        (["plain.onnx"], "no gru-onnx metadata"),
+        (["native.onnx"], "nothing to quantize"),
+        (["missing.onnx"], "no such file"),
+        (["gru.onnx", "--mode", "int4"], "Invalid value for '--mode'"),
+    ]
+    for args, message in cases:
+        result = run_cli("quantize", *args, "-o", "out.onnx")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        if not message.startswith("Invalid value"):  # click's own errors: one line through main()
+            assert len(result.output.strip().splitlines()) == 1, result.output
+        assert not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs OpenVINO (gru-onnx[openvino])")
+@pytest.mark.parametrize("mode", ["weights", "dynamic"])
+def test_openvino_runs_int8_files(run_cli, tmp_path, mode):
+    assert run_cli("export", "--activation", "relu", "--strategy", "loop", "--dynamic-seq", "--no-check").exit_code == 0
+    assert run_cli("quantize", "gru.onnx", "-o", "int8.onnx", "--mode", mode).exit_code == 0
+    result = run_cli("check", "int8.onnx", "--provider", "openvino")
+    assert result.exit_code == 0, result.output
