@@ -39,6 +39,12 @@ def default_scales(dtype: str) -> tuple[float, ...]:
     return DEFAULT_SCALES.get(dtype, DEFAULT_SCALES["float32"])
 
 
+def file_scales(metadata: dict[str, Any] | None) -> tuple[float, ...]:
+    """The default input scales for a file: by its dtype, or int8's for a quantized file."""
+    meta = metadata or {}
+    return default_scales("int8" if meta.get("quantization") else meta.get("dtype", "float32"))
+
+
 @dataclass(frozen=True)
 class Sample:
     """One set of inputs: positional args for PyTorch and named feeds for ONNX."""
@@ -322,8 +328,7 @@ def plan_samples(
     else seeded random samples (lone-GRU files, from the metadata)."""
     stacks = (metadata or {}).get("stacks", [])
     lone_gru = len(stacks) == 1 and stacks[0]["path"] == ""
-    kind = "int8" if (metadata or {}).get("quantization") else (metadata or {}).get("dtype", "float32")
-    scales = tuple(scales) if scales else default_scales(kind)
+    scales = tuple(scales) if scales else file_scales(metadata)
     if inputs is not None:
         return samples_from_npz(model, inputs, metadata, lone_gru)
     count = max(count, 1)

@@ -158,7 +158,7 @@ def check_streaming(
     with one result per runtime and chunk plan."""
     from gru_onnx import parity
     from gru_onnx.runners import ALL, RUNNERS
-    from gru_onnx.samples import default_scales
+    from gru_onnx.samples import file_scales
     from gru_onnx.session import StreamingSession, StreamInterface, open_runner
     from gru_onnx.streaming import FRAME_LOCAL_HINT, state_pairs
 
@@ -168,7 +168,7 @@ def check_streaming(
         raise GruOnnxUsageError(f"{onnx_path} is not a streaming file (export it with --streaming)")
     source, reference_kind = parity._source(model, proto, metadata, checkpoint)
     probe = StreamInterface.of(proto, onnx_path)
-    scales = tuple(scales) if scales else default_scales(metadata.get("dtype", "float32"))
+    scales = tuple(scales) if scales else file_scales(metadata)
     sample_list = plan_stream_samples(
         proto, metadata, probe.input_names, args=args, inputs=inputs, count=max(samples, 1), seq_len=seq_len,
         batch=batch, seed=seed, scales=scales,

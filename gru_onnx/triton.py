@@ -120,6 +120,13 @@ def build_config(
     outputs = _tensors(model.graph.output, state_names)
     state_inputs = {t.name: t for t in _tensors(model.graph.input, initializers) if t.name in state_names}
     notes: list[str] = []
+    lone = any(s.get("module") == "" for s in (meta.get("streaming") or {}).get("states", []))
+    if lone:  # a lone GRU's h_n repeats its state output in the nn.GRU layout [layers, batch, hidden]
+        repeated = [t for t in outputs if not (t.dims and isinstance(t.dims[0], str))]
+        outputs = [t for t in outputs if t not in repeated]
+        if repeated:
+            names = ", ".join(t.name for t in repeated)
+            notes.append(f"{names} left out of the config: it repeats the state, not batch-first (Triton carries it)")
 
     batched = _batched(inputs + outputs + list(state_inputs.values()))
     if max_batch_size is None:
@@ -183,7 +190,8 @@ def verify_config(text: str, model: onnx.ModelProto, states: list[tuple[str, str
     initializers = {i.name for i in model.graph.initializer}
     expected_in = [v.name for v in model.graph.input if v.name not in initializers | state_names]
     expected_out = [v.name for v in model.graph.output if v.name not in state_names]
-    if [i.name for i in parsed.input] != expected_in or [o.name for o in parsed.output] != expected_out:
+    listed = [o.name for o in parsed.output]
+    if [i.name for i in parsed.input] != expected_in or listed != [n for n in expected_out if n in listed]:
         raise AssertionError("the Triton config does not list the file's inputs and outputs")  # pragma: no cover
     if [(s.input_name, s.output_name) for s in parsed.sequence_batching.state] != states:
         raise AssertionError("the written Triton config does not list the file's states")  # pragma: no cover

@@ -202,3 +202,22 @@ def test_openvino_runs_int8_files(run_cli, tmp_path, mode):
     assert run_cli("quantize", "gru.onnx", "-o", "int8.onnx", "--mode", mode).exit_code == 0
     result = run_cli("check", "int8.onnx", "--provider", "openvino")
     assert result.exit_code == 0, result.output
+
+
+def test_streaming_file_quantizes_and_streams_within_5_percent(tmp_path):
+    from gru_onnx import StreamingSession
+
+    torch.manual_seed(0)
+    module = CustomGRU(8, 32, batch_first=True, activation="relu").eval()
+    export(module, (torch.randn(2, 6, 8),), tmp_path / "s.onnx", streaming=True, check=False)
+    result = quantize(tmp_path / "s.onnx", tmp_path / "q.onnx")
+    assert len(result.quantized) == 2
+    session = StreamingSession(tmp_path / "q.onnx")
+    x = torch.randn(3, 40, 8)
+    frames = [session.run({"input": x[:, t : t + 1].numpy()})["output"] for t in range(40)]
+    with torch.no_grad():
+        expected = module(x)[0].numpy()
+    got = np.concatenate(frames, axis=1)
+    assert np.abs(got - expected).max() <= 0.05 * np.abs(expected).max()
+    report = gru_onnx.check_parity(None, tmp_path / "q.onnx")
+    assert report.passed, report.summary()

@@ -155,3 +155,51 @@ def test_packaged_model_runs_as_configured(tmp_path, tagger_file):
     for spec, value in zip(config.output, outputs, strict=True):
         assert value.shape[0] == batch
         assert all(d == -1 or d == s for d, s in zip(spec.dims, value.shape[1:], strict=True))
+
+
+class ThreeGRUs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.vad = CustomGRU(6, 4, batch_first=True, activation="relu", reset_after=False)
+        self.noise = CustomGRU(10, 5, batch_first=True, activation="relu", reset_after=False)
+        self.denoise = CustomGRU(15, 6, num_layers=2, batch_first=True, activation="relu", reset_after=False)
+        self.gain = nn.Linear(6, 3)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        v, _ = self.vad(features)
+        n, _ = self.noise(torch.cat([v, features], dim=-1))
+        d, _ = self.denoise(torch.cat([v, n, features], dim=-1))
+        return torch.sigmoid(self.gain(d))
+
+
+def test_streaming_model_gets_one_implicit_state_per_pair(run_cli, tmp_path):
+    from gru_onnx import read_metadata
+
+    path = tmp_path / "denoiser.onnx"
+    export(ThreeGRUs(), (torch.randn(2, 5, 6),), path, streaming=True, check=False)
+    result = run_cli("package", str(path), "--triton", "repo")
+    assert result.exit_code == 0, result.output
+    config = _config(tmp_path / "repo", "denoiser")
+    assert config.max_batch_size == 8 and config.HasField("sequence_batching")
+    assert not config.HasField("dynamic_batching")
+    pairs = read_metadata(path)["streaming"]["states"]
+    states = list(config.sequence_batching.state)
+    assert [(s.input_name, s.output_name) for s in states] == [(p["input"], p["output"]) for p in pairs]
+    assert [list(s.dims) for s in states] == [p["shape"][1:] for p in pairs] == [[1, 4], [1, 5], [2, 6]]
+    assert all(s.initial_state[0].zero_data and list(s.initial_state[0].dims) == list(s.dims) for s in states)
+    listed = {t.name for t in [*config.input, *config.output]}
+    assert listed == {"features", "output"}  # state tensors stay inside Triton
+
+
+def test_lone_streaming_gru_leaves_out_h_n_and_batches(run_cli, tmp_path):
+    path = tmp_path / "gru.onnx"
+    export(CustomGRU(4, 6, batch_first=True), (torch.randn(2, 5, 4),), path, streaming=True, check=False)
+    result = run_cli("package", str(path), "--triton", "repo")
+    assert result.exit_code == 0, result.output
+    assert "h_n left out of the config" in result.output
+    config = _config(tmp_path / "repo", "gru")
+    assert config.max_batch_size == 8
+    assert [o.name for o in config.output] == ["output"]
+    assert [(s.input_name, s.output_name, list(s.dims)) for s in config.sequence_batching.state] == [
+        ("state_in", "state_out", [1, 6])
+    ]
