@@ -29,11 +29,11 @@ from conftest import run_ort
 class Tagger(nn.Module):
     """The issue's tagger in miniature: an embedding in front of a CustomGRU and a head."""
 
-    def __init__(self, vocab: int = 50) -> None:
+    def __init__(self, vocab: int = 50, embed: int = 8, hidden: int = 16) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab, 8)
-        self.rnn = CustomGRU(8, 16, batch_first=True, activation="relu")
-        self.head = nn.Linear(16, 5)
+        self.embed = nn.Embedding(vocab, embed)
+        self.rnn = CustomGRU(embed, hidden, batch_first=True, activation="relu")
+        self.head = nn.Linear(hidden, 5)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         y, _ = self.rnn(self.embed(tokens))
@@ -49,8 +49,10 @@ def _export(model: nn.Module, path: Path, **options) -> gru_onnx.ExportResult:
 
 
 def _external_tensors(path: Path) -> list[onnx.TensorProto]:
+    """Every tensor of the model at ``path`` stored in external data (loop bodies included)."""
     model = onnx.load(str(path), load_external_data=False)
-    return [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    tensors = onnx.external_data_helper._get_all_tensors(model)
+    return [t for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
 
 
 def _set_location(path: Path, location: str) -> None:
@@ -309,3 +311,40 @@ def test_a_symlink_inside_the_folder_is_refused_too(run_cli, pair, no_reads):
     data.symlink_to(pair.parent / "inner" / data.name)
     line = _one_line_error(run_cli("check", str(pair)))
     assert f"external data {data.name!r} is a symbolic link" in line
+
+
+# ---------------------------------------------------------------------------------------------
+# int8 (gru_onnx.quantize) with external data
+
+
+def test_quantize_reads_an_external_pair_and_writes_one(run_cli, tmp_path, pair, tagger):
+    """Source and target pairs both: the int8 file stays within 5% of the float model."""
+    result = run_cli("quantize", str(pair), "-o", "int8.onnx", "--mode", "weights", "--external-data")
+    assert result.exit_code == 0, result.output
+    (data,) = tmp_path.glob("int8.onnx.*.data")
+    assert data.name == f"int8.onnx.{hashlib.sha256(data.read_bytes()).hexdigest()[:16]}.data"
+    with torch.no_grad():
+        expected = tagger(TOKENS).numpy()
+    (got,) = run_ort(tmp_path / "int8.onnx", {"tokens": TOKENS.numpy()})
+    assert 0 < np.abs(got - expected).max() <= 0.05 * np.abs(expected).max()
+    inline = run_cli("quantize", str(pair), "-o", "inline.onnx", "--mode", "weights")
+    assert inline.exit_code == 0 and not list(tmp_path.glob("inline.onnx.*"))
+    np.testing.assert_array_equal(run_ort(tmp_path / "inline.onnx", {"tokens": TOKENS.numpy()})[0], got)
+
+
+def test_quantize_refuses_a_pair_whose_data_is_missing(run_cli, tmp_path, pair, no_reads):
+    next(pair.parent.glob("*.data")).unlink()
+    assert "is missing" in _one_line_error(run_cli("quantize", str(pair), "-o", "int8.onnx"))
+    assert not list(tmp_path.glob("int8.onnx*"))
+
+
+def test_int8_export_with_external_data_checks_from_the_pair(tmp_path):
+    """The check rebuilds the dequantized reference from int8 values and scales in the data file
+    (hidden 96: 288 per-channel scales, over the 1 KiB that sends a tensor there)."""
+    torch.manual_seed(0)
+    result = _export(Tagger(embed=32, hidden=96).eval(), tmp_path / "int8.onnx", quantize="weights", check=True)
+    assert result.data_path is not None and result.passed, result.parity.summary()
+    record = gru_onnx.read_metadata(result.path)["quantization"]["tensors"]["rnn.weight_ih_l0"]
+    external = {t.name for t in _external_tensors(result.path)}
+    assert record["values"] in external and record["scale"] in external
+    assert result.parity.weights and all(w.passed for w in result.parity.weights)
