@@ -159,6 +159,17 @@ def versions() -> str:
     )
 
 
+def code_version() -> str:
+    """The commit the benchmark ran on, marked when tracked files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return commit.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
@@ -208,7 +219,7 @@ def main() -> None:
         f" max abs error {check['max_abs']:.3g}.",
         "",
         f"Machine: {machine()}.",
-        f"Versions: {versions()}.",
+        f"Versions: {versions()}; code at commit {code_version()}.",
         f"Command: `python benchmarks/big_model.py{'' if opts.vocab == VOCAB else f' --vocab {opts.vocab}'}`",
     ]
     text = "\n".join(lines) + "\n"

@@ -178,6 +178,24 @@ def test_a_failed_overwrite_leaves_the_old_pair_intact(tmp_path, tagger, monkeyp
         np.testing.assert_allclose(run_ort(old.path, {"tokens": TOKENS.numpy()})[0], tagger(TOKENS).numpy(), atol=1e-5)
 
 
+def test_a_failed_data_write_leaves_nothing_behind(tmp_path, tagger, monkeypatch):
+    """Disk full half-way through the data file: one-line error, the old pair as it was."""
+    path = tmp_path / "tagger.onnx"
+    _export(tagger, path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_unload = ir.external_data.unload_from_model
+
+    def disk_full(model, base_dir, relative_path, **kwargs):
+        real_unload(model, base_dir, relative_path, **kwargs)  # the data is written, then the disk fills
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ir.external_data, "unload_from_model", disk_full)
+    torch.manual_seed(1)
+    with pytest.raises(GruOnnxUsageError, match=r"^cannot write .*tagger.onnx: No space left on device$"):
+        _export(Tagger().eval(), path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_overwrite_keeps_data_files_not_named_like_ours(tmp_path, tagger):
     """A data file the old model shares under another name (weights.bin) is not ours to delete."""
     path = tmp_path / "tagger.onnx"
