@@ -183,10 +183,10 @@ def _previous_data_files(path: Path) -> list[str]:
     if not path.is_file():
         return []
     try:
-        old = onnx.load(str(path), load_external_data=False)
-    except Exception:  # not an ONNX file: it names no data files
+        locations = set(_locations(onnx.load(str(path), load_external_data=False)))
+    except Exception:  # not an ONNX file, or malformed entries: it names no data files of ours
         return []
-    return sorted({loc for loc in _locations(old) if _is_own_data_file(path.name, loc)})
+    return sorted(loc for loc in locations if _is_own_data_file(path.name, loc))
 
 
 # --------------------------------------------------------------------------------------------
