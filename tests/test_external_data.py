@@ -366,3 +366,11 @@ def test_int8_export_with_external_data_checks_from_the_pair(tmp_path):
     external = {t.name for t in _external_tensors(result.path)}
     assert record["values"] in external and record["scale"] in external
     assert result.parity.weights and all(w.passed for w in result.parity.weights)
+
+
+def test_openvino_reads_the_pair_from_the_model_path(pair, tagger):
+    pytest.importorskip("openvino", reason="needs the [openvino] extra")
+    report = gru_onnx.check_parity(tagger, pair, (TOKENS,), providers=("openvino",))
+    (result,) = report.results
+    assert result.status == "passed", report.summary()
+    assert report.max_abs < 1e-5
