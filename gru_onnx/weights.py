@@ -3,7 +3,8 @@
 Every stack's metadata has ``weights = {"layout": NAME, "version": N, ...}``. A layout's rule
 reads the stored initializers back into an ``nn.GRU`` state_dict that computes the same
 function: exactly the source tensors where they are stored as they are (``torch``), within
-float rounding where they were rearranged (``onnx_gru``: gate order and stacking changed).
+float rounding where values were computed (``folded``: biases summed). ``onnx_gru`` only
+reorders and stacks, so it is exact too.
 Files written before the field had a version are version 1. A strategy that stores weights in
 a new way registers its rule here with :func:`register_layout`, so older files keep checking.
 
@@ -107,6 +108,33 @@ def _read_onnx_gru(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> di
             bias = get(names["B"])[slot]
             state[d.param("bias_ih")] = _rzn(bias[: 3 * hidden])
             state[d.param("bias_hh")] = _rzn(bias[3 * hidden :])
+    return state
+
+
+@register_layout(
+    "folded",
+    version=1,
+    exact=False,
+    doc="per direction: weight_ih as is, weight_hh as r/z and n row blocks, the input bias with the "
+    "r/z (and, reset before, n) recurrent biases folded in, b_hn apart when reset after",
+)
+def _read_folded(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
+    # The folded sums are all the recurrence uses, so the rule returns them as bias_ih and
+    # zeros for the folded part of bias_hh: the same function, and the same effective
+    # parameters (compared within float rounding: the sums were rounded once when written).
+    state = {}
+    hidden = spec.hidden_size
+    for d in spec.directions():
+        entry = weights["directions"][d.suffix]
+        state[d.param("weight_ih")] = get(entry["weight_ih"])
+        state[d.param("weight_hh")] = np.concatenate([get(n) for n in entry["weight_hh"]], axis=0)
+        if spec.bias:
+            b_x = get(entry["bias_x"])
+            b_hh = np.zeros_like(b_x)
+            if spec.reset_after:
+                b_hh[2 * hidden :] = get(entry["bias_hn"])
+            state[d.param("bias_ih")] = b_x
+            state[d.param("bias_hh")] = b_hh
     return state
 
 
