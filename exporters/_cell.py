@@ -78,8 +78,8 @@ def _folded_bias(op: Any, spec: GRUSpec, b_ih: Value, b_hh: Value) -> Value:
     hidden = spec.hidden_size
     keep = 2 * hidden if spec.reset_after else 3 * hidden  # how many rows of b_hh fold in
     if b_ih.const_value is None or b_hh.const_value is None:
-        tail = op.Concat(op.Slice(b_hh, [0], [keep], [0]), op.Mul(op.Slice(b_hh, [keep], [3 * hidden], [0]), 0.0), axis=0)
-        return op.Add(b_ih, tail)
+        rest = op.Mul(op.Slice(b_hh, [keep], [3 * hidden], [0]), 0.0)  # rows that stay apart
+        return op.Add(b_ih, op.Concat(op.Slice(b_hh, [0], [keep], [0]), rest, axis=0))
     ih = b_ih.const_value.numpy()
     hh = b_hh.const_value.numpy()
     folded = ih.astype(np.float64)
