@@ -69,9 +69,7 @@ def build_loop(op: Any, stack: StackInputs) -> StackResult:
         directions = {}
         if direction.reverse:
             directions = {"scan_input_directions": [1] * len(scanned), "scan_output_directions": [1] * n_out}
-        h_last, *ys = op.Scan(
-            h, *scanned, body=graph, num_scan_inputs=len(scanned), _outputs=1 + n_out, **directions
-        )
+        h_last, *ys = op.Scan(h, *scanned, body=graph, num_scan_inputs=len(scanned), _outputs=1 + n_out, **directions)
         y = op.Add(*ys) if mask is None else op.Where(mask, ys[0], 0.0)
         return y, h_last
 
