@@ -29,7 +29,11 @@ from gru_onnx.errors import GruOnnxUsageError
 
 SCHEMA_ID = "gru-onnx/bench-report/1"
 DEFAULT_SEQ_LEN = 200
-ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+ORT_PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,9 @@ def versions() -> dict[str, str]:
 # ---------------------------------------------------------------- inputs
 
 
-def make_feeds(model: Any, metadata: Mapping[str, Any] | None, batch: int, seq_len: int | None, seed: int = 0
-               ) -> tuple[dict[str, np.ndarray], int]:  # fmt: skip
+def make_feeds(
+    model: Any, metadata: Mapping[str, Any] | None, batch: int, seq_len: int | None, seed: int = 0
+) -> tuple[dict[str, np.ndarray], int]:
     """Random feeds for the file's inputs at ``batch`` and ``seq_len`` (its static length, or
     DEFAULT_SEQ_LEN, when None); a static axis that disagrees is a usage error."""
     import onnx
@@ -143,11 +148,15 @@ def _axis_size(name: str, axis: int, dim: Any, lone: Mapping[str, Any] | None, b
     want = {"batch": batch, "seq": seq_len}.get(role)  # type: ignore[arg-type]
     if dim.dim_param:
         if want is None:
-            raise GruOnnxUsageError(f"input {name!r} axis {axis} is dynamic ({dim.dim_param}) and not batch or sequence")
+            raise GruOnnxUsageError(
+                f"input {name!r} axis {axis} is dynamic ({dim.dim_param}) and not batch or sequence"
+            )
         return want
     if want is not None and want != dim.dim_value:
         option = "--batch" if role == "batch" else "--seq-len"
-        raise GruOnnxUsageError(f"input {name!r} has a static {role} axis of {dim.dim_value}; use {option} {dim.dim_value}")
+        raise GruOnnxUsageError(
+            f"input {name!r} has a static {role} axis of {dim.dim_value}; use {option} {dim.dim_value}"
+        )
     return dim.dim_value
 
 
@@ -165,7 +174,9 @@ def ort_session(path: Path, provider: str, threads: int) -> Callable[[dict[str, 
     return lambda feeds: session.run(None, feeds)
 
 
-def openvino_session(path: Path, feeds: Mapping[str, np.ndarray], threads: int) -> Callable[[dict[str, np.ndarray]], Any]:
+def openvino_session(
+    path: Path, feeds: Mapping[str, np.ndarray], threads: int
+) -> Callable[[dict[str, np.ndarray]], Any]:
     """OpenVINO CPU, f32, compiled for the feeds' static shapes (dynamic ones run far slower)."""
     import openvino as ov
 
@@ -189,8 +200,9 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def fused_op_files(model: Any, metadata: Mapping[str, Any], batch: int, seq_len: int, folder: Path
-                   ) -> list[tuple[str, str, Path, dict[str, np.ndarray]]]:  # fmt: skip
+def fused_op_files(
+    model: Any, metadata: Mapping[str, Any], batch: int, seq_len: int, folder: Path
+) -> list[tuple[str, str, Path, dict[str, np.ndarray]]]:
     """Per GRU stack ``(label, kind, path, feeds)`` of a file holding ONNX Runtime's fused GRU op:
     the stack's own weights where its activations have an exact native form (kind ``fused-op``),
     else sigmoid/tanh of the same sizes (kind ``yardstick``)."""
@@ -211,8 +223,14 @@ def fused_op_files(model: Any, metadata: Mapping[str, Any], batch: int, seq_len:
             gru.load_state_dict(state_dict_from_file(model, stack), strict=True)
             kind = "fused-op"
         else:
-            gru = CustomGRU(spec.input_size, spec.hidden_size, num_layers=spec.num_layers, bias=spec.bias,
-                            batch_first=spec.batch_first, bidirectional=spec.bidirectional)  # fmt: skip
+            gru = CustomGRU(
+                spec.input_size,
+                spec.hidden_size,
+                num_layers=spec.num_layers,
+                bias=spec.bias,
+                batch_first=spec.batch_first,
+                bidirectional=spec.bidirectional,
+            )
             kind = "yardstick"
         gru = gru.float().eval()
         shape = (2, seq_len, spec.input_size) if spec.batch_first else (seq_len, 2, spec.input_size)
@@ -309,14 +327,24 @@ def bench(
         median = statistics.median(samples)
         ratio = statistics.median(s / b for s, b in zip(samples, base, strict=True)) if base else None
         report.timings.append(
-            Timing(name, kind, runtime, 1e3 * median, 1e3 * _quantile(samples, 0.1), 1e3 * _quantile(samples, 0.9),
-                   batch / median, ratio, note)  # fmt: skip
+            Timing(
+                name,
+                kind,
+                runtime,
+                1e3 * median,
+                1e3 * _quantile(samples, 0.1),
+                1e3 * _quantile(samples, 0.9),
+                batch / median,
+                ratio,
+                note,
+            )
         )
     return report
 
 
-def _pytorch_call(proto: Any, metadata: Mapping[str, Any] | None, feeds: Mapping[str, np.ndarray], model: Any
-                  ) -> tuple[Callable[[], Any], str] | None:  # fmt: skip
+def _pytorch_call(
+    proto: Any, metadata: Mapping[str, Any] | None, feeds: Mapping[str, np.ndarray], model: Any
+) -> tuple[Callable[[], Any], str] | None:
     """The PyTorch eager baseline: ``model`` on the feeds, or the lone CustomGRU rebuilt from the file."""
     import torch
 
@@ -355,15 +383,25 @@ def table(report: BenchReport) -> Any:
     """A rich table: one row per runner."""
     from rich.table import Table
 
-    title = (f"{Path(report.file).name}: batch {report.batch}, seq_len {report.seq_len}, {report.threads} thread(s), "
-             f"median of {report.runs} interleaved runs after {report.warmup} warm-up")  # fmt: skip
+    title = (
+        f"{Path(report.file).name}: batch {report.batch}, seq_len {report.seq_len}, {report.threads} thread(s), "
+        f"median of {report.runs} interleaved runs after {report.warmup} warm-up"
+    )
     out = Table(title=title)
     for column in ("runner", "runtime", "median ms", "p10 ms", "p90 ms", "seq/s", "x fused op", "note"):
         out.add_column(column, justify="right" if "ms" in column or column in ("seq/s", "x fused op") else "left")
     for t in report.timings:
         ratio = f"{t.ratio:.2f}" if t.ratio is not None else "-"
-        out.add_row(t.name, t.runtime, f"{t.median_ms:.3f}", f"{t.p10_ms:.3f}", f"{t.p90_ms:.3f}",
-                    f"{t.sequences_per_s:,.0f}", ratio, t.note)  # fmt: skip
+        out.add_row(
+            t.name,
+            t.runtime,
+            f"{t.median_ms:.3f}",
+            f"{t.p10_ms:.3f}",
+            f"{t.p90_ms:.3f}",
+            f"{t.sequences_per_s:,.0f}",
+            ratio,
+            t.note,
+        )
     return out
 
 

@@ -569,6 +569,46 @@ def package(path: Path, repo: Path, name: str | None, **opts: Any) -> None:
         click.echo(f"note: {note}")
 
 
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    default=("cpu",),
+    show_default=True,
+    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
+    help="Runtime(s) to time the file on (repeat the option); OpenVINO is given static shapes.",
+)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seq-len", type=click.IntRange(min=1), help="Sequence length (default: the file's, else 200).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True, help="Timed runs per runner.")
+@_model_option("PyTorch baseline for a whole-model file: FACTORY() returns (module, example_args).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results as JSON (schema: gru_onnx/bench.schema.json).",
+)
+def bench(path: Path, providers: tuple[str, ...], factory: str | None, json_path: Path | None, **opts: Any) -> None:
+    """Time a file beside ONNX Runtime's fused GRU op and PyTorch eager, interleaved in one process."""
+    from gru_onnx import bench as benchmod
+    from gru_onnx.loading import load_factory
+
+    if json_path is not None and not os.access(json_path.parent if str(json_path.parent) else ".", os.W_OK):
+        _fail(f"cannot write {json_path}: its folder does not exist or is not writable", 2)
+    _require_providers(providers)
+    model = load_factory(factory)[0] if factory else None
+    report = benchmod.bench(path, providers=providers, model=model, **opts)
+    _print(benchmod.table(report))
+    for reason in report.skipped:
+        click.echo(f"skipped: {reason}")
+    if json_path is not None:
+        benchmod.write_json(report, json_path)
+
+
 def main() -> None:
     """Console-script entry point: click's usage errors become one line, exit code 2."""
     try:
