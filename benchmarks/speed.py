@@ -75,10 +75,10 @@ def ratios(paths: list[Path], activation: str, seq: int, batch: int, runs: int, 
     """Per file, the median per-round ratio to the fused op in each of ``repeats`` blocks."""
     model = onnx.load(paths[0])
     with tempfile.TemporaryDirectory() as tmp:
-        ((_, kind, fused, fused_feeds),) = fused_op_files(model, gru_onnx.read_metadata(model), batch, seq, Path(tmp))
-        x = np.random.default_rng(0).standard_normal((seq, batch, INPUT)).astype(np.float32)
-        calls = [lambda s=ort_session(fused, "cpu", 1), f=fused_feeds: s(f)]
-        calls += [lambda s=ort_session(p, "cpu", 1): s({"input": x}) for p in paths]
+        ((_, _, fused, fused_feeds),) = fused_op_files(model, gru_onnx.read_metadata(model), batch, seq, Path(tmp))
+        x = {"input": np.random.default_rng(0).standard_normal((seq, batch, INPUT)).astype(np.float32)}
+        sessions = [(ort_session(fused, "cpu", 1), fused_feeds)] + [(ort_session(p, "cpu", 1), x) for p in paths]
+        calls = [lambda s=s, f=f: s(f) for s, f in sessions]
         out: list[list[float]] = [[] for _ in paths]
         for _ in range(repeats):
             times = interleaved(calls, warmup=10, runs=runs)
@@ -166,8 +166,8 @@ def main() -> None:
         jobs = {"after": [], "before": []}
         for i, (_, strategy, activation, opset, seq, _) in enumerate(CASES):
             for which in jobs:
-                jobs[which].append({"path": str(folder / f"{which}_{i}.onnx"), "strategy": strategy, "opset": opset,
-                                    "activation": activation, "seq": seq, "input": INPUT, "hidden": HIDDEN})  # fmt: skip
+                job = {"strategy": strategy, "opset": opset, "activation": activation, "seq": seq}
+                jobs[which].append({"path": str(folder / f"{which}_{i}.onnx"), "input": INPUT, "hidden": HIDDEN, **job})
         export_files(jobs["after"], None)
         if args.before_src:
             export_files(jobs["before"], args.before_src.resolve())
