@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from gru_onnx.activations import ScaledForm
 from gru_onnx.exporters import StackInputs, StackResult
 from gru_onnx.spec import Direction, GRUSpec
 from gru_onnx.weights import layout_record
@@ -41,8 +42,9 @@ class StepWeights:
     ``w_ih`` ``[3H, I]`` as ``nn.GRU`` stores it; ``b_x`` ``[3H]`` the folded input bias
     (r and z: ``b_i + b_h``; n: ``b_in``, plus ``b_hn`` in the reset-before form); ``w_hrz``
     ``[2H, H]`` and ``w_hn`` ``[H, H]`` the recurrent row blocks; ``b_hn`` ``[H]`` only in the
-    reset-after form, where it sits inside ``r * (W_hn h + b_hn)``. ``record`` names the stored
-    initializers for the metadata.
+    reset-after form, where it sits inside ``r * (W_hn h + b_hn)``. ``candidate`` emits the
+    candidate activation (the registry's scaled form when the weights carry its scales).
+    ``record`` names the stored initializers for the metadata.
     """
 
     w_ih: Value
@@ -50,7 +52,19 @@ class StepWeights:
     w_hrz: Value
     w_hn: Value
     b_hn: Value | None
+    candidate: Callable[[Any, Value], Value]
     record: dict[str, Any]
+
+
+def scaled_form(stack: StackInputs) -> ScaledForm | None:
+    """The candidate's scaled form (:class:`gru_onnx.activations.ScaledForm`) where the step can
+    use it: the registry has one at this opset, float32/float64, constant weights."""
+    form = stack.spec.activation.scaled_form(stack.opset)
+    if form is None or stack.x.dtype not in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
+        return None
+    if any(w.const_value is None for w in stack.weights.values()):
+        return None
+    return form
 
 
 def register_constant(op: Any, name: str, array: np.ndarray) -> Value:
@@ -87,10 +101,15 @@ def _folded_bias(op: Any, spec: GRUSpec, b_ih: Value, b_hh: Value) -> Value:
     return register_constant(op, f"{b_ih.name}.folded", folded.astype(ih.dtype))
 
 
-def prepare_weights(op: Any, spec: GRUSpec, weights: Any, d: Direction) -> StepWeights:
-    """Fold and split one direction's weights once, outside any loop."""
+def prepare_weights(op: Any, spec: GRUSpec, weights: Any, d: Direction, form: ScaledForm | None = None) -> StepWeights:
+    """Fold and split one direction's weights once, outside any loop. With a scaled form
+    (input scale ``c``, state scale ``k``) the state is carried as ``k * h``: the n rows of
+    the input projection and ``b_hn`` are multiplied by ``c``, ``W_hrz`` by ``1 / k`` and
+    ``W_hn`` by ``c / k`` (see :func:`gru_onnx.weights._read_folded` for the way back)."""
     hidden = spec.hidden_size
     w_ih, w_hh = weights[d.param("weight_ih")], weights[d.param("weight_hh")]
+    if form is not None:
+        return _prepare_scaled(op, spec, weights, d, form)
     w_hrz = _rows(op, w_hh, 0, 2 * hidden, f"{w_hh.name}.rz")
     w_hn = _rows(op, w_hh, 2 * hidden, 3 * hidden, f"{w_hh.name}.n")
     record: dict[str, Any] = {"weight_ih": w_ih.name, "weight_hh": [w_hrz.name, w_hn.name]}
@@ -102,7 +121,46 @@ def prepare_weights(op: Any, spec: GRUSpec, weights: Any, d: Direction) -> StepW
         if spec.reset_after:
             b_hn = _rows(op, b_hh, 2 * hidden, 3 * hidden, f"{b_hh.name}.n")
             record["bias_hn"] = b_hn.name
-    return StepWeights(w_ih, b_x, w_hrz, w_hn, b_hn, record)
+    return StepWeights(w_ih, b_x, w_hrz, w_hn, b_hn, spec.activation.onnx, record)
+
+
+def _prepare_scaled(op: Any, spec: GRUSpec, weights: Any, d: Direction, form: ScaledForm) -> StepWeights:
+    """:func:`prepare_weights` for a scaled form: every array computed in float64, rounded once."""
+    hidden = spec.hidden_size
+    c, k = form.input_scale, form.state_scale
+
+    def array(name: str) -> np.ndarray:
+        return weights[d.param(name)].const_value.numpy()
+
+    def store(name: str, suffix: str, values: np.ndarray) -> Value:
+        """``values`` rounded once to the parameter's type, named after the parameter."""
+        return register_constant(op, f"{weights[d.param(name)].name}{suffix}", values.astype(array(name).dtype))
+
+    w_ih = array("weight_ih").astype(np.float64)
+    w_hh = array("weight_hh").astype(np.float64)
+    w_ih[2 * hidden :] *= c
+    values = {
+        "weight_ih": store("weight_ih", ".scaled", w_ih),
+        "w_hrz": store("weight_hh", ".rz.scaled", w_hh[: 2 * hidden] / k),
+        "w_hn": store("weight_hh", ".n.scaled", w_hh[2 * hidden :] * (c / k)),
+    }
+    record: dict[str, Any] = {
+        "weight_ih": values["weight_ih"].name,
+        "weight_hh": [values["w_hrz"].name, values["w_hn"].name],
+    }
+    b_x = b_hn = None
+    if spec.bias:
+        b_ih, b_hh = array("bias_ih").astype(np.float64), array("bias_hh").astype(np.float64)
+        keep = 2 * hidden if spec.reset_after else 3 * hidden
+        folded = b_ih.copy()
+        folded[:keep] += b_hh[:keep]
+        folded[2 * hidden :] *= c
+        b_x = store("bias_ih", ".folded.scaled", folded)
+        record["bias_x"] = b_x.name
+        if spec.reset_after:
+            b_hn = store("bias_hh", ".n.scaled", b_hh[2 * hidden :] * c)
+            record["bias_hn"] = b_hn.name
+    return StepWeights(values["weight_ih"], b_x, values["w_hrz"], values["w_hn"], b_hn, form.onnx_fn, record)
 
 
 def input_projection(op: Any, x: Value, sw: StepWeights) -> Value:
@@ -115,7 +173,7 @@ def gru_step(op: Any, spec: GRUSpec, x_rz: Value, x_n: Value, h: Value, sw: Step
     """One time step: ``x_rz`` ``[B, 2H]`` and ``x_n`` ``[B, H]`` (projection incl. folded
     biases), ``h`` ``[B, H]``. Returns ``(n, zd, h')`` with ``h' = n + zd``: the loop adds
     ``n`` and ``zd`` of all steps at once outside its body."""
-    f, g = spec.recurrent_activation.onnx, spec.activation.onnx
+    f, g = spec.recurrent_activation.onnx, sw.candidate
     hidden = spec.hidden_size
     r, z = op.Split(f(op, op.Gemm(h, sw.w_hrz, x_rz, transB=1)), [hidden, hidden], axis=-1, _outputs=2)
     if spec.reset_after:
@@ -167,10 +225,11 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection, *, time
         mask = length_mask(op, x, seq_axis, stack.lengths, time_major=time_major)
     finals = []
     directions: dict[str, dict[str, Any]] = {}
+    form = scaled_form(stack)
     for layer in range(spec.num_layers):
         outs = []
         for d in spec.directions(layer):
-            sw = prepare_weights(op, spec, stack.weights, d)
+            sw = prepare_weights(op, spec, stack.weights, d, form)
             directions[d.suffix] = sw.record
             gx = input_projection(op, x, sw)
             if x_time_major != time_major:
@@ -179,7 +238,11 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection, *, time
                 h_init = op.Gather(stack.h0, op.Constant(value_int=d.index), axis=0)
             else:
                 h_init = _zeros_state(op, stack.x, batch_axis, spec.hidden_size)
+            if form is not None:  # the recurrence carries state_scale * h
+                h_init = op.Mul(h_init, form.state_scale)
             y, h_last = run_direction(op, spec, gx, h_init, sw, d, mask)
+            if form is not None:
+                y, h_last = op.Mul(y, 1.0 / form.state_scale), op.Mul(h_last, 1.0 / form.state_scale)
             outs.append(y)
             finals.append(op.Unsqueeze(h_last, [0]))
         x = op.Concat(*outs, axis=-1) if len(outs) > 1 else outs[0]
@@ -187,4 +250,5 @@ def run_layers(op: Any, stack: StackInputs, run_direction: RunDirection, *, time
     if x_time_major == stack.batch_first:
         x = op.Transpose(x, perm=[1, 0, 2])
     y_h = op.Concat(*finals, axis=0) if len(finals) > 1 else finals[0]
-    return StackResult(x, y_h, weights=layout_record("folded", directions=directions))
+    scales = {} if form is None else {"input_scale": form.input_scale, "state_scale": form.state_scale}
+    return StackResult(x, y_h, weights=layout_record("folded", directions=directions, **scales))

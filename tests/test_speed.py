@@ -27,13 +27,12 @@ def _scan_bodies(model: onnx.ModelProto) -> list[onnx.GraphProto]:
 
 
 def _export(tmp_path, name="m.onnx", seq=6, lengths=False, **options):
-    strategy = options.pop("strategy")
-    opset = options.pop("opset", 18)
+    export = {k: options.pop(k) for k in ("strategy", "opset", "dtype") if k in options}
     torch.manual_seed(0)
     gru = CustomGRU(4, 5, **options)
     x = torch.randn(seq, 3, 4)
     lens = torch.tensor([seq, 2, 1]) if lengths else None
-    return gru, (x, None, lens), gru_onnx.export(gru, (x, None, lens), tmp_path / name, strategy=strategy, opset=opset)
+    return gru, (x, None, lens), gru_onnx.export(gru, (x, None, lens), tmp_path / name, **export)
 
 
 # ---------------------------------------------------------------- nodes per step
@@ -44,13 +43,20 @@ LOOP_BODIES = [
     # reset before: W_hn (r * h) + x_n is one Gemm with C
     ({"activation": "relu", "reset_after": False},
      ["Gemm", "Sigmoid", "Split", "Mul", "Gemm", "Relu", "Sub", "Mul", "Add"]),
+    # erf gelu below opset 20: the state carried times sqrt(2), the activation y * (1 + erf(y))
+    ({"activation": "gelu"},
+     ["Gemm", "Sigmoid", "Split", "Gemm", "Mul", "Add", "Erf", "Add", "Mul", "Sub", "Mul", "Add"]),
+    ({"activation": "gelu", "opset": 20},
+     ["Gemm", "Sigmoid", "Split", "Gemm", "Mul", "Add", "Gelu", "Sub", "Mul", "Add"]),
     # other gates: the registry's emitter in Sigmoid's place
     ({"activation": "tanh", "recurrent_activation": "hard_sigmoid"},
      ["Gemm", "HardSigmoid", "Split", "Gemm", "Mul", "Add", "Tanh", "Sub", "Mul", "Add"]),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("options", "ops"), LOOP_BODIES, ids=["relu", "relu-reset-before", "hard-sigmoid"])
+@pytest.mark.parametrize(
+    ("options", "ops"), LOOP_BODIES, ids=["relu", "relu-reset-before", "gelu-18", "gelu-20", "hard-sigmoid"]
+)
 def test_loop_body_is_the_floor(options, ops, tmp_path):
     _, _, result = _export(tmp_path, strategy="loop", **options)
     assert result.passed, result.parity.summary()
@@ -182,3 +188,33 @@ def test_files_written_before_the_folding_still_pass_check(name, tmp_path, run_c
     source[next(k for k in source if k.startswith("weight_hh"))][0, 0] += 0.05
     torch.save(source, tmp_path / "other.pt")
     assert run_cli("check", "old.onnx", "--checkpoint", "other.pt").exit_code == 1
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("strategy", ["loop", "unrolled"])
+def test_scaled_gelu_matches_and_its_weights_read_back(strategy, reset_after, tmp_path, run_cli):
+    gru, (x, h0, lens), result = _export(tmp_path, strategy=strategy, activation="gelu", reset_after=reset_after,
+                                         num_layers=2, bidirectional=True, lengths=True)  # fmt: skip
+    weights = result.metadata["stacks"][0]["weights"]
+    assert weights["state_scale"] == pytest.approx(2**0.5) and weights["input_scale"] == pytest.approx(2**-0.5)
+    assert result.passed and all(w.passed for w in result.parity.weights), result.parity.summary()
+    for scale in (1.0, 30.0):  # large inputs: the scaling must not cost range
+        y, h_n = run_ort(result.path, {"input": scale * x.numpy(), "lengths": lens.numpy()})
+        want_y, want_h = numpy_reference(gru, scale * x, h0, lens)
+        np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-5 * scale)
+        np.testing.assert_allclose(h_n, want_h, rtol=1e-4, atol=1e-5 * scale)
+    torch.save(gru.state_dict(), tmp_path / "source.pt")
+    assert run_cli("check", "m.onnx", "--checkpoint", "source.pt").exit_code == 0
+    source = gru.state_dict()
+    source["weight_hh_l1"][12, 3] += 0.01  # an n row of a scaled block
+    torch.save(source, tmp_path / "other.pt")
+    result = run_cli("check", "m.onnx", "--checkpoint", "other.pt")
+    assert result.exit_code == 1 and "weight_hh_l1: 1 value(s) differ" in " ".join(result.output.split())
+
+
+def test_float16_and_opset_20_keep_the_plain_gelu(tmp_path):
+    _, _, half = _export(tmp_path, "h.onnx", strategy="loop", activation="gelu", dtype="float16")
+    _, _, new = _export(tmp_path, "n.onnx", strategy="loop", activation="gelu", opset=20)
+    for result in (half, new):
+        assert result.passed, result.parity.summary()
+        assert "state_scale" not in result.metadata["stacks"][0]["weights"]
