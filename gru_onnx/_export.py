@@ -32,7 +32,7 @@ from gru_onnx import _export_op, naming, workarounds
 from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
-from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
+from gru_onnx.exporters import TARGETS, StackInputs, Strategy, get_strategy, strategy_names
 from gru_onnx.metadata import METADATA_KEY
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
@@ -91,6 +91,7 @@ def export(
     dynamic_shapes: Any = None,
     atol: float | None = None,
     rtol: float | None = None,
+    target: str = "any",
 ) -> ExportResult:
     """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
 
@@ -103,13 +104,17 @@ def export(
     tensor input (pass ``dynamic_shapes`` as for ``torch.export`` to say otherwise).
     With ``check`` the file is run on ``providers`` (ONNX Runtime CPU by default; see
     ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
-    ``result.parity``. The file is written only once complete.
+    ``result.parity``. ``target`` (``any``, ``cpu``, ``cuda``, ``tensorrt``, ``openvino``) names
+    the runtime the file is for: auto then picks the fastest form that is exact there (``any``:
+    exact and as intended everywhere). The file is written only once complete.
     """
     started = time.perf_counter()
     input_names = input_names or getattr(model, "gru_onnx_input_names", None)
     output_names = output_names or getattr(model, "gru_onnx_output_names", None)
     path = _check_output_path(f)
     chosen = get_strategy(strategy)
+    if target not in TARGETS:
+        raise GruOnnxUsageError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise GruOnnxUsageError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
     if dynamic_seq and not chosen.dynamic_seq:
@@ -150,7 +155,7 @@ def export(
     promised = _promised_axes(model, call_args, call_kwargs, dynamic_shapes)
     _verify_dynamic_axes(ir_model.graph, promised)
     output_time_axes = _output_time_axes(model, args, promised, [v.name for v in ir_model.graph.outputs])
-    stacks = _replace_placeholders(ir_model, chosen, opset)
+    stacks = _replace_placeholders(ir_model, chosen, opset, target)
     workarounds.apply_all(ir_model.graph)
     float_dtype = _float_dtype(model)
     used = sorted({stack["strategy"] for stack in stacks})
@@ -159,6 +164,7 @@ def export(
         "version": __version__,
         "strategy": used[0] if len(used) == 1 else "mixed",
         "requested_strategy": chosen.name,
+        "target": target,
         "opset": opset,
         "dtype": float_dtype,
         "dynamic_seq": any(stack["seq_len"] is None for stack in stacks),
@@ -504,7 +510,7 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> list[dict[str, Any]]:
+def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int, target: str = "any") -> list[dict[str, Any]]:
     """Write every placeholder node with ``strategy``; return the stacks' metadata."""
     graph = model.graph
     stacks = []
@@ -541,8 +547,9 @@ def _replace_placeholders(model: ir.Model, strategy: Strategy, opset: int) -> li
         builder.push_module(scope, "CustomGRU")
         prefix = f"{cfg['path']}." if cfg["path"] else ""
         stack = StackInputs(
-            spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, scope=scope
-        )
+            spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, scope=scope,
+            target=target,
+        )  # fmt: skip
         result = strategy.build(builder.opset("", opset), stack)
         builder.pop_module()
         new_outputs = (result.y, result.y_h)

@@ -154,6 +154,13 @@ def cli() -> None:
 )
 @click.option("--dynamic-seq", is_flag=True, help="Leave the sequence length dynamic (loop, native, auto).")
 @click.option(
+    "--target",
+    type=click.Choice(["any", "cpu", "cuda", "tensorrt", "openvino"]),
+    default="any",
+    show_default=True,
+    help="Runtime the file is for: auto picks the fastest form exact there (any: exact everywhere).",
+)
+@click.option(
     "--dtype",
     type=click.Choice(["float32", "float16"]),
     default="float32",
@@ -242,6 +249,7 @@ EXPORT_FLAGS: dict[str, tuple[str, Any]] = {
     "opset": ("opset", None),
     "dtype": ("dtype", None),
     "dynamic_seq": ("dynamic_seq", None),
+    "target": ("target", None),
     "static_batch": ("dynamic_batch", lambda v: not v),
     "check": ("check", None),
     "providers": ("providers", tuple),
@@ -485,6 +493,7 @@ def inspect(path: Path) -> None:
         head.add_row("gru-onnx", "no gru-onnx metadata: not exported by gru-onnx")
     else:
         head.add_row("strategy", f"{meta['strategy']} (requested: {meta.get('requested_strategy', '-')})")
+        head.add_row("target", meta.get("target", "any"))
         head.add_row("dtype", meta.get("dtype", "float32"))
         head.add_row("exported by", f"gru-onnx {meta.get('version', '?')}")
         static = "static: runs only at the {} shown below"

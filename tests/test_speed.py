@@ -218,3 +218,50 @@ def test_float16_and_opset_20_keep_the_plain_gelu(tmp_path):
     for result in (half, new):
         assert result.passed, result.parity.summary()
         assert "state_scale" not in result.metadata["stacks"][0]["weights"]
+
+
+# ---------------------------------------------------------------- target-aware auto
+
+#: (activation, dtype, target, static seq) -> strategy auto picks; from the issue's rules and
+#: the compat table (OpenVINO's CPU plugin compiles sigmoid/tanh/relu GRUs only).
+TARGET_CASES = [
+    ("relu", "float32", "any", 20, "unrolled"),
+    ("relu", "float32", "cpu", 20, "native"),  # ONNX Runtime's CPU kernel computes relu exactly
+    ("relu", "float16", "cpu", 20, "unrolled"),  # ...but has no float16 kernel
+    ("gelu", "float32", "cpu", 20, "unrolled"),  # no native gelu
+    ("relu", "float32", "cuda", 20, "unrolled"),  # non-default: the CPU kernel; unrolled for CUDA graphs
+    ("relu", "float32", "cuda", 200, "unrolled"),  # under the CUDA cap, over the CPU one
+    ("tanh", "float32", "cuda", 20, "native"),  # cuDNN
+    ("relu", "float32", "openvino", 20, "native"),
+    ("elu", "float32", "openvino", 20, "unrolled"),  # OpenVINO does not compile an Elu GRU
+    ("elu", "float32", "tensorrt", 20, "native"),
+    ("linear", "float32", "tensorrt", 20, "unrolled"),  # TensorRT has no Affine
+    ("relu", "float32", "any", 200, "loop"),
+]
+
+
+@pytest.mark.parametrize(("activation", "dtype", "target", "seq", "want"), TARGET_CASES)
+def test_auto_picks_by_target(activation, dtype, target, seq, want, tmp_path, run_cli):
+    from gru_onnx.compat import file_support
+
+    torch.manual_seed(0)
+    gru = CustomGRU(4, 5, activation=activation)
+    x = torch.randn(seq, 2, 4)
+    result = gru_onnx.export(gru, (x,), tmp_path / "m.onnx", target=target, dtype=dtype, check=seq < 100)
+    assert result.strategy == want and result.metadata["target"] == target
+    assert result.passed, result.parity.summary()
+    runtime = {"cpu": "onnxruntime-cpu", "openvino": "openvino", "tensorrt": "onnxruntime-tensorrt"}.get(target)
+    if runtime:  # what auto picked runs as intended on the target, by the compat table
+        assert {r.runtime: r.status for r in file_support(result.metadata)}[runtime] == "yes"
+    inspected = run_cli("inspect", "m.onnx")
+    assert ["target", target] in [line.split() for line in inspected.output.splitlines()]
+
+
+def test_target_on_the_command_line_and_bad_targets(tmp_path, run_cli):
+    result = run_cli("export", "--activation", "relu", "--target", "cpu", "-o", "c.onnx")
+    assert result.exit_code == 0, result.output
+    assert gru_onnx.read_metadata(tmp_path / "c.onnx")["stacks"][0]["strategy"] == "native"
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match="unknown target 'gpu'"):
+        gru_onnx.export(CustomGRU(4, 5), (torch.randn(3, 2, 4),), tmp_path / "x.onnx", target="gpu")
+    assert not (tmp_path / "x.onnx").exists()
+    assert run_cli("export", "--target", "gpu").exit_code == 2
