@@ -87,3 +87,22 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, loop_fil
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
     assert not (tmp_path / "x.json").exists()
+
+
+def test_openvino_runs_a_dynamic_file_reshaped_to_the_feeds(loop_file, run_cli, tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is an optional extra (gru-onnx[openvino])")
+    from gru_onnx.runners import OpenVINORunner
+
+    gru, path = loop_file
+    with OpenVINORunner(path) as runner:
+        for seq, batch in ((6, 1), (9, 3)):
+            x = torch.randn(seq, batch, 3)
+            y, _ = runner.run({"input": x.numpy()})
+            np.testing.assert_allclose(y, numpy_reference(gru, x)[0], rtol=1e-4, atol=1e-5)
+        compiled = list(runner._compiled.values())
+        assert len(compiled) == 2 and not any(p.get_partial_shape().is_dynamic for c in compiled for p in c.inputs)
+        assert "compiled for the feeds' static shapes" in runner.notes
+    result = run_cli("bench", str(path), "--provider", "openvino", "--runs", "2", "--warmup", "0", "--json", "o.json")
+    assert result.exit_code == 0, result.output
+    (file,) = [t for t in json.loads((tmp_path / "o.json").read_text())["timings"] if t["kind"] == "file"]
+    assert file["runtime"] == "openvino" and "static shapes" in file["note"]
