@@ -143,6 +143,39 @@ def crossover(runs: int, repeats: int) -> list[tuple[int, int, float]]:
     return rows
 
 
+def openvino_rows(runs: int, repeats: int) -> list[tuple[str, float, float]]:
+    """``(file, static, dynamic)``: OpenVINO CPU against ONNX Runtime's fused op, relu, T=64, B=1,
+    compiled for the input's static shape and with the file's dynamic axes."""
+    import openvino as ov
+
+    from gru_onnx.bench import openvino_session
+
+    rows = []
+    seq = 64
+    with tempfile.TemporaryDirectory() as tmp:
+        for strategy in ("unrolled", "loop"):
+            path = Path(tmp) / f"{strategy}.onnx"
+            gru_onnx.export(model_for("relu"), (torch.randn(seq, 2, INPUT),), path, strategy=strategy, check=False)
+            model = onnx.load(path)
+            ((_, _, fused, fused_feeds),) = fused_op_files(model, gru_onnx.read_metadata(model), 1, seq, Path(tmp))
+            feeds = {"input": np.random.default_rng(0).standard_normal((seq, 1, INPUT)).astype(np.float32)}
+            static = openvino_session(path, feeds, 1)
+            core = ov.Core()
+            config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
+            dynamic = core.compile_model(core.read_model(str(path)), "CPU", config).create_infer_request()
+            base = ort_session(fused, "cpu", 1)
+            runs_on = [(base, fused_feeds), (static, feeds), (dynamic.infer, feeds)]
+            calls = [lambda run=run, f=f: run(f) for run, f in runs_on]
+            found = [[], []]
+            for _ in range(repeats):
+                times = interleaved(calls, warmup=5, runs=runs)
+                for i in (0, 1):
+                    found[i].append(statistics.median(t / b for t, b in zip(times[i + 1], times[0], strict=True)))
+            rows.append((strategy, statistics.median(found[0]), statistics.median(found[1])))
+            print(f"  openvino {strategy}: static {rows[-1][1]:.2f}x dynamic {rows[-1][2]:.2f}x", flush=True)
+    return rows
+
+
 def export_seconds(seq: int = 1000) -> float:
     """Wall time of the default (auto) export with its check, relu, at ``seq`` steps."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,9 +214,10 @@ def main() -> None:
     print(f"PyTorch eager relu T=200 B=1: {eager:.2f}x", flush=True)
     lin = linearity(max(runs // 3, 20))
     cross = crossover(max(runs // 2, 20), repeats)
+    vino = openvino_rows(max(runs // 3, 20), repeats)
     seconds = export_seconds()
     print(f"default export T=1000: {seconds:.2f} s")
-    text = render(rows, eager, lin, cross, seconds, runs, repeats, bool(args.before_src))
+    text = render(rows, eager, lin, cross, vino, seconds, runs, repeats, bool(args.before_src))
     if args.quick:
         print(text)
         return
@@ -191,7 +225,7 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def render(rows, eager, lin, cross, seconds, runs, repeats, before) -> str:
+def render(rows, eager, lin, cross, vino, seconds, runs, repeats, before) -> str:
     v = versions()
     lines = [
         "# Speed at batch 1: the 10-node step (issue 10)",
@@ -235,6 +269,14 @@ def render(rows, eager, lin, cross, seconds, runs, repeats, before) -> str:
         "|---:|---:|---:|",
     ]
     lines += [f"| {b} | {t} | {r:.2f} |" for b, t, r in cross]
+    lines += [
+        "",
+        "## OpenVINO: static against dynamic shapes (relu, T=64, B=1, ratio to ONNX Runtime's fused op)",
+        "",
+        "| file | compiled for the input's static shape | compiled with the file's dynamic axes |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {st:.2f}x | {dy:.2f}x |" for name, st, dy in vino]
     lines += ["", f"Default export (auto, relu, check included) at T=1000: {seconds:.2f} s (limit 3 s).", ""]
     return "\n".join(lines)
 
