@@ -106,10 +106,10 @@ def prepare_weights(op: Any, spec: GRUSpec, weights: Any, d: Direction, form: Sc
     (input scale ``c``, state scale ``k``) the state is carried as ``k * h``: the n rows of
     the input projection and ``b_hn`` are multiplied by ``c``, ``W_hrz`` by ``1 / k`` and
     ``W_hn`` by ``c / k`` (see :func:`gru_onnx.weights._read_folded` for the way back)."""
-    hidden = spec.hidden_size
-    w_ih, w_hh = weights[d.param("weight_ih")], weights[d.param("weight_hh")]
     if form is not None:
         return _prepare_scaled(op, spec, weights, d, form)
+    hidden = spec.hidden_size
+    w_ih, w_hh = weights[d.param("weight_ih")], weights[d.param("weight_hh")]
     w_hrz = _rows(op, w_hh, 0, 2 * hidden, f"{w_hh.name}.rz")
     w_hn = _rows(op, w_hh, 2 * hidden, 3 * hidden, f"{w_hh.name}.n")
     record: dict[str, Any] = {"weight_ih": w_ih.name, "weight_hh": [w_hrz.name, w_hn.name]}
