@@ -277,7 +277,14 @@ def render(rows, eager, lin, cross, vino, seconds, runs, repeats, before) -> str
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {st:.2f}x | {dy:.2f}x |" for name, st, dy in vino]
-    lines += ["", f"Default export (auto, relu, check included) at T=1000: {seconds:.2f} s (limit 3 s).", ""]
+    lines += [
+        "",
+        f"Default export (auto, relu, check included) at T=1000: {seconds:.2f} s (limit 3 s).",
+        "",
+        "No GPU was available for this run: nothing here is a GPU number (CUDA, TensorRT and CUDA graphs "
+        "are still to be measured).",
+        "",
+    ]
     return "\n".join(lines)
 
 
