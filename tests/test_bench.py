@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -106,3 +107,24 @@ def test_openvino_runs_a_dynamic_file_reshaped_to_the_feeds(loop_file, run_cli, 
     assert result.exit_code == 0, result.output
     (file,) = [t for t in json.loads((tmp_path / "o.json").read_text())["timings"] if t["kind"] == "file"]
     assert file["runtime"] == "openvino" and "static shapes" in file["note"]
+
+
+def test_whole_model_bench_with_model_factory(tmp_path, run_cli, monkeypatch):
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1]))
+    sys.modules.pop("examples.tagger", None)
+    from examples.tagger import make_model
+
+    model, args = make_model()
+    gru_onnx.export(model, args, tmp_path / "t.onnx", check=False)
+    without = run_cli("bench", "t.onnx", "--runs", "2", "--warmup", "0", "--batch", "3", "--json", "a.json")
+    assert without.exit_code == 0, without.output
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert [t["kind"] for t in report["timings"]] == ["file", "yardstick"]  # gelu: no native form
+    assert report["seq_len"] == 50 and report["batch"] == 3
+    with_model = run_cli("bench", "t.onnx", "--model", "examples.tagger:make_model", "--runs", "2", "--warmup", "0",
+                         "--json", "b.json")  # fmt: skip
+    assert with_model.exit_code == 0, with_model.output
+    (torch_row,) = [t for t in json.loads((tmp_path / "b.json").read_text())["timings"] if t["kind"] == "pytorch"]
+    assert torch_row["note"] == "the --model module"
