@@ -28,8 +28,8 @@ import onnx_ir as ir
 from gru_onnx.exporters import STRATEGIES, StackInputs, StackResult, register_strategy
 
 #: Longest static length for which unrolled beat loop on ONNX Runtime CPU at batch 1 in
-#: ``benchmarks/speed.py`` with the 10-node step (0.91x at 16, 0.97x at 64, 1.02x at 128;
-#: at batch 16 within 5% up to 64, behind beyond).
+#: ``benchmarks/speed.py`` with the 10-node step (0.90x at 16, 0.97x at 64, 1.03x at 128;
+#: at batch 16 within 6% up to 64, 13-15% behind beyond).
 UNROLLED_MAX_LEN = 64
 #: Longest static length auto unrolls for CUDA: no GPU measured it yet; bounded by the export
 #: (under 3 s) and file size (about 1.5 MiB per 256 steps at hidden 128) on the CPU side.
