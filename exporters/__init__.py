@@ -19,7 +19,11 @@ import onnx_ir as ir
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.spec import GRUSpec
 
-__all__ = ["STRATEGIES", "StackInputs", "StackResult", "Strategy", "get_strategy", "register_strategy"]
+__all__ = ["STRATEGIES", "TARGETS", "StackInputs", "StackResult", "Strategy", "get_strategy", "register_strategy"]
+
+
+#: Runtimes an export can be aimed at (``export(target=...)``); ``any`` means every runtime.
+TARGETS = ("any", "cpu", "cuda", "tensorrt", "openvino")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class StackInputs:
     batch_first: bool = False  # layout of x and of the output y
     name_prefix: str = ""  # prefix for new initializers, e.g. "encoder."
     scope: str = "gru"  # unique per call in the graph, for names of subgraphs ("gru_onnx.encoder#1")
+    target: str = "any"  # the runtime the file is for (TARGETS); auto picks what is fastest and exact there
 
 
 @dataclass(frozen=True)

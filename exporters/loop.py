@@ -2,7 +2,8 @@
 
 The file size does not grow with the sequence length and the sequence axis stays dynamic.
 Each layer and direction is one Scan (reverse directions scan backwards); the input
-projection for all steps is still one MatMul outside the loop.
+projection for all steps is one MatMul + Add outside the loop, split into the r/z and n parts
+the body reads as two scan inputs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import onnx_ir as ir
 import onnxscript
 
 from gru_onnx.exporters import StackInputs, StackResult, register_strategy
-from gru_onnx.exporters._cell import RecurrentWeights, Value, gru_step, masked_update, run_layers
+from gru_onnx.exporters._cell import StepWeights, Value, gru_step, run_layers
 from gru_onnx.spec import Direction, GRUSpec
 
 
@@ -23,49 +24,56 @@ from gru_onnx.spec import Direction, GRUSpec
     summary="ONNX Scan with the step as its body; any sequence length, size independent of it",
 )
 def build_loop(op: Any, stack: StackInputs) -> StackResult:
-    """Write each layer and direction as one Scan over time."""
+    """Write each layer and direction as one Scan over time.
+
+    The body returns the new state and, as scan outputs, ``n`` and ``z * (h - n)``, added
+    once for all steps outside (a value listed twice among a Scan body's outputs makes ONNX
+    Runtime return wrong results from step 2 on, so the state is never also an output). With
+    ``lengths`` the body holds the state past a sequence's end and returns the unmasked
+    ``h'``; outputs past the end are zeroed outside.
+    """
 
     def run_direction(
-        op: Any, spec: GRUSpec, gx: Value, h: Value, rw: RecurrentWeights, direction: Direction, mask: Value | None
+        op: Any, spec: GRUSpec, gx: Value, h: Value, sw: StepWeights, direction: Direction, mask: Value | None
     ) -> tuple[Value, Value]:
         # Named after the stack's (unique) scope and the direction: the same model gives the same file.
         prefix = f"{stack.scope}/scan{direction.suffix}"
-
-        def body(bop: Any, h_prev: Value, gx_t: Value, mask_t: Value | None = None) -> tuple[Value, Value]:
-            h_new = gru_step(bop, spec, gx_t, h_prev, rw)
-            if mask_t is None:
-                return h_new, bop.Identity(h_new)
-            y_t, h_next = masked_update(bop, mask_t, h_new, h_prev)
-            return h_next, y_t
-
         hidden = spec.hidden_size
+
+        def body(bop: Any, h_prev: Value, x_rz: Value, x_n: Value, mask_t: Value | None = None) -> tuple[Value, ...]:
+            n, zd, h_new = gru_step(bop, spec, x_rz, x_n, h_prev, sw)
+            if mask_t is None:
+                return h_new, n, zd
+            return bop.Where(mask_t, h_new, h_prev), h_new
+
         dtype = gx.dtype
+        state = ir.Shape(["batch", hidden])
         inputs = [
-            ir.val(f"{prefix}_h", dtype, ir.Shape(["batch", hidden])),
-            ir.val(f"{prefix}_gx", dtype, ir.Shape(["batch", 3 * hidden])),
+            ir.val(f"{prefix}_h", dtype, state),
+            ir.val(f"{prefix}_x_rz", dtype, ir.Shape(["batch", 2 * hidden])),
+            ir.val(f"{prefix}_x_n", dtype, state),
         ]
-        if mask is not None:
+        outputs = [ir.val(f"{prefix}_h_out", dtype, state)]
+        if mask is None:
+            outputs += [ir.val(f"{prefix}_n", dtype, state), ir.val(f"{prefix}_zd", dtype, state)]
+        else:
             inputs.append(ir.val(f"{prefix}_mask", ir.DataType.BOOL, ir.Shape(["batch", 1])))
+            outputs.append(ir.val(f"{prefix}_y", dtype, state))
         graph = onnxscript.build_graph(
-            body,
-            inputs=inputs,
-            outputs=[
-                ir.val(f"{prefix}_h_out", dtype, ir.Shape(["batch", hidden])),
-                ir.val(f"{prefix}_y", dtype, ir.Shape(["batch", hidden])),
-            ],
-            opset_imports={"": stack.opset},
-            name=prefix,
-            parent=op.builder,
+            body, inputs=inputs, outputs=outputs, opset_imports={"": stack.opset}, name=prefix, parent=op.builder
         )
         _prefix_names(graph, prefix)
-        scanned = [gx] if mask is None else [gx, mask]
+        x_rz, x_n = op.Split(gx, [2 * hidden, hidden], axis=-1, _outputs=2)
+        scanned = [x_rz, x_n] if mask is None else [x_rz, x_n, mask]
+        n_out = len(outputs) - 1
         directions = {}
         if direction.reverse:
-            directions = {"scan_input_directions": [1] * len(scanned), "scan_output_directions": [1]}
-        h_last, y = op.Scan(h, *scanned, body=graph, num_scan_inputs=len(scanned), _outputs=2, **directions)
+            directions = {"scan_input_directions": [1] * len(scanned), "scan_output_directions": [1] * n_out}
+        h_last, *ys = op.Scan(h, *scanned, body=graph, num_scan_inputs=len(scanned), _outputs=1 + n_out, **directions)
+        y = op.Add(*ys) if mask is None else op.Where(mask, ys[0], 0.0)
         return y, h_last
 
-    return run_layers(op, stack, run_direction)
+    return run_layers(op, stack, run_direction, time_major=True)
 
 
 def _prefix_names(graph: ir.Graph, prefix: str) -> None:

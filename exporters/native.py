@@ -42,6 +42,18 @@ def native_activations(spec: GRUSpec) -> tuple[NativeActivation, NativeActivatio
     return found[0], found[1]
 
 
+def native_entry(spec: GRUSpec) -> dict[str, Any] | None:
+    """What the metadata would say of a native stack for ``spec`` (for the compat table), or
+    None when the activations have no exact native form."""
+    try:
+        f, g = native_activations(spec)
+    except ExportError:
+        return None
+    attrs = _attributes(spec, f, g)
+    native = {key: attrs[key] for key in ("activations", "activation_alpha", "activation_beta") if key in attrs}
+    return {"strategy": "native", "native": native, "spec": spec.to_json()}
+
+
 def _zrh(w: np.ndarray) -> np.ndarray:
     """PyTorch gate order (r, z, n) -> ONNX's (z, r, h), along the first axis."""
     r, z, n = np.split(w, 3)

@@ -33,7 +33,7 @@ from gru_onnx import streaming as streaming_export
 from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
-from gru_onnx.exporters import StackInputs, Strategy, get_strategy, strategy_names
+from gru_onnx.exporters import TARGETS, StackInputs, Strategy, get_strategy, strategy_names
 from gru_onnx.metadata import METADATA_KEY, find_metadata
 from gru_onnx.module import CustomGRU
 from gru_onnx.spec import GRUSpec
@@ -99,6 +99,7 @@ def export(
     streaming_exclude: Sequence[str] = (),
     quantize: str | None = None,
     external_data: bool | None = None,
+    target: str = "any",
 ) -> ExportResult:
     """Export ``model`` (a CustomGRU or any module containing some) to the ONNX file ``f``.
 
@@ -113,7 +114,6 @@ def export(
     ``gru_onnx.check_parity``) and compared with the model in eval mode; the report is in
     ``result.parity``. ``quantize`` (``"weights"`` or ``"dynamic"``) writes an int8 file
     (see :func:`gru_onnx.quantize`), checked against the float model with int8 tolerances.
-    The file is written only once complete.
 
     With ``streaming`` every CustomGRU call takes its initial state from a new graph input and
     gives its final state as a new graph output (batch-first ``[batch, L*D, H]``, named and
@@ -125,12 +125,18 @@ def export(
     ``external_data`` writes the tensors to a data file beside the model (``None``: when the
     model reaches protobuf's 2 GiB limit; see :mod:`gru_onnx.saving`), named in
     ``result.data_path``.
+
+    ``target`` (``any``, ``cpu``, ``cuda``, ``tensorrt``, ``openvino``) names the runtime the
+    file is for: auto then picks the fastest form that is exact there (``any``: exact and as
+    intended everywhere). The file is written only once complete.
     """
     started = time.perf_counter()
     input_names = input_names or getattr(model, "gru_onnx_input_names", None)
     output_names = output_names or getattr(model, "gru_onnx_output_names", None)
     path = _check_output_path(f)
     chosen = get_strategy(strategy)
+    if target not in TARGETS:
+        raise GruOnnxUsageError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
     if quantize is not None:
         from gru_onnx.quantize import MODES
 
@@ -183,7 +189,7 @@ def export(
     output_time_axes = _output_time_axes(model, args, promised, [v.name for v in ir_model.graph.outputs])
     if lifter is not None:
         lifter.taken.update(v.name for v in (*ir_model.graph.inputs, *ir_model.graph.outputs) if v.name)
-    stacks = _replace_placeholders(ir_model, chosen, opset, lifter)
+    stacks = _replace_placeholders(ir_model, chosen, opset, lifter, target)
     if lifter is not None and not lifter.pairs:
         raise GruOnnxUsageError(
             f"streaming_exclude {list(streaming_exclude)} leaves no CustomGRU call to stream; export without streaming"
@@ -196,6 +202,7 @@ def export(
         "version": __version__,
         "strategy": used[0] if len(used) == 1 else "mixed",
         "requested_strategy": chosen.name,
+        "target": target,
         "opset": opset,
         "dtype": float_dtype,
         "dynamic_seq": any(stack["seq_len"] is None for stack in stacks),
@@ -620,7 +627,11 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def _replace_placeholders(
-    model: ir.Model, strategy: Strategy, opset: int, lifter: streaming_export.StateLifter | None = None
+    model: ir.Model,
+    strategy: Strategy,
+    opset: int,
+    lifter: streaming_export.StateLifter | None = None,
+    target: str = "any",
 ) -> list[dict[str, Any]]:
     """Write every placeholder node with ``strategy``; return the stacks' metadata. With a
     ``lifter`` (streaming) each call's state comes from and goes to graph inputs/outputs."""
@@ -664,8 +675,9 @@ def _replace_placeholders(
             h0 = lifted if lifted is not None else h0
         prefix = f"{cfg['path']}." if cfg["path"] else ""
         stack = StackInputs(
-            spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, scope=scope
-        )
+            spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, scope=scope,
+            target=target,
+        )  # fmt: skip
         result = strategy.build(op, stack)
         if finish is not None:
             finish(op, result.y_h)

@@ -29,6 +29,7 @@ __all__ = [
     "Activation",
     "BoundActivation",
     "NativeActivation",
+    "ScaledForm",
     "get_activation",
     "list_activations",
     "parse_activation",
@@ -52,6 +53,19 @@ class NativeActivation:
 
 
 @dataclass(frozen=True)
+class ScaledForm:
+    """A cheaper emitter for a candidate activation ``g``: ``onnx_fn(op, input_scale * x)`` equals
+    ``state_scale * g(x)``. The step folds ``input_scale`` into the weights and carries the
+    state multiplied by ``state_scale``, so the activation costs fewer nodes per step. Used at
+    opsets below ``below_opset`` (where the fused op is not there), float32/float64 only."""
+
+    input_scale: float
+    state_scale: float
+    onnx_fn: OnnxFn
+    below_opset: int | None = None
+
+
+@dataclass(frozen=True)
 class Activation:
     """One registry entry: how an activation runs in PyTorch and in ONNX."""
 
@@ -64,6 +78,8 @@ class Activation:
     doc: str = ""
     #: Returns why the parameters are invalid (e.g. a division by zero), or None.
     validate: Callable[[Mapping[str, float]], str | None] | None = None
+    #: A cheaper form with scaled input and output, for the candidate inside the step.
+    scaled: ScaledForm | None = None
 
     def bind(self, **params: float) -> BoundActivation:
         """Return this activation with parameters fixed (unknown names are an error)."""
@@ -106,6 +122,13 @@ class BoundActivation:
             return op.call_inline(fn, x, **self.kwargs)
         return fn(op, x, **self.kwargs)
 
+    def scaled_form(self, opset: int) -> ScaledForm | None:
+        """The registry's scaled form of this activation at ``opset``, or None."""
+        form = self.entry.scaled
+        if form is None or (form.below_opset is not None and opset >= form.below_opset):
+            return None
+        return form
+
     def native(self) -> NativeActivation | None:
         """The exact ONNX GRU activation for this one, or None if ONNX's list has none."""
         mapper = self.entry.native
@@ -140,6 +163,7 @@ def register_activation(
     aliases: tuple[str, ...] = (),
     doc: str = "",
     validate: Callable[[Mapping[str, float]], str | None] | None = None,
+    scaled: ScaledForm | None = None,
     overwrite: bool = False,
 ) -> Activation:
     """Add an activation to the registry so CustomGRU, every exporter and the CLI can use it.
@@ -161,6 +185,7 @@ def register_activation(
         native=native,
         doc=doc,
         validate=validate,
+        scaled=scaled,
     )
     _ALIASES.pop(name, None)
     _REGISTRY[name] = entry
@@ -297,7 +322,17 @@ def _celu(op: Any, x: Any, alpha: float) -> Any:
     return op.Add(op.Max(x, 0.0), op.Min(op.Mul(expm1, alpha), 0.0))
 
 
-@_builtin("gelu", F.gelu, doc="x * Phi(x), exact (erf) form")
+def _gelu_scaled(op: Any, y: Any) -> Any:
+    """``y * (1 + erf(y))``: with ``y = x / sqrt(2)`` this is ``sqrt(2) * gelu(x)``, three nodes."""
+    return op.Mul(y, op.Add(op.Erf(y), 1.0))
+
+
+@_builtin(
+    "gelu",
+    F.gelu,
+    doc="x * Phi(x), exact (erf) form",
+    scaled=ScaledForm(1.0 / math.sqrt(2.0), math.sqrt(2.0), _gelu_scaled, below_opset=20),
+)
 def _gelu(op: Any, x: Any) -> Any:
     if op.version >= 20:
         return op.Gelu(x)

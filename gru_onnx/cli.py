@@ -170,6 +170,13 @@ def cli() -> None:
     help="With --streaming: a module path whose CustomGRUs keep their state inside the model (repeatable).",
 )
 @click.option(
+    "--target",
+    type=click.Choice(["any", "cpu", "cuda", "tensorrt", "openvino"]),
+    default="any",
+    show_default=True,
+    help="Runtime the file is for: auto picks the fastest form exact there (any: exact everywhere).",
+)
+@click.option(
     "--dtype",
     type=click.Choice(["float32", "float16"]),
     default="float32",
@@ -271,6 +278,7 @@ EXPORT_FLAGS: dict[str, tuple[str, Any]] = {
     "opset": ("opset", None),
     "dtype": ("dtype", None),
     "dynamic_seq": ("dynamic_seq", None),
+    "target": ("target", None),
     "static_batch": ("dynamic_batch", lambda v: not v),
     "streaming": ("streaming", None),
     "chunk": ("chunk", None),
@@ -576,6 +584,7 @@ def inspect(path: Path) -> None:
         head.add_row("gru-onnx", "no gru-onnx metadata: not exported by gru-onnx")
     else:
         head.add_row("strategy", f"{meta['strategy']} (requested: {meta.get('requested_strategy', '-')})")
+        head.add_row("target", meta.get("target", "any"))
         head.add_row("dtype", meta.get("dtype", "float32"))
         head.add_row("exported by", f"gru-onnx {meta.get('version', '?')}")
         if meta.get("quantization"):
@@ -700,6 +709,46 @@ def package(path: Path, repo: Path, name: str | None, **opts: Any) -> None:
         click.echo(f"state: {state_in} -> {state_out} (zero at the start of each sequence)")
     for note in result.notes:
         click.echo(f"note: {note}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    default=("cpu",),
+    show_default=True,
+    type=click.Choice(["cpu", "cuda", "tensorrt", "openvino"]),
+    help="Runtime(s) to time the file on (repeat the option); OpenVINO is given static shapes.",
+)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seq-len", type=click.IntRange(min=1), help="Sequence length (default: the file's, else 200).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True, help="Timed runs per runner.")
+@_model_option("PyTorch baseline for a whole-model file: FACTORY() returns (module, example_args).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results as JSON (schema: gru_onnx/bench.schema.json).",
+)
+def bench(path: Path, providers: tuple[str, ...], factory: str | None, json_path: Path | None, **opts: Any) -> None:
+    """Time a file beside ONNX Runtime's fused GRU op and PyTorch eager, interleaved in one process."""
+    from gru_onnx import bench as benchmod
+    from gru_onnx.loading import load_factory
+
+    if json_path is not None and not os.access(json_path.parent if str(json_path.parent) else ".", os.W_OK):
+        _fail(f"cannot write {json_path}: its folder does not exist or is not writable", 2)
+    _require_providers(providers)
+    model = load_factory(factory)[0] if factory else None
+    report = benchmod.bench(path, providers=providers, model=model, **opts)
+    _print(benchmod.table(report))
+    for reason in report.skipped:
+        click.echo(f"skipped: {reason}")
+    if json_path is not None:
+        benchmod.write_json(report, json_path)
 
 
 def main() -> None:

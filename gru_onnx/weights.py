@@ -3,7 +3,8 @@
 Every stack's metadata has ``weights = {"layout": NAME, "version": N, ...}``. A layout's rule
 reads the stored initializers back into an ``nn.GRU`` state_dict that computes the same
 function: exactly the source tensors where they are stored as they are (``torch``), within
-float rounding where they were rearranged (``onnx_gru``: gate order and stacking changed).
+float rounding where values were computed (``folded``: biases summed). ``onnx_gru`` only
+reorders and stacks, so it is exact too.
 Files written before the field had a version are version 1. A strategy that stores weights in
 a new way registers its rule here with :func:`register_layout`, so older files keep checking.
 
@@ -107,6 +108,51 @@ def _read_onnx_gru(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> di
             bias = get(names["B"])[slot]
             state[d.param("bias_ih")] = _rzn(bias[: 3 * hidden])
             state[d.param("bias_hh")] = _rzn(bias[3 * hidden :])
+    return state
+
+
+@register_layout(
+    "folded",
+    version=1,
+    exact=False,
+    doc="per direction: weight_ih as is, weight_hh as r/z and n row blocks, the input bias with the "
+    "r/z (and, reset before, n) recurrent biases folded in, b_hn apart when reset after; optionally "
+    "scaled for a candidate's scaled form (input_scale, state_scale)",
+)
+def _read_folded(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
+    # The folded sums are all the recurrence uses, so the rule returns them as bias_ih and
+    # zeros for the folded part of bias_hh: the same function, and the same effective
+    # parameters (compared within float rounding: the sums were rounded once when written).
+    # A file carrying the state scaled by k, with the candidate's input scaled by c
+    # (``state_scale``, ``input_scale``: a registry ScaledForm), stores the n rows of weight_ih
+    # and the n biases times c, the r/z rows of weight_hh over k, its n rows times c / k.
+    c = float(weights.get("input_scale", 1.0))
+    k = float(weights.get("state_scale", 1.0))
+    state = {}
+    hidden = spec.hidden_size
+    n_rows = slice(2 * hidden, 3 * hidden)
+
+    def unscale(array: np.ndarray, rows: slice, by: float) -> np.ndarray:
+        if by == 1.0:
+            return array
+        out = array.astype(np.float64)
+        out[rows] /= by
+        return out.astype(array.dtype)
+
+    for d in spec.directions():
+        entry = weights["directions"][d.suffix]
+        state[d.param("weight_ih")] = unscale(get(entry["weight_ih"]), n_rows, c)
+        rz, n = (get(name) for name in entry["weight_hh"])
+        state[d.param("weight_hh")] = np.concatenate(
+            [unscale(rz, slice(None), 1.0 / k), unscale(n, slice(None), c / k)]
+        )
+        if spec.bias:
+            b_x = unscale(get(entry["bias_x"]), n_rows, c)
+            b_hh = np.zeros_like(b_x)
+            if spec.reset_after:
+                b_hh[n_rows] = unscale(get(entry["bias_hn"]), slice(None), c)
+            state[d.param("bias_ih")] = b_x
+            state[d.param("bias_hh")] = b_hh
     return state
 
 

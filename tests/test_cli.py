@@ -27,8 +27,15 @@ def test_default_export_is_the_documented_model(run_cli, tmp_path):
     expected = CustomGRU(16, 32, activation="relu")
     model = onnx.load(tmp_path / "gru.onnx")
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    for name, tensor in expected.state_dict().items():
-        np.testing.assert_array_equal(inits[name], tensor.numpy())
+    source = {k: v.double().numpy() for k, v in expected.state_dict().items()}
+    for name in ("weight_ih_l0", "weight_hh_l0"):
+        stored = inits[name] if name in inits else np.concatenate([inits[f"{name}.rz"], inits[f"{name}.n"]])
+        np.testing.assert_array_equal(stored, source[name].astype(np.float32))
+    # the folded biases: r and z see b_ih + b_hh, the candidate b_in and b_hn apart
+    np.testing.assert_array_equal(inits["bias_ih_l0.folded"][:64],
+                                  (source["bias_ih_l0"] + source["bias_hh_l0"])[:64].astype(np.float32))  # fmt: skip
+    np.testing.assert_array_equal(inits["bias_ih_l0.folded"][64:], source["bias_ih_l0"][64:].astype(np.float32))
+    np.testing.assert_array_equal(inits["bias_hh_l0.n"], source["bias_hh_l0"][64:].astype(np.float32))
     x = torch.randn(20, 3, 16)
     y, _ = run_ort(tmp_path / "gru.onnx", {"input": x.numpy()})
     np.testing.assert_allclose(y, numpy_reference(expected, x)[0], rtol=1e-4, atol=1e-5)

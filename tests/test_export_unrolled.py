@@ -167,16 +167,21 @@ def test_graph_interface_metadata_and_weights_stored_once(tmp_path):
     assert [o.name for o in model.graph.output] == ["output", "h_n"]
     assert model.graph.input[0].type.tensor_type.shape.dim[1].dim_param == "batch"
     assert model.graph.output[1].type.tensor_type.shape.dim[1].dim_param == "batch"
-    # 16 parameters, each stored once (not once per step): the recurrent ones of this
-    # reset-before GRU as two row blocks (r,z rows and n rows), as the metadata lists them.
+    # Each parameter stored once (not once per step), in the folded layout: weight_ih as it is,
+    # weight_hh as two row blocks (r,z rows and n rows), and this reset-before GRU's biases as
+    # one sum b_ih + b_hh per direction, as the metadata lists them.
     arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     stored = json.loads(next(p.value for p in model.metadata_props if p.key == "gru_onnx"))["stacks"][0]
-    for name, tensor in gru.state_dict().items():
-        blocks = stored["weights"]["parameters"][name]
-        blocks = [blocks] if isinstance(blocks, str) else blocks
-        assert len(blocks) == (2 if "_hh_" in name else 1), name
-        np.testing.assert_array_equal(np.concatenate([arrays[b] for b in blocks]), tensor.numpy())
-    assert len([n for n in arrays if n.startswith(("weight_", "bias_"))]) == 8 + 16
+    state = gru.state_dict()
+    for d in ("_l0", "_l0_reverse", "_l1", "_l1_reverse"):
+        entry = stored["weights"]["directions"][d]
+        assert set(entry) == {"weight_ih", "weight_hh", "bias_x"}
+        np.testing.assert_array_equal(arrays[entry["weight_ih"]], state[f"weight_ih{d}"].numpy())
+        np.testing.assert_array_equal(np.concatenate([arrays[b] for b in entry["weight_hh"]]),
+                                      state[f"weight_hh{d}"].numpy())  # fmt: skip
+        bias = state[f"bias_ih{d}"].double().numpy() + state[f"bias_hh{d}"].double().numpy()
+        np.testing.assert_array_equal(arrays[entry["bias_x"]], bias.astype(np.float32))
+    assert len([n for n in arrays if n.startswith(("weight_", "bias_"))]) == 4 * 4
     # 6 steps x 2 layers x 2 directions: one recurrent Gemm (r,z) + one (n) each
     assert result.node_counts["Gemm"] == 6 * 2 * 2 * 2
     assert result.node_counts["MatMul"] == 4  # input projection: one per layer and direction
@@ -185,7 +190,7 @@ def test_graph_interface_metadata_and_weights_stored_once(tmp_path):
     (stack,) = meta["stacks"]
     assert stack["spec"]["activation"] == {"name": "leaky_relu", "params": {"alpha": 0.2}}
     assert stack["spec"]["reset_after"] is False and stack["seq_len"] == 6 and stack["has_h0"]
-    assert stack["weights"]["parameters"]["weight_hh_l1_reverse"] == [
+    assert stack["weights"]["directions"]["_l1_reverse"]["weight_hh"] == [
         "weight_hh_l1_reverse.rz",
         "weight_hh_l1_reverse.n",
     ]
@@ -199,8 +204,14 @@ def test_pytorch_reference_rebuilt_from_the_file_alone(strategy, tmp_path):
     model = onnx.load(result.path)
     rebuilt = reference_from_file(model, gru_onnx.read_metadata(model))
     assert rebuilt.spec == gru.spec
-    for name, tensor in gru.state_dict().items():
-        torch.testing.assert_close(rebuilt.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    source, back = gru.state_dict(), rebuilt.state_dict()
+    for name, tensor in source.items():
+        if name.startswith("weight") or strategy == "native":  # stored as they are
+            torch.testing.assert_close(back[name], tensor, rtol=0, atol=0, msg=name)
+    for name in (n for n in source if n.startswith("bias_ih")):  # folded: the sums the gates see
+        hh = name.replace("_ih", "_hh")
+        folded = (source[name].double() + source[hh].double()).float()
+        torch.testing.assert_close(back[name] + back[hh], folded, rtol=0, atol=0, msg=name)
     np.testing.assert_allclose(rebuilt(*args)[0].detach().numpy(), y, rtol=1e-5, atol=1e-6)
 
 
@@ -224,7 +235,7 @@ def test_whole_model_with_dynamic_batch(tmp_path):
     result = gru_onnx.export(model, (tokens,), tmp_path / "tagger.onnx", strategy="unrolled")
     assert result.passed
     assert result.metadata["stacks"][0]["path"] == "encoder"
-    assert result.metadata["stacks"][0]["weights"]["parameters"]["weight_ih_l0"] == "encoder.weight_ih_l0"
+    assert result.metadata["stacks"][0]["weights"]["directions"]["_l0"]["weight_ih"] == "encoder.weight_ih_l0"
     onnx_model = onnx.load(result.path)
     (inp,) = onnx_model.graph.input
     batch_feed = torch.randint(0, 50, (5, 9))  # another batch size than the example

@@ -122,11 +122,12 @@ def test_native_file_on_openvino(tmp_path):
 
 
 def perturb(path, out, name, delta):
+    """Add ``delta`` to parameter ``name`` (all its stored row blocks, ``name.rz``/``name.n``)."""
     model = onnx.load(path)
     for init in model.graph.initializer:
-        if init.name == name:
+        if init.name == name or init.name.startswith(f"{name}."):
             array = onnx.numpy_helper.to_array(init) + np.float32(delta)
-            init.CopyFrom(onnx.numpy_helper.from_array(array.astype(np.float32), name))
+            init.CopyFrom(onnx.numpy_helper.from_array(array.astype(np.float32), init.name))
     onnx.save(model, out)
 
 

@@ -1,0 +1,419 @@
+"""``gru-onnx bench``: latency of an exported file beside baselines run in the same process.
+
+Baselines: ONNX Runtime's fused ``GRU`` op per GRU stack (with the file's own weights where
+the activations have an exact native form, else a sigmoid/tanh op of the same sizes, labelled
+a yardstick) and PyTorch eager (the CustomGRU rebuilt from the file, or a ``--model``
+factory's module). Every timed call of every runner is interleaved with the others, round by
+round, so machine noise is shared; ratios are medians of the per-round ratios to the fused op
+(the sum of the stacks' fused ops for a file with several). OpenVINO gets the feeds' static
+shapes before compiling: with dynamic shapes it runs far slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gru_onnx.errors import GruOnnxUsageError
+
+SCHEMA_ID = "gru-onnx/bench-report/1"
+DEFAULT_SEQ_LEN = 200
+ORT_PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One runner's latencies: what ran (``kind``: file, fused-op, yardstick or pytorch), where,
+    and its median/p10/p90 in milliseconds, sequences per second, and median ratio to the fused op."""
+
+    name: str
+    kind: str
+    runtime: str
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    sequences_per_s: float
+    ratio: float | None
+    note: str = ""
+
+
+@dataclass
+class BenchReport:
+    """A bench run: the file, the shapes and settings, the machine, and one Timing per runner."""
+
+    file: str
+    batch: int
+    seq_len: int
+    threads: int
+    warmup: int
+    runs: int
+    machine: str
+    versions: dict[str, str]
+    timings: list[Timing] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = SCHEMA_ID
+        return data
+
+    def timing(self, name: str) -> Timing:
+        return next(t for t in self.timings if t.name == name)
+
+
+def machine() -> str:
+    """CPU model name and logical core count (from /proc/cpuinfo where there is one)."""
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the runtimes a bench can use (missing ones left out)."""
+    import importlib.metadata as md
+
+    found = {"python": platform.python_version()}
+    for dist in ("gru-onnx", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            found[dist] = md.version(dist)
+    return found
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def make_feeds(
+    model: Any, metadata: Mapping[str, Any] | None, batch: int, seq_len: int | None, seed: int = 0
+) -> tuple[dict[str, np.ndarray], int]:
+    """Random feeds for the file's inputs at ``batch`` and ``seq_len`` (its static length, or
+    DEFAULT_SEQ_LEN, when None); a static axis that disagrees is a usage error."""
+    import onnx
+
+    stacks = (metadata or {}).get("stacks", [])
+    static = {s["seq_len"] for s in stacks if s.get("seq_len") is not None}
+    if seq_len is None:
+        seq_len = min(static) if static else DEFAULT_SEQ_LEN
+    elif static and seq_len not in static:
+        raise GruOnnxUsageError(
+            f"the file's sequence length is fixed at {min(static)}; use --seq-len {min(static)} or export with another"
+        )
+    lone = stacks[0]["spec"] if len(stacks) == 1 and stacks[0]["path"] == "" else None
+    rng = np.random.default_rng(seed)
+    initializers = {i.name for i in model.graph.initializer}
+    feeds = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+        shape = []
+        for axis, dim in enumerate(tensor.shape.dim):
+            shape.append(_axis_size(value.name, axis, dim, lone, batch, seq_len))
+        if np.issubdtype(dtype, np.floating):
+            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
+        elif value.name == "lengths":
+            feeds[value.name] = np.full(shape, seq_len, dtype=dtype)
+        else:  # token ids and the like: zeros are valid for any vocabulary
+            feeds[value.name] = np.zeros(shape, dtype=dtype)
+    return feeds, seq_len
+
+
+def _axis_size(name: str, axis: int, dim: Any, lone: Mapping[str, Any] | None, batch: int, seq_len: int) -> int:
+    """The size of one input axis: batch and sequence by name (or a lone GRU's layout)."""
+    if lone is not None:  # input [T, B, I] / [B, T, I], h0 [L*D, B, H], lengths [B]
+        roles = {"input": ("batch", "seq") if lone["batch_first"] else ("seq", "batch"), "lengths": ("batch",)}
+        role = roles.get(name, (None, "batch"))
+        role = role[axis] if axis < len(role) else None
+    else:
+        role = "batch" if dim.dim_param == "batch" else "seq" if dim.dim_param.startswith("seq") else None
+    want = {"batch": batch, "seq": seq_len}.get(role)  # type: ignore[arg-type]
+    if dim.dim_param:
+        if want is None:
+            raise GruOnnxUsageError(
+                f"input {name!r} axis {axis} is dynamic ({dim.dim_param}) and not batch or sequence"
+            )
+        return want
+    if want is not None and want != dim.dim_value:
+        option = "--batch" if role == "batch" else "--seq-len"
+        raise GruOnnxUsageError(
+            f"input {name!r} has a static {role} axis of {dim.dim_value}; use {option} {dim.dim_value}"
+        )
+    return dim.dim_value
+
+
+# ---------------------------------------------------------------- runners
+
+
+def ort_session(path: Path, provider: str, threads: int) -> Callable[[dict[str, np.ndarray]], Any]:
+    """A run function on one ONNX Runtime provider with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=[ORT_PROVIDERS[provider]])
+    return lambda feeds: session.run(None, feeds)
+
+
+def openvino_session(
+    path: Path, feeds: Mapping[str, np.ndarray], threads: int
+) -> Callable[[dict[str, np.ndarray]], Any]:
+    """OpenVINO CPU, f32, compiled for the feeds' static shapes (dynamic ones run far slower)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape({name: list(array.shape) for name, array in feeds.items()})
+    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
+    request = core.compile_model(model, "CPU", config).create_infer_request()
+    return lambda f: request.infer(f)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fused_op_files(
+    model: Any, metadata: Mapping[str, Any], batch: int, seq_len: int, folder: Path
+) -> list[tuple[str, str, Path, dict[str, np.ndarray]]]:
+    """Per GRU stack ``(label, kind, path, feeds)`` of a file holding ONNX Runtime's fused GRU op:
+    the stack's own weights where its activations have an exact native form (kind ``fused-op``),
+    else sigmoid/tanh of the same sizes (kind ``yardstick``)."""
+    import torch
+
+    import gru_onnx
+    from gru_onnx.module import CustomGRU
+    from gru_onnx.rebuild import state_dict_from_file
+    from gru_onnx.spec import GRUSpec
+
+    out = []
+    for i, stack in enumerate(metadata.get("stacks", [])):
+        spec = GRUSpec.from_json(stack["spec"])
+        exact = spec.activation.native() is not None and spec.recurrent_activation.native() is not None
+        label = stack["path"] or "GRU"
+        if exact:
+            gru = CustomGRU.from_spec(spec)
+            gru.load_state_dict(state_dict_from_file(model, stack), strict=True)
+            kind = "fused-op"
+        else:
+            gru = CustomGRU(
+                spec.input_size,
+                spec.hidden_size,
+                num_layers=spec.num_layers,
+                bias=spec.bias,
+                batch_first=spec.batch_first,
+                bidirectional=spec.bidirectional,
+            )
+            kind = "yardstick"
+        gru = gru.float().eval()
+        shape = (2, seq_len, spec.input_size) if spec.batch_first else (seq_len, 2, spec.input_size)
+        path = folder / f"fused_{i}.onnx"
+        with torch.no_grad():
+            gru_onnx.export(gru, (torch.randn(*shape),), path, strategy="native", check=False)
+        run_shape = (batch, seq_len, spec.input_size) if spec.batch_first else (seq_len, batch, spec.input_size)
+        feeds = {"input": np.random.default_rng(i).standard_normal(run_shape).astype(np.float32)}
+        out.append((label, kind, path, feeds))
+    return out
+
+
+# ---------------------------------------------------------------- timing
+
+
+def interleaved(runners: Sequence[Callable[[], Any]], warmup: int, runs: int) -> list[list[float]]:
+    """Seconds per call, ``runs`` calls of each runner, one call of each per round (the order
+    rotating), after ``warmup`` calls of each."""
+    for run in runners:
+        for _ in range(warmup):
+            run()
+    times: list[list[float]] = [[] for _ in runners]
+    clock = time.perf_counter
+    for r in range(runs):
+        for k in range(len(runners)):
+            i = (k + r) % len(runners)
+            start = clock()
+            runners[i]()
+            times[i].append(clock() - start)
+    return times
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    return float(np.quantile(np.asarray(values), q))
+
+
+def bench(
+    path: str | os.PathLike[str],
+    *,
+    providers: Sequence[str] = ("cpu",),
+    batch: int = 1,
+    seq_len: int | None = None,
+    threads: int = 1,
+    warmup: int = 10,
+    runs: int = 100,
+    model: Any = None,
+    baselines: bool = True,
+) -> BenchReport:
+    """Time ``path`` on ``providers`` beside the fused-op and PyTorch baselines (see the module doc).
+
+    ``model`` (a torch module) is the PyTorch baseline for a whole-model file; a lone CustomGRU
+    file is rebuilt from its metadata without it.
+    """
+    from gru_onnx.metadata import find_metadata, load_model
+    from gru_onnx.runners import unavailable_reason
+
+    if batch < 1 or threads < 1 or runs < 1 or warmup < 0 or (seq_len is not None and seq_len < 1):
+        raise GruOnnxUsageError("batch, threads, runs and seq_len must be at least 1, warmup at least 0")
+    path = Path(path)
+    proto = load_model(path)
+    metadata = find_metadata(proto)
+    feeds, seq_len = make_feeds(proto, metadata, batch, seq_len)
+    report = BenchReport(str(path), batch, seq_len, threads, warmup, runs, machine(), versions())
+    entries: list[tuple[str, str, str, Callable[[], Any], str]] = []  # name, kind, runtime, call, note
+    for key in providers:
+        if reason := unavailable_reason(key):
+            report.skipped.append(reason)
+            continue
+        if key == "openvino":
+            run = openvino_session(path, feeds, threads)
+            entries.append(("file", "file", "openvino", lambda run=run: run(feeds), "static shapes (reshaped)"))
+        else:
+            run = ort_session(path, key, threads)
+            entries.append(("file", "file", f"onnxruntime-{key}", lambda run=run: run(feeds), ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        fused: list[int] = []
+        if baselines and metadata is not None:
+            for label, kind, fused_path, fused_feeds in fused_op_files(proto, metadata, batch, seq_len, Path(tmp)):
+                run = ort_session(fused_path, "cpu", threads)
+                name = f"fused GRU op ({label})" if kind == "fused-op" else f"fused GRU op, sigmoid/tanh ({label})"
+                note = "same weights" if kind == "fused-op" else "yardstick: same sizes, default activations"
+                fused.append(len(entries))
+                entries.append((name, kind, "onnxruntime-cpu", lambda r=run, f=fused_feeds: r(f), note))
+        if baselines:
+            torch_call = _pytorch_call(proto, metadata, feeds, model)
+            if torch_call is not None:
+                entries.append(("PyTorch eager", "pytorch", "torch-cpu", torch_call[0], torch_call[1]))
+        if not entries:
+            raise GruOnnxUsageError("nothing to time: " + "; ".join(report.skipped))
+        with _torch_threads(threads):
+            times = interleaved([e[3] for e in entries], warmup, runs)
+    base = [sum(times[i][r] for i in fused) for r in range(runs)] if fused else None
+    for (name, kind, runtime, _, note), samples in zip(entries, times, strict=True):
+        median = statistics.median(samples)
+        ratio = statistics.median(s / b for s, b in zip(samples, base, strict=True)) if base else None
+        report.timings.append(
+            Timing(
+                name,
+                kind,
+                runtime,
+                1e3 * median,
+                1e3 * _quantile(samples, 0.1),
+                1e3 * _quantile(samples, 0.9),
+                batch / median,
+                ratio,
+                note,
+            )
+        )
+    return report
+
+
+def _pytorch_call(
+    proto: Any, metadata: Mapping[str, Any] | None, feeds: Mapping[str, np.ndarray], model: Any
+) -> tuple[Callable[[], Any], str] | None:
+    """The PyTorch eager baseline: ``model`` on the feeds, or the lone CustomGRU rebuilt from the file."""
+    import torch
+
+    tensors = [torch.from_numpy(a) for a in feeds.values()]
+    if model is not None:
+        module, note = model.eval(), "the --model module"
+    else:
+        from gru_onnx.rebuild import reference_from_file
+
+        stacks = (metadata or {}).get("stacks", [])
+        if len(stacks) != 1 or stacks[0]["path"] != "":
+            return None
+        module, note = reference_from_file(proto, metadata), "CustomGRU rebuilt from the file"
+        names = list(feeds)
+        kwargs = {n: t for n, t in zip(names, tensors, strict=True)}
+        mapping = {"input": "input", "h0": "hx", "lengths": "lengths"}
+        kwargs = {mapping.get(n, n): t for n, t in kwargs.items()}
+
+        def call() -> Any:
+            with torch.no_grad():
+                return module(**kwargs)
+
+        return call, note
+
+    def call_model() -> Any:
+        with torch.no_grad():
+            return module(*tensors)
+
+    return call_model, note
+
+
+# ---------------------------------------------------------------- output
+
+
+def table(report: BenchReport) -> Any:
+    """A rich table: one row per runner."""
+    from rich.table import Table
+
+    title = (
+        f"{Path(report.file).name}: batch {report.batch}, seq_len {report.seq_len}, {report.threads} thread(s), "
+        f"median of {report.runs} interleaved runs after {report.warmup} warm-up"
+    )
+    out = Table(title=title)
+    for column in ("runner", "runtime", "median ms", "p10 ms", "p90 ms", "seq/s", "x fused op", "note"):
+        out.add_column(column, justify="right" if "ms" in column or column in ("seq/s", "x fused op") else "left")
+    for t in report.timings:
+        ratio = f"{t.ratio:.2f}" if t.ratio is not None else "-"
+        out.add_row(
+            t.name,
+            t.runtime,
+            f"{t.median_ms:.3f}",
+            f"{t.p10_ms:.3f}",
+            f"{t.p90_ms:.3f}",
+            f"{t.sequences_per_s:,.0f}",
+            ratio,
+            t.note,
+        )
+    return out
+
+
+def write_json(report: BenchReport, path: str | os.PathLike[str]) -> None:
+    """Write the report (schema: ``gru_onnx/bench.schema.json``) atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(report.to_json(), indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
