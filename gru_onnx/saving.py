@@ -2,7 +2,7 @@
 
 Protobuf cannot hold a message of 2 GiB or more, so a model whose weights reach that is written as
 two files side by side: ``model.onnx`` (the graph, small tensors inline) and one data file
-``model.onnx.<sha256[:16]>.data`` holding every tensor of :data:`INLINE_TENSOR_BYTES` or more, its
+``model.onnx.<sha256[:16]>.data`` holding every tensor larger than :data:`INLINE_TENSOR_BYTES`, its
 name the first 16 hex digits of the SHA-256 of its own bytes. The model records the data file's
 name as a relative ``location``, so the pair moves together.
 
@@ -39,7 +39,7 @@ from gru_onnx.errors import GruOnnxUsageError
 
 #: Protobuf's limit on one serialized message (2 GiB); a model this large must use external data.
 PROTOBUF_LIMIT = 2**31
-#: Tensors of at least this many bytes go to the data file (onnx.save's threshold); smaller ones
+#: Tensors larger than this many bytes go to the data file (onnx_ir's threshold); the others
 #: stay in the model, so its constants stay readable by tools that do not follow locations.
 INLINE_TENSOR_BYTES = 1024
 #: Room left for everything that is not a tensor (nodes, names, types, metadata) when deciding

@@ -51,17 +51,26 @@ def test_int8_stays_within_5_percent_of_the_float_model(tmp_path, mode, strategy
 
 @pytest.mark.parametrize("per_channel", [True, False])
 def test_stored_weights_are_within_half_a_step_of_the_source(tmp_path, per_channel):
+    """Read back through the file's weight layout, every nn.GRU weight is within half a
+    quantization step of the source (the step bounded from the whole weight's range)."""
+    from gru_onnx.rebuild import state_dict_from_file
+
     torch.manual_seed(1)
     module = CustomGRU(8, 32, activation="relu").eval()
     target = tmp_path / "int8.onnx"
     quantize(_float_file(tmp_path, module, "loop"), target, mode="weights", per_channel=per_channel)
-    values = dequantized_initializers(onnx.load(target))
+    model = onnx.load(target)
+    (stack,) = read_metadata(target)["stacks"]
+    stored = state_dict_from_file(model, stack)
+    assert set(dequantized_initializers(model))  # int8 values and scales are what was read
     for name in ("weight_ih_l0", "weight_hh_l0"):
-        source = getattr(module, name).detach().numpy()  # [3H, in]; the MatMul reads its transpose
-        peak = np.abs(source).max(axis=1) if per_channel else np.abs(source).max()
-        step = (peak / 127.0)[:, None] if per_channel else peak / 127.0
-        assert values[name].shape == source.shape
-        assert np.all(np.abs(values[name] - source) <= step / 2 * (1 + 1e-6))
+        source = getattr(module, name).detach().numpy()  # [3H, in]: one output channel per row
+        peak = np.abs(source).max(axis=1, keepdims=True) if per_channel else np.abs(source).max()
+        step = peak / 127.0
+        got = stored[name].numpy()
+        assert got.shape == source.shape
+        assert np.all(np.abs(got - source) <= step / 2 * (1 + 1e-5))
+        assert np.any(got != source)  # int8, not the float weights
 
 
 def test_int8_file_is_under_035x_for_two_layers_of_256(tmp_path):
@@ -89,10 +98,10 @@ def test_loop_bodies_are_quantized_and_no_transpose_of_weights_is_left(tmp_path)
     for model in (dynamic, weights):
         inits = {t.name for t in model.graph.initializer}
         assert not [n for n in model.graph.node if n.op_type == "Transpose" and n.input[0] in inits]
-        assert not {"weight_ih_l0", "weight_hh_l0"} & inits  # no float copy left behind
+        assert not {"weight_ih_l0", "weight_hh_l0.rz", "weight_hh_l0.n"} & inits  # no float copy left
     scan = next(n for n in weights.graph.node if n.op_type == "Scan")
     body_inits = {t.name: t.data_type for t in scan.attribute[-1].g.initializer}
-    assert body_inits["weight_hh_l0_int8"] == onnx.TensorProto.INT8
+    assert body_inits["weight_hh_l0.rz_int8"] == body_inits["weight_hh_l0.n_int8"] == onnx.TensorProto.INT8
     assert "DequantizeLinear" in [n.op_type for n in _body_nodes(weights)]
 
 
@@ -118,7 +127,7 @@ def test_export_with_quantize_checks_against_the_float_model(tmp_path):
     assert result.passed, result.parity.summary()
     record = read_metadata(tmp_path / "t.onnx")["quantization"]
     assert record["mode"] == "dynamic" and record["granularity"] == "per_channel"
-    assert set(record["tensors"]) >= {"rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight"}
+    assert set(record["tensors"]) == {"rnn.weight_ih_l0", "rnn.weight_hh_l0.rz", "rnn.weight_hh_l0.n", "head.weight"}
     assert "int8 dynamic file vs float32 source" in result.parity.reference
     assert (result.parity.atol, result.parity.rtol) == gru_onnx.quantize.INT8_TOLERANCES["dynamic"]
 
@@ -149,7 +158,7 @@ def test_check_of_an_int8_file_names_its_reference_and_tolerances(run_cli, tmp_p
     assert result.exit_code == 0, result.output
     assert "int8 (dynamic, per channel)" in result.output
     inspected = run_cli("inspect", "int8.onnx")
-    assert "int8           dynamic, per channel: 2 weight(s)" in inspected.output
+    assert "int8           dynamic, per channel: 3 weight(s)" in inspected.output
     checked = run_cli("check", "int8.onnx")
     assert checked.exit_code == 0, checked.output
     assert "int8 dynamic file vs dequantized int8 weights" in " ".join(checked.output.split())
@@ -211,7 +220,7 @@ def test_streaming_file_quantizes_and_streams_within_5_percent(tmp_path):
     module = CustomGRU(8, 32, batch_first=True, activation="relu").eval()
     export(module, (torch.randn(2, 6, 8),), tmp_path / "s.onnx", streaming=True, check=False)
     result = quantize(tmp_path / "s.onnx", tmp_path / "q.onnx")
-    assert len(result.quantized) == 2
+    assert len(result.quantized) == 3  # input weights, recurrent r/z and n blocks
     session = StreamingSession(tmp_path / "q.onnx")
     x = torch.randn(3, 40, 8)
     frames = [session.run({"input": x[:, t : t + 1].numpy()})["output"] for t in range(40)]
