@@ -133,16 +133,12 @@ def run_child(name: str, vocab: int, path: str) -> dict[str, object]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The CPU line of the other benchmarks, with the RAM this one depends on."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from strategies import machine as cpu_line
+
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}; {os.cpu_count()} cores visible, {mem:.0f} GiB RAM (shared with other jobs); {platform.system()}"
+    return f"{cpu_line()}; {mem:.0f} GiB RAM (shared with other jobs)"
 
 
 def versions() -> str:
