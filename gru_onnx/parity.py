@@ -307,8 +307,8 @@ def check_parity(
     if len(out_names) != len(references[0]):
         raise GruOnnxUsageError(f"the ONNX file has {len(out_names)} outputs, the PyTorch model {len(references[0])}")
     dtype = str(references[0][0].dtype) if references[0] else "float32"
+    weights = check_weights(source, proto, metadata) if reference_kind != "metadata" else []
     atol, rtol, reference_kind = tolerances(metadata, dtype, reference_kind, atol, rtol)
-    weights = check_weights(source, proto, metadata) if not reference_kind.startswith("metadata") else []
     axes = time_axes(proto, metadata)
     results = [
         judge(run, references, out_names, axes, atol, rtol, [s.magnitude for s in sample_list])

@@ -98,7 +98,7 @@ def _find_uses(model: onnx.ModelProto) -> tuple[dict[str, list[_Use]], dict[str,
         if node.op_type == "Transpose" and node.input[0] in inits and list(_attr(node, "perm", [1, 0])) == [1, 0]:
             transposes[node.output[0]] = node.input[0]
     uses: dict[str, list[_Use]] = {name: [] for name in inits}
-    refused: dict[str, str] = {}
+    refused: dict[str, str | None] = {}  # None: stays float without a word
     for index, graph in enumerate(_graphs(model.graph)):
         for node in graph.node:
             if node.op_type == "Transpose" and node.output[0] in transposes:
@@ -112,8 +112,9 @@ def _find_uses(model: onnx.ModelProto) -> tuple[dict[str, list[_Use]], dict[str,
                     _attr(node, "transA", 0) == 0 and _attr(node, "alpha", 1.0) == _attr(node, "beta", 1.0) == 1.0
                 )
                 if node.op_type == "GRU":
-                    refused[name] = "a weight of a native ONNX GRU node, which has no int8 form"
-                elif not weight_slot or not plain_gemm:
+                    refused[name] = None  # said once for the op (quantize_model)
+                    continue
+                if not weight_slot or not plain_gemm:
                     refused[name] = f"read by {node.op_type} ({node.name or 'unnamed'}), which has no int8 form here"
                     continue
                 flipped = bool(_attr(node, "transB", 0)) if node.op_type == "Gemm" else False
@@ -122,14 +123,12 @@ def _find_uses(model: onnx.ModelProto) -> tuple[dict[str, list[_Use]], dict[str,
         if name in refused:
             continue
         if not found:
-            refused[name] = "not a MatMul/Gemm weight"
+            refused[name] = None  # not a weight: nothing to say
         elif len({u.transposed for u in found}) > 1:
             refused[name] = "read in two orientations"
         elif int(np.prod(inits[name].dims)) < MIN_ELEMENTS:
             refused[name] = f"fewer than {MIN_ELEMENTS} values"
-    return {n: u for n, u in uses.items() if n not in refused}, {
-        n: r for n, r in refused.items() if r != "not a MatMul/Gemm weight"
-    }
+    return {n: u for n, u in uses.items() if n not in refused}, {n: r for n, r in refused.items() if r}
 
 
 def _quantize_array(matrix: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +185,7 @@ def quantize_model(model: onnx.ModelProto, mode: str = "dynamic", per_channel: b
     if meta.get("dtype", "float32") != "float32":
         raise GruOnnxUsageError(f"only float32 files can be quantized (this one is {meta['dtype']})")
     uses, left_float = _find_uses(model)
-    native = [k for k, v in left_float.items() if "native ONNX GRU" in v]
-    if native or any(n.op_type == "GRU" for g in _graphs(model.graph) for n in g.node):
-        left_float = {k: v for k, v in left_float.items() if k not in native}
+    if any(n.op_type == "GRU" for g in _graphs(model.graph) for n in g.node):
         left_float["native GRU op"] = "its weights stay float (the ONNX GRU op has no int8 form)"
     if not uses:
         why = "; ".join(f"{k}: {v}" for k, v in sorted(left_float.items())) or "no MatMul/Gemm weights"

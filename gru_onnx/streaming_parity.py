@@ -181,6 +181,7 @@ def check_streaming(
             f"the ONNX file has {len(out_names)} outputs besides its states, the PyTorch model {len(references[0])}"
         )
     dtype = str(references[0][0].dtype) if references[0] else "float32"
+    weights = parity.check_weights(source, proto, metadata) if reference_kind != "metadata" else []
     atol, rtol, reference_kind = parity.tolerances(metadata, dtype, reference_kind, atol, rtol)
     in_axes = _input_axes(proto, metadata, probe.input_names)
     by_output = dict(zip([o.name for o in proto.graph.output], time_axes(proto, metadata), strict=True))
@@ -228,7 +229,7 @@ def check_streaming(
         reference=reference_kind,
         samples=[s.describe() for s in sample_list],
         warnings=dropped + parity.reference_warnings(out_names, references),
-        weights=parity.check_weights(source, proto, metadata) if not reference_kind.startswith("metadata") else [],
+        weights=weights,
     )
     report.hint = FRAME_LOCAL_HINT if _only_chunking_failed(report) else ""
     return report
