@@ -5,7 +5,7 @@ front of a CustomGRU and a linear head. Each phase runs in its own child process
 resident set size (``ru_maxrss`` of that child) is that phase's alone:
 
 - ``build``: build the model only (the floor every other phase starts from);
-- ``export``: build, then ``gru_onnx.export(..., check=False)`` with ``external_data`` left
+- ``export``: build, then ``gru_onnx.export(..., check=None)`` with ``external_data`` left
   automatic (the model is over 2 GiB, so it must choose external data);
 - ``check``: build, then ``gru_onnx.check_parity`` of the written pair (ONNX Runtime loads the
   weights from the data file);
@@ -103,18 +103,23 @@ def phase(name: str, vocab: int, path: str) -> dict[str, object]:
 
         small = weights < PROTOBUF_LIMIT  # a smaller run asks for external data; the full one must choose it
         out["external"] = "asked for (the model is under 2 GiB)" if small else "chosen automatically"
+        saving = gru_onnx.SavingOptions(external_data=True if small else None)
         result = gru_onnx.export(
-            model, args, path, check=False, strategy="loop", dynamic_seq=True, external_data=True if small else None
-        )
+            model, args, path, graph=gru_onnx.GraphOptions(strategy="loop"),
+            shapes=gru_onnx.ShapeOptions(dynamic_seq=True), saving=saving, check=None,
+        )  # fmt: skip
         out["data_path"] = str(result.data_path)
         out["model_size"] = result.file_size
         out["data_size"] = result.data_size
     elif name == "export-proto":
         _write_through_protobuf()
-        result = gru_onnx.export(model, args, path, check=False, strategy="loop", dynamic_seq=True)
+        result = gru_onnx.export(
+            model, args, path, graph=gru_onnx.GraphOptions(strategy="loop"),
+            shapes=gru_onnx.ShapeOptions(dynamic_seq=True), check=None,
+        )  # fmt: skip
         out["data_size"] = result.data_size
     elif name == "check":
-        report = gru_onnx.check_parity(model, path, args, samples=2)
+        report = gru_onnx.check_parity(model, path, args, check=gru_onnx.CheckOptions(samples=2))
         out["passed"] = report.passed
         out["max_abs"] = report.max_abs
     out["seconds"] = time.perf_counter() - built

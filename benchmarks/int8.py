@@ -31,8 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from strategies import machine, versions
 
-from gru_onnx import CustomGRU, export
-from gru_onnx.quantize import quantize
+from gru_onnx import CustomGRU, GraphOptions, QuantizeOptions, ShapeOptions, export, quantize
 
 MODES = ("weights", "dynamic")
 
@@ -47,7 +46,10 @@ def _session(path: Path) -> ort.InferenceSession:
 def _export(module: CustomGRU, strategy: str, seq: int, folder: Path, name: str) -> Path:
     path = folder / f"{name}.onnx"
     x = torch.randn(seq, 2, module.spec.input_size)
-    export(module, (x,), path, strategy=strategy, dynamic_seq=strategy == "loop", check=False)
+    export(
+        module, (x,), path, graph=GraphOptions(strategy=strategy), shapes=ShapeOptions(dynamic_seq=strategy == "loop"),
+        check=None,
+    )  # fmt: skip
     return path
 
 
@@ -63,7 +65,7 @@ def accuracy(folder: Path, quick: bool) -> list[str]:
             source = _export(module, strategy, seq, folder, f"{strategy}_{activation}")
             for mode in MODES:
                 target = folder / f"{strategy}_{activation}_{mode}.onnx"
-                result = quantize(source, target, mode=mode)
+                result = quantize(source, target, QuantizeOptions(mode))
                 session = _session(target)
                 errors = []
                 for scale in (1.0, 1.0, 10.0):
@@ -92,7 +94,7 @@ def speed(folder: Path, quick: bool) -> list[str]:
         files = {"fp32": source}
         for mode in MODES:
             files[mode] = folder / f"speed_{hidden}_{mode}.onnx"
-            quantize(source, files[mode], mode=mode)
+            quantize(source, files[mode], QuantizeOptions(mode))
         sessions = {k: _session(v) for k, v in files.items()}
         for batch in (1, 16):
             feeds = {"input": np.random.default_rng(0).standard_normal((100, batch, 64)).astype(np.float32)}

@@ -79,7 +79,9 @@ def keras_export(model: keras.Model, folder: Path) -> tuple[str, list[str]]:
 
 def gru_onnx_export(model: keras.Model, folder: Path) -> tuple[str, list[str]]:
     module = gru_onnx.from_keras(model)
-    result = gru_onnx.export(module, module.example_inputs(seq_len=5), folder / "g.onnx", dynamic_seq=True)
+    result = gru_onnx.export(
+        module, module.example_inputs(seq_len=5), folder / "g.onnx", shapes=gru_onnx.ShapeOptions(dynamic_seq=True)
+    )
     return f"{result.strategy}, passed={result.passed}", run_file(result.path, model)
 
 

@@ -22,14 +22,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 import torch
 
 import gru_onnx
-from gru_onnx import CustomGRU
-from gru_onnx.bench import fused_op_files, interleaved, machine, ort_session, versions
+from gru_onnx import CustomGRU, GraphOptions, ShapeOptions
+from gru_onnx.bench import fused_op_files, interleaved, machine, versions
+from gru_onnx.runners import make_runner
 
 INPUT, HIDDEN = 64, 128
 #: (label, strategy, activation, opset, T, B)
@@ -52,9 +54,19 @@ for job in json.loads(sys.argv[1]):
     act, _, form = job["activation"].partition("(")
     gru = CustomGRU(job["input"], job["hidden"], activation=act, reset_after=form != "reset_before)")
     x = torch.randn(job["seq"], 2, job["input"])
-    gru_onnx.export(gru, (x,), job["path"], strategy=job["strategy"], opset=job["opset"], check=False,
-                    dynamic_seq=job["strategy"] == "loop")
+    flat = dict(strategy=job["strategy"], opset=job["opset"], check=False, dynamic_seq=job["strategy"] == "loop")
+    if hasattr(gru_onnx, "GraphOptions"):  # gru-onnx 0.2 and later take option groups
+        from gru_onnx.options import groups_from_flat
+        gru_onnx.export(gru, (x,), job["path"], **groups_from_flat(flat).as_kwargs())
+    else:
+        gru_onnx.export(gru, (x,), job["path"], **flat)
 """
+
+
+def ort_session(path: Path, provider: str, threads: int) -> Any:
+    """A run function ``feeds -> outputs`` on ONNX Runtime through gru-onnx's runner."""
+    runner = make_runner(provider, path, threads=threads).open()
+    return runner.run
 
 
 def export_files(jobs: list[dict], src: Path | None) -> None:
@@ -92,7 +104,7 @@ def torch_ratio(seq: int, batch: int, runs: int, repeats: int) -> float:
     gru = model_for("relu").eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
-        gru_onnx.export(gru, (torch.randn(seq, 2, INPUT),), path, strategy="loop", check=False)
+        gru_onnx.export(gru, (torch.randn(seq, 2, INPUT),), path, graph=GraphOptions(strategy="loop"), check=None)
         model = onnx.load(path)
         ((_, _, fused, feeds),) = fused_op_files(model, gru_onnx.read_metadata(model), batch, seq, Path(tmp))
         session = ort_session(fused, "cpu", 1)
@@ -120,7 +132,8 @@ def linearity(runs: int) -> list[tuple[int, float, float, float]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "loop.onnx"
-        gru_onnx.export(gru, (torch.randn(8, 2, INPUT),), path, strategy="loop", dynamic_seq=True, check=False)
+        gru_onnx.export(gru, (torch.randn(8, 2, INPUT),), path, graph=GraphOptions(strategy="loop"),
+                        shapes=ShapeOptions(dynamic_seq=True), check=None)
         session = ort_session(path, "cpu", 1)
         for seq in lengths:
             feeds = {"input": np.random.default_rng(seq).standard_normal((seq, 1, INPUT)).astype(np.float32)}
@@ -141,7 +154,7 @@ def crossover(runs: int, repeats: int) -> list[tuple[int, int, float]]:
                 for strategy in ("unrolled", "loop"):
                     path = Path(tmp) / f"{strategy}_{seq}.onnx"
                     x = torch.randn(seq, 2, INPUT)
-                    gru_onnx.export(model_for("relu"), (x,), path, strategy=strategy, check=False)
+                    gru_onnx.export(model_for("relu"), (x,), path, graph=GraphOptions(strategy=strategy), check=None)
                     paths.append(path)
                 unrolled, loop = ratios(paths, "relu", seq, batch, runs, repeats)
                 rows.append((batch, seq, statistics.median(unrolled) / statistics.median(loop)))
@@ -154,23 +167,22 @@ def openvino_rows(runs: int, repeats: int) -> list[tuple[str, float, float]]:
     compiled for the input's static shape and with the file's dynamic axes."""
     import openvino as ov
 
-    from gru_onnx.bench import openvino_session
-
     rows = []
     seq = 64
     with tempfile.TemporaryDirectory() as tmp:
         for strategy in ("unrolled", "loop"):
             path = Path(tmp) / f"{strategy}.onnx"
-            gru_onnx.export(model_for("relu"), (torch.randn(seq, 2, INPUT),), path, strategy=strategy, check=False)
+            x = torch.randn(seq, 2, INPUT)
+            gru_onnx.export(model_for("relu"), (x,), path, graph=GraphOptions(strategy=strategy), check=None)
             model = onnx.load(path)
             ((_, _, fused, fused_feeds),) = fused_op_files(model, gru_onnx.read_metadata(model), 1, seq, Path(tmp))
             feeds = {"input": np.random.default_rng(0).standard_normal((seq, 1, INPUT)).astype(np.float32)}
-            static = openvino_session(path, feeds, 1)
+            static_call = make_runner("openvino", path, threads=1).open().timed(feeds)
             core = ov.Core()
             config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
             dynamic = core.compile_model(core.read_model(str(path)), "CPU", config).create_infer_request()
             base = ort_session(fused, "cpu", 1)
-            runs_on = [(base, fused_feeds), (static, feeds), (dynamic.infer, feeds)]
+            runs_on = [(base, fused_feeds), (lambda _f, c=static_call: c(), feeds), (dynamic.infer, feeds)]
             calls = [lambda run=run, f=f: run(f) for run, f in runs_on]
             found = [[], []]
             for _ in range(repeats):

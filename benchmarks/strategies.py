@@ -79,7 +79,10 @@ def run(lengths: list[int], batch: int, hidden: int, repeats: int, threads: int)
             for strategy in STRATEGIES:
                 path = Path(tmp) / f"{strategy}_{seq}.onnx"
                 start = time.perf_counter()
-                result = gru_onnx.export(gru, (x,), path, strategy=strategy, check=False, dynamic_batch=batch > 1)
+                result = gru_onnx.export(
+                    gru, (x,), path, graph=gru_onnx.GraphOptions(strategy=strategy),
+                    shapes=gru_onnx.ShapeOptions(dynamic_batch=batch > 1), check=None,
+                )  # fmt: skip
                 row[f"{strategy}_export_s"] = time.perf_counter() - start
                 row[f"{strategy}_kib"] = result.file_size / 1024
                 row[f"{strategy}_ms"] = 1e3 * time_session(path, feeds, repeats, threads)

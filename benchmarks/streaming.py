@@ -124,7 +124,8 @@ def run(batches: list[int], count: int, warmup: int) -> list[dict]:
         paths = {}
         for label, options in FILES.items():
             paths[label] = Path(tmp) / f"{len(paths)}.onnx"
-            result = gru_onnx.export(model, (torch.randn(2, 8, 42),), paths[label], **options)
+            groups = gru_onnx.options.groups_from_flat(options).as_kwargs()
+            result = gru_onnx.export(model, (torch.randn(2, 8, 42),), paths[label], **groups)
             assert result.passed, result.parity.summary()
         for batch in batches:
             features = torch.randn(batch, warmup + count, 42)

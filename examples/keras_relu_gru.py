@@ -47,7 +47,9 @@ def main(output: str = "keras_relu_gru.onnx") -> int:
 
     # Ship it: a torch module with a CustomGRU, exported with a dynamic time axis.
     module = gru_onnx.from_keras(model)
-    result = gru_onnx.export(module, module.example_inputs(seq_len=12), output, dynamic_seq=True)
+    result = gru_onnx.export(
+        module, module.example_inputs(seq_len=12), output, shapes=gru_onnx.ShapeOptions(dynamic_seq=True)
+    )
     print(f"{result.path}: {result.strategy}, {result.num_nodes} nodes, {result.file_size / 1024:.0f} KiB")
 
     # Parity against Keras itself, at lengths the example did not have.

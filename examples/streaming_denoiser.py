@@ -55,7 +55,7 @@ def main(path: str = "denoiser.onnx", frames: int = 200) -> float:
     import gru_onnx
 
     model, args, options = make_model()
-    result = gru_onnx.export(model, args, path, **options)  # type: ignore[arg-type]
+    result = gru_onnx.export(model, args, path, streaming=gru_onnx.StreamingOptions(enabled=bool(options["streaming"])))
     print(f"{result.path}: {result.strategy}, parity {'PASS' if result.passed else 'FAIL'}")
     for state in result.metadata["streaming"]["states"]:
         print(f"  state {state['input']} -> {state['output']} ({state['module']}, {state['shape']})")

@@ -6,21 +6,24 @@ the same gate for a file you already have.
 
 from __future__ import annotations
 
+import gru_onnx
 from examples.tagger import make_model
+from gru_onnx import CheckOptions, GraphOptions, ShapeOptions
 from gru_onnx.testing import assert_parity
 
 
 def test_tagger_exports_and_matches(gru_onnx_export):
     model, args = make_model()
-    result = gru_onnx_export(model, args, providers=("cpu", "openvino"))
+    result = gru_onnx_export(model, args, check=CheckOptions(providers=("cpu", "openvino")))
     # GELU is not in ONNX's GRU list, and 50 steps are short: auto unrolls.
     assert result.metadata["stacks"][0]["strategy"] == "unrolled"
 
 
 def test_existing_file_still_matches(tmp_path):
-    import gru_onnx
-
     model, args = make_model()
-    path = gru_onnx.export(model, args, tmp_path / "tagger.onnx", strategy="loop", dynamic_seq=True, check=False).path
-    report = assert_parity(model, path, args, providers=("all",))
+    path = gru_onnx.export(
+        model, args, tmp_path / "tagger.onnx", graph=GraphOptions(strategy="loop"),
+        shapes=ShapeOptions(dynamic_seq=True), check=None,
+    ).path  # fmt: skip
+    report = assert_parity(model, path, args, check=CheckOptions(providers=("all",)))
     assert report.passed

@@ -28,7 +28,7 @@ import numpy as np
 import onnx_ir as ir
 
 from gru_onnx.activations import ScaledForm
-from gru_onnx.exporters import StackInputs, StackResult
+from gru_onnx.exporters.base import StackInputs, StackResult
 from gru_onnx.spec import Direction, GRUSpec
 from gru_onnx.weights import layout_record
 

@@ -25,7 +25,9 @@ from typing import Any
 
 import onnx_ir as ir
 
-from gru_onnx.exporters import STRATEGIES, StackInputs, StackResult, register_strategy
+from gru_onnx.compat import stack_support
+from gru_onnx.exporters.base import STRATEGIES, StackInputs, StackResult, register_strategy
+from gru_onnx.exporters.native import native_entry
 
 #: Longest static length for which unrolled beat loop on ONNX Runtime CPU at batch 1 in
 #: ``benchmarks/speed.py`` with the 10-node step (0.90x at 16, 0.97x at 64, 1.03x at 128;
@@ -38,9 +40,6 @@ UNROLLED_MAX_LEN_CUDA = 256
 
 def native_reason(stack: StackInputs) -> str | None:
     """Why the native op is exact and as intended on ``stack.target``, or None where it is not."""
-    from gru_onnx.compat import stack_support
-    from gru_onnx.exporters.native import native_entry
-
     spec, target = stack.spec, stack.target
     half = stack.x.dtype == ir.DataType.FLOAT16
     if target == "any":

@@ -13,8 +13,8 @@ from typing import Any
 import onnx_ir as ir
 import onnxscript
 
-from gru_onnx.exporters import StackInputs, StackResult, register_strategy
 from gru_onnx.exporters._cell import StepWeights, Value, gru_step, run_layers
+from gru_onnx.exporters.base import StackInputs, StackResult, register_strategy
 from gru_onnx.spec import Direction, GRUSpec
 
 

@@ -22,8 +22,8 @@ import onnx_ir as ir
 
 from gru_onnx.activations import NativeActivation
 from gru_onnx.errors import ExportError
-from gru_onnx.exporters import StackInputs, StackResult, register_strategy
 from gru_onnx.exporters._cell import register_constant
+from gru_onnx.exporters.base import StackInputs, StackResult, register_strategy
 from gru_onnx.spec import GRUSpec
 from gru_onnx.weights import layout_record
 

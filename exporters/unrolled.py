@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from gru_onnx.errors import ExportError
-from gru_onnx.exporters import StackInputs, StackResult, register_strategy
 from gru_onnx.exporters._cell import StepWeights, Value, gru_step, run_layers
+from gru_onnx.exporters.base import StackInputs, StackResult, register_strategy
 from gru_onnx.spec import Direction, GRUSpec
 
 

@@ -1,9 +1,12 @@
 """gru-onnx: GRUs with custom activations, from PyTorch to checked ONNX.
 
-The public API is small: :class:`CustomGRU` (a drop-in for ``torch.nn.GRU``), :func:`export`,
-:func:`check_parity`, :func:`read_metadata`, :class:`StreamingSession`, the activation registry
-(:func:`register_activation`) and :func:`from_keras` (Keras 3 GRU models). Names are imported
-on first use, so ``gru-onnx --help`` does not pay for importing torch.
+The public API is small: :class:`CustomGRU` (a drop-in for ``torch.nn.GRU``), :func:`export`
+with its option groups (:class:`GraphOptions`, :class:`ShapeOptions`, :class:`StreamingOptions`,
+:class:`CheckOptions`, :class:`SavingOptions`, :class:`QuantizeOptions`), :func:`check_parity`,
+:func:`describe` and :func:`read_metadata`, :class:`StreamingSession`, :func:`quantize`,
+:func:`package_triton`, the activation and strategy registries (:func:`register_activation`,
+:func:`register_strategy`) and :func:`from_keras` (Keras 3 GRU models). Names are imported on
+first use, so ``gru-onnx --help`` does not pay for importing torch.
 """
 
 from __future__ import annotations
@@ -14,51 +17,96 @@ from typing import TYPE_CHECKING, Any
 from gru_onnx._version import __version__
 
 if TYPE_CHECKING:
-    from gru_onnx._export import ExportResult, export
     from gru_onnx.activations import BoundActivation, get_activation, register_activation
+    from gru_onnx.describe import FileDescription, describe
     from gru_onnx.errors import ExportError, GruOnnxError, GruOnnxUsageError
-    from gru_onnx.keras import from_keras
+    from gru_onnx.exporters import register_strategy
+    from gru_onnx.exporting import ExportResult, export
+    from gru_onnx.keras import from_keras, load_keras_model
     from gru_onnx.metadata import read_metadata
     from gru_onnx.module import CustomGRU
+    from gru_onnx.options import (
+        BenchOptions,
+        CheckOptions,
+        GraphOptions,
+        KerasOptions,
+        QuantizeOptions,
+        SavingOptions,
+        ShapeOptions,
+        StreamingOptions,
+        TritonOptions,
+    )
     from gru_onnx.parity import ParityReport, check_parity
+    from gru_onnx.quantization import quantize
     from gru_onnx.session import StreamingSession
     from gru_onnx.spec import GRUSpec
+    from gru_onnx.triton import package_triton
 
 _PUBLIC = {
+    "BenchOptions": "gru_onnx.options",
     "BoundActivation": "gru_onnx.activations",
+    "CheckOptions": "gru_onnx.options",
     "CustomGRU": "gru_onnx.module",
     "ExportError": "gru_onnx.errors",
-    "ExportResult": "gru_onnx._export",
+    "ExportResult": "gru_onnx.exporting",
+    "FileDescription": "gru_onnx.describe",
     "GRUSpec": "gru_onnx.spec",
+    "GraphOptions": "gru_onnx.options",
     "GruOnnxError": "gru_onnx.errors",
     "GruOnnxUsageError": "gru_onnx.errors",
+    "KerasOptions": "gru_onnx.options",
     "ParityReport": "gru_onnx.parity",
+    "QuantizeOptions": "gru_onnx.options",
+    "SavingOptions": "gru_onnx.options",
+    "ShapeOptions": "gru_onnx.options",
+    "StreamingOptions": "gru_onnx.options",
     "StreamingSession": "gru_onnx.session",
+    "TritonOptions": "gru_onnx.options",
     "check_parity": "gru_onnx.parity",
-    "export": "gru_onnx._export",
+    "describe": "gru_onnx.describe",
+    "export": "gru_onnx.exporting",
     "from_keras": "gru_onnx.keras",
     "get_activation": "gru_onnx.activations",
+    "load_keras_model": "gru_onnx.keras",
+    "package_triton": "gru_onnx.triton",
+    "quantize": "gru_onnx.quantization",
     "read_metadata": "gru_onnx.metadata",
     "register_activation": "gru_onnx.activations",
+    "register_strategy": "gru_onnx.exporters",
 }
 
 __all__ = [
+    "BenchOptions",
     "BoundActivation",
+    "CheckOptions",
     "CustomGRU",
     "ExportError",
     "ExportResult",
+    "FileDescription",
     "GRUSpec",
+    "GraphOptions",
     "GruOnnxError",
     "GruOnnxUsageError",
+    "KerasOptions",
     "ParityReport",
+    "QuantizeOptions",
+    "SavingOptions",
+    "ShapeOptions",
+    "StreamingOptions",
     "StreamingSession",
+    "TritonOptions",
     "__version__",
     "check_parity",
+    "describe",
     "export",
     "from_keras",
     "get_activation",
+    "load_keras_model",
+    "package_triton",
+    "quantize",
     "read_metadata",
     "register_activation",
+    "register_strategy",
 ]
 
 

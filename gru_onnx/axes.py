@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gru_onnx.samples import flatten_tensors
+from gru_onnx.trees import flatten_tensors
 
 
 def _longer(t: torch.Tensor, axis: int) -> torch.Tensor:

@@ -6,7 +6,9 @@ a yardstick) and PyTorch eager (the CustomGRU rebuilt from the file, or a ``--mo
 factory's module). Every timed call of every runner is interleaved with the others, round by
 round, so machine noise is shared; ratios are medians of the per-round ratios to the fused op
 (the sum of the stacks' fused ops for a file with several). OpenVINO gets the feeds' static
-shapes before compiling: with dynamic shapes it runs far slower.
+shapes before compiling: with dynamic shapes it runs far slower. Every runner is timed through
+its timing mode (:meth:`gru_onnx.runners.Runner.timed`), on inputs from
+:func:`gru_onnx.samples.timing_feeds`.
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.exporting import export
+from gru_onnx.metadata import find_metadata, load_model
+from gru_onnx.module import CustomGRU
+from gru_onnx.options import BenchOptions, GraphOptions
+from gru_onnx.rebuild import reference_from_file, state_dict_from_file
+from gru_onnx.runners import Runner, make_runner, unavailable_reason
+from gru_onnx.samples import timing_feeds
+from gru_onnx.spec import GRUSpec
 
 SCHEMA_ID = "gru-onnx/bench-report/1"
-DEFAULT_SEQ_LEN = 200
-ORT_PROVIDERS = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-}
 
 
 @dataclass(frozen=True)
@@ -98,100 +103,11 @@ def versions() -> dict[str, str]:
     return found
 
 
-# ---------------------------------------------------------------- inputs
-
-
-def make_feeds(
-    model: Any, metadata: Mapping[str, Any] | None, batch: int, seq_len: int | None, seed: int = 0
-) -> tuple[dict[str, np.ndarray], int]:
-    """Random feeds for the file's inputs at ``batch`` and ``seq_len`` (its static length, or
-    DEFAULT_SEQ_LEN, when None); a static axis that disagrees is a usage error."""
-    import onnx
-
-    stacks = (metadata or {}).get("stacks", [])
-    static = {s["seq_len"] for s in stacks if s.get("seq_len") is not None}
-    if seq_len is None:
-        seq_len = min(static) if static else DEFAULT_SEQ_LEN
-    elif static and seq_len not in static:
-        raise GruOnnxUsageError(
-            f"the file's sequence length is fixed at {min(static)}; use --seq-len {min(static)} or export with another"
-        )
-    lone = stacks[0]["spec"] if len(stacks) == 1 and stacks[0]["path"] == "" else None
-    rng = np.random.default_rng(seed)
-    initializers = {i.name for i in model.graph.initializer}
-    feeds = {}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        tensor = value.type.tensor_type
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
-        shape = []
-        for axis, dim in enumerate(tensor.shape.dim):
-            shape.append(_axis_size(value.name, axis, dim, lone, batch, seq_len))
-        if np.issubdtype(dtype, np.floating):
-            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
-        elif value.name == "lengths":
-            feeds[value.name] = np.full(shape, seq_len, dtype=dtype)
-        else:  # token ids and the like: zeros are valid for any vocabulary
-            feeds[value.name] = np.zeros(shape, dtype=dtype)
-    return feeds, seq_len
-
-
-def _axis_size(name: str, axis: int, dim: Any, lone: Mapping[str, Any] | None, batch: int, seq_len: int) -> int:
-    """The size of one input axis: batch and sequence by name (or a lone GRU's layout)."""
-    if lone is not None:  # input [T, B, I] / [B, T, I], h0 [L*D, B, H], lengths [B]
-        roles = {"input": ("batch", "seq") if lone["batch_first"] else ("seq", "batch"), "lengths": ("batch",)}
-        role = roles.get(name, (None, "batch"))
-        role = role[axis] if axis < len(role) else None
-    else:
-        role = "batch" if dim.dim_param == "batch" else "seq" if dim.dim_param.startswith("seq") else None
-    want = {"batch": batch, "seq": seq_len}.get(role)  # type: ignore[arg-type]
-    if dim.dim_param:
-        if want is None:
-            raise GruOnnxUsageError(
-                f"input {name!r} axis {axis} is dynamic ({dim.dim_param}) and not batch or sequence"
-            )
-        return want
-    if want is not None and want != dim.dim_value:
-        option = "--batch" if role == "batch" else "--seq-len"
-        raise GruOnnxUsageError(
-            f"input {name!r} has a static {role} axis of {dim.dim_value}; use {option} {dim.dim_value}"
-        )
-    return dim.dim_value
-
-
-# ---------------------------------------------------------------- runners
-
-
-def ort_session(path: Path, provider: str, threads: int) -> Callable[[dict[str, np.ndarray]], Any]:
-    """A run function on one ONNX Runtime provider with ``threads`` intra-op threads."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=[ORT_PROVIDERS[provider]])
-    return lambda feeds: session.run(None, feeds)
-
-
-def openvino_session(
-    path: Path, feeds: Mapping[str, np.ndarray], threads: int
-) -> Callable[[dict[str, np.ndarray]], Any]:
-    """OpenVINO CPU, f32, compiled for the feeds' static shapes (dynamic ones run far slower)."""
-    import openvino as ov
-
-    core = ov.Core()
-    model = core.read_model(str(path))
-    model.reshape({name: list(array.shape) for name, array in feeds.items()})
-    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
-    request = core.compile_model(model, "CPU", config).create_infer_request()
-    return lambda f: request.infer(f)
+# ---------------------------------------------------------------- baselines
 
 
 @contextlib.contextmanager
 def _torch_threads(threads: int) -> Iterator[None]:
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -206,13 +122,6 @@ def fused_op_files(
     """Per GRU stack ``(label, kind, path, feeds)`` of a file holding ONNX Runtime's fused GRU op:
     the stack's own weights where its activations have an exact native form (kind ``fused-op``),
     else sigmoid/tanh of the same sizes (kind ``yardstick``)."""
-    import torch
-
-    import gru_onnx
-    from gru_onnx.module import CustomGRU
-    from gru_onnx.rebuild import state_dict_from_file
-    from gru_onnx.spec import GRUSpec
-
     out = []
     for i, stack in enumerate(metadata.get("stacks", [])):
         spec = GRUSpec.from_json(stack["spec"])
@@ -236,7 +145,7 @@ def fused_op_files(
         shape = (2, seq_len, spec.input_size) if spec.batch_first else (seq_len, 2, spec.input_size)
         path = folder / f"fused_{i}.onnx"
         with torch.no_grad():
-            gru_onnx.export(gru, (torch.randn(*shape),), path, strategy="native", check=False)
+            export(gru, (torch.randn(*shape),), path, graph=GraphOptions(strategy="native"), check=None)
         run_shape = (batch, seq_len, spec.input_size) if spec.batch_first else (seq_len, batch, spec.input_size)
         feeds = {"input": np.random.default_rng(i).standard_normal(run_shape).astype(np.float32)}
         out.append((label, kind, path, feeds))
@@ -267,62 +176,53 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return float(np.quantile(np.asarray(values), q))
 
 
-def bench(
-    path: str | os.PathLike[str],
-    *,
-    providers: Sequence[str] = ("cpu",),
-    batch: int = 1,
-    seq_len: int | None = None,
-    threads: int = 1,
-    warmup: int = 10,
-    runs: int = 100,
-    model: Any = None,
-    baselines: bool = True,
-) -> BenchReport:
-    """Time ``path`` on ``providers`` beside the fused-op and PyTorch baselines (see the module doc).
+_BENCH = BenchOptions()
 
-    ``model`` (a torch module) is the PyTorch baseline for a whole-model file; a lone CustomGRU
-    file is rebuilt from its metadata without it.
-    """
-    from gru_onnx.metadata import find_metadata, load_model
-    from gru_onnx.runners import unavailable_reason
 
-    if batch < 1 or threads < 1 or runs < 1 or warmup < 0 or (seq_len is not None and seq_len < 1):
-        raise GruOnnxUsageError("batch, threads, runs and seq_len must be at least 1, warmup at least 0")
+def bench(path: str | os.PathLike[str], options: BenchOptions = _BENCH, *, model: Any = None) -> BenchReport:
+    """Time ``path`` on ``options.providers`` beside the fused-op and PyTorch baselines (see the
+    module doc). ``model`` (a torch module) is the PyTorch baseline for a whole-model file; a lone
+    CustomGRU file is rebuilt from its metadata without it."""
     path = Path(path)
     proto = load_model(path)
     metadata = find_metadata(proto)
-    feeds, seq_len = make_feeds(proto, metadata, batch, seq_len)
-    report = BenchReport(str(path), batch, seq_len, threads, warmup, runs, machine(), versions())
+    feeds, seq_len = timing_feeds(proto, metadata, options.batch, options.seq_len)
+    report = BenchReport(
+        str(path), options.batch, seq_len, options.threads, options.warmup, options.runs, machine(), versions()
+    )
+    runners: list[Runner] = []
     entries: list[tuple[str, str, str, Callable[[], Any], str]] = []  # name, kind, runtime, call, note
-    for key in providers:
-        if reason := unavailable_reason(key):
-            report.skipped.append(reason)
-            continue
-        if key == "openvino":
-            run = openvino_session(path, feeds, threads)
-            entries.append(("file", "file", "openvino", lambda run=run: run(feeds), "static shapes (reshaped)"))
-        else:
-            run = ort_session(path, key, threads)
-            entries.append(("file", "file", f"onnxruntime-{key}", lambda run=run: run(feeds), ""))
-    with tempfile.TemporaryDirectory() as tmp:
+    try:
+        for key in options.providers:
+            if reason := unavailable_reason(key):
+                report.skipped.append(reason)
+                continue
+            runner = _open(make_runner(key, path, threads=options.threads), runners)
+            note = "static shapes (reshaped)" if key == "openvino" else ""
+            entries.append(("file", "file", runner.name, runner.timed(feeds), note))
         fused: list[int] = []
-        if baselines and metadata is not None:
-            for label, kind, fused_path, fused_feeds in fused_op_files(proto, metadata, batch, seq_len, Path(tmp)):
-                run = ort_session(fused_path, "cpu", threads)
-                name = f"fused GRU op ({label})" if kind == "fused-op" else f"fused GRU op, sigmoid/tanh ({label})"
-                note = "same weights" if kind == "fused-op" else "yardstick: same sizes, default activations"
-                fused.append(len(entries))
-                entries.append((name, kind, "onnxruntime-cpu", lambda r=run, f=fused_feeds: r(f), note))
-        if baselines:
-            torch_call = _pytorch_call(proto, metadata, feeds, model)
-            if torch_call is not None:
-                entries.append(("PyTorch eager", "pytorch", "torch-cpu", torch_call[0], torch_call[1]))
-        if not entries:
-            raise GruOnnxUsageError("nothing to time: " + "; ".join(report.skipped))
-        with _torch_threads(threads):
-            times = interleaved([e[3] for e in entries], warmup, runs)
-    base = [sum(times[i][r] for i in fused) for r in range(runs)] if fused else None
+        with tempfile.TemporaryDirectory() as tmp:
+            if options.baselines and metadata is not None:
+                for label, kind, fused_path, fused_feeds in fused_op_files(
+                    proto, metadata, options.batch, seq_len, Path(tmp)
+                ):
+                    runner = _open(make_runner("cpu", fused_path, threads=options.threads), runners)
+                    name = f"fused GRU op ({label})" if kind == "fused-op" else f"fused GRU op, sigmoid/tanh ({label})"
+                    note = "same weights" if kind == "fused-op" else "yardstick: same sizes, default activations"
+                    fused.append(len(entries))
+                    entries.append((name, kind, runner.name, runner.timed(fused_feeds), note))
+            if options.baselines:
+                torch_call = _pytorch_call(proto, metadata, feeds, model)
+                if torch_call is not None:
+                    entries.append(("PyTorch eager", "pytorch", "torch-cpu", torch_call[0], torch_call[1]))
+            if not entries:
+                raise GruOnnxUsageError("nothing to time: " + "; ".join(report.skipped))
+            with _torch_threads(options.threads):
+                times = interleaved([e[3] for e in entries], options.warmup, options.runs)
+    finally:
+        for runner in runners:
+            runner.close()
+    base = [sum(times[i][r] for i in fused) for r in range(options.runs)] if fused else None
     for (name, kind, runtime, _, note), samples in zip(entries, times, strict=True):
         median = statistics.median(samples)
         ratio = statistics.median(s / b for s, b in zip(samples, base, strict=True)) if base else None
@@ -334,7 +234,7 @@ def bench(
                 1e3 * median,
                 1e3 * _quantile(samples, 0.1),
                 1e3 * _quantile(samples, 0.9),
-                batch / median,
+                options.batch / median,
                 ratio,
                 note,
             )
@@ -342,18 +242,20 @@ def bench(
     return report
 
 
+def _open(runner: Runner, opened: list[Runner]) -> Runner:
+    """Open ``runner`` and remember it for closing."""
+    opened.append(runner.open())
+    return runner
+
+
 def _pytorch_call(
     proto: Any, metadata: Mapping[str, Any] | None, feeds: Mapping[str, np.ndarray], model: Any
 ) -> tuple[Callable[[], Any], str] | None:
     """The PyTorch eager baseline: ``model`` on the feeds, or the lone CustomGRU rebuilt from the file."""
-    import torch
-
     tensors = [torch.from_numpy(a) for a in feeds.values()]
     if model is not None:
         module, note = model.eval(), "the --model module"
     else:
-        from gru_onnx.rebuild import reference_from_file
-
         stacks = (metadata or {}).get("stacks", [])
         if len(stacks) != 1 or stacks[0]["path"] != "":
             return None

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gru_onnx.spec import GRUSpec
+
 RUNTIMES = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino")
 # GRUSequence's spec lists hardsigmoid too, but OpenVINO 2026.4's CPU plugin rejects it when
 # compiling ("Unsupported activation function"); checked here.
@@ -81,8 +83,6 @@ def stack_support(stack: Mapping[str, Any], dtype: str) -> list[Support]:
 
 def _onnxruntime_lists(spec: Mapping[str, Any]) -> dict[str, list[float]]:
     """The alpha/beta lists gru-onnx 0.1 wrote: one value per activation that takes it, in order."""
-    from gru_onnx.spec import GRUSpec
-
     parsed = GRUSpec.from_json(spec)
     acts = [parsed.recurrent_activation.native(), parsed.activation.native()] * parsed.num_directions
     lists = {}

@@ -1,13 +1,12 @@
-"""Loading what users point the CLI at: checkpoints (state_dicts) and model factories."""
+"""Loading what users point gru-onnx at: a checkpoint (a ``torch.save``-d state_dict) into a module,
+strictly, and their own Python modules (model factories, custom Keras classes); one-line errors."""
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import pickle
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -60,46 +59,11 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
     module.load_state_dict(state, strict=True)
 
 
-def load_factory(spec: str) -> tuple[nn.Module, tuple[Any, ...], dict[str, Any]]:
-    """Import ``package.module:factory`` and call it; it returns ``(module, example_args)`` or
-    ``(module, example_args, options)``, ``options`` a mapping of ``gru_onnx.export`` keyword
-    arguments (``input_names``, ``dynamic_shapes``, ...). Unknown option names are refused.
-
-    The current directory is importable, so a factory in a local file works.
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise GruOnnxUsageError(f"--model must look like package.module:factory, got {spec!r}")
+def import_user_module(name: str, flag: str) -> Any:
+    """Import the user's module ``name`` (the current directory first on the path); one-line errors."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(name)
     except Exception as exc:  # ImportError, SyntaxError, or anything the module raises
-        raise GruOnnxUsageError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise GruOnnxUsageError(f"{module_name!r} has no callable {attr!r}")
-    try:
-        result = factory()
-    except Exception as exc:
-        raise GruOnnxUsageError(f"{spec} raised {type(exc).__name__}: {exc}") from None
-    shaped = isinstance(result, tuple) and len(result) in (2, 3) and isinstance(result[0], nn.Module)
-    if not shaped or (len(result) == 3 and not isinstance(result[2], Mapping)):
-        raise GruOnnxUsageError(f"{spec} must return (module, example_args) or (module, example_args, options)")
-    model, args = result[0], result[1]
-    options = dict(result[2]) if len(result) == 3 else {}
-    valid = export_options()
-    unknown = sorted(str(k) for k in options if k not in valid)
-    if unknown:
-        raise GruOnnxUsageError(
-            f"{spec} returned the unknown export option {unknown[0]!r}; valid: {', '.join(sorted(valid))}"
-        )
-    args = tuple(args) if isinstance(args, list | tuple) else (args,)
-    return model, args, options
-
-
-def export_options() -> set[str]:
-    """The keyword arguments ``gru_onnx.export`` takes (what a factory's options may name)."""
-    from gru_onnx._export import export
-
-    return {p.name for p in inspect.signature(export).parameters.values() if p.kind == p.KEYWORD_ONLY}
+        raise GruOnnxUsageError(f"{flag}: cannot import {name!r}: {type(exc).__name__}: {exc}") from None

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import onnx
+from google.protobuf.message import DecodeError
 
+from gru_onnx import saving
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.weights import stored_names
 
 METADATA_KEY = "gru_onnx"
 
@@ -28,10 +31,6 @@ def load_model(path: str | os.PathLike[str], *, weights: Literal["gru", "none", 
     and checking weights read), or all of them with ``"all"``. Both first check every data file
     it names (present, complete, inside the model's folder); ``"none"`` reads and checks none.
     """
-    from google.protobuf.message import DecodeError
-
-    from gru_onnx import saving
-
     path = Path(path)
     if not path.is_file():
         raise GruOnnxUsageError(f"no such file: {path}")
@@ -53,8 +52,6 @@ def load_model(path: str | os.PathLike[str], *, weights: Literal["gru", "none", 
 def _gru_tensor_names(metadata: Mapping[str, Any]) -> set[str]:
     """The initializers a check reads from a file: the GRU stacks' weights, for int8 files
     their int8 values, and every quantization scale (see :mod:`gru_onnx.quantize`)."""
-    from gru_onnx.rebuild import stored_names
-
     names = {name for stack in metadata.get("stacks", []) for name in stored_names(stack["weights"])}
     records = (metadata.get("quantization") or {}).get("tensors", {})
     names |= {record["values"] for name, record in records.items() if name in names}

@@ -15,10 +15,11 @@ import onnx
 import torch
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.loading import load_checkpoint
 from gru_onnx.module import CustomGRU
-from gru_onnx.quantize import dequantized_initializers
-from gru_onnx.spec import GRUSpec
-from gru_onnx.weights import read_state_dict
+from gru_onnx.quantization import dequantized_initializers
+from gru_onnx.spec import GRUSpec, float_type
+from gru_onnx.weights import read_state_dict, stored_names
 
 
 def state_dict_from_file(model: onnx.ModelProto, stack: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -37,17 +38,6 @@ def state_dict_from_file(model: onnx.ModelProto, stack: Mapping[str, Any]) -> di
     return {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
 
 
-def stored_names(record: Any) -> list[str]:
-    """Every initializer name a weights record mentions (strings anywhere in it)."""
-    if isinstance(record, str):
-        return [record]
-    if isinstance(record, Mapping):
-        return [n for v in record.values() for n in stored_names(v)]
-    if isinstance(record, list | tuple):
-        return [n for v in record for n in stored_names(v)]
-    return []
-
-
 def reference_from_file(
     model: onnx.ModelProto,
     metadata: Mapping[str, Any],
@@ -58,8 +48,6 @@ def reference_from_file(
     Only files holding a lone CustomGRU can be rebuilt: a whole model's other layers are not
     described by the metadata, so such files are checked with their model factory.
     """
-    from gru_onnx.loading import load_checkpoint
-
     stacks = metadata.get("stacks", [])
     if len(stacks) != 1 or stacks[0]["path"] != "":
         where = ", ".join(repr(s["path"]) for s in stacks) or "none"
@@ -72,9 +60,4 @@ def reference_from_file(
         load_checkpoint(module, checkpoint)
     else:
         module.load_state_dict(state_dict_from_file(model, stack), strict=True)
-    return module.to(torch_dtype(metadata.get("dtype", "float32"))).eval()
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """The torch dtype of a metadata ``dtype`` name (float32 when unknown)."""
-    return {"float16": torch.float16, "float64": torch.float64}.get(name, torch.float32)
+    return module.to(float_type(metadata.get("dtype", "float32")).torch).eval()

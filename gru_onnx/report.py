@@ -14,8 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gru_onnx.check.compare import OutputComparison
+from gru_onnx.check.results import ParityReport
 from gru_onnx.errors import GruOnnxUsageError
-from gru_onnx.parity import OutputComparison, ParityReport
 
 SCHEMA_ID = "gru-onnx/parity-report/1"
 

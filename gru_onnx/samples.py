@@ -10,7 +10,7 @@ fails the check instead of production.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ import onnx
 import torch
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.spec import float_type
+from gru_onnx.trees import flatten_tensors, map_tensors, to_numpy
 
 #: Input magnitudes the default check cycles through, per dtype. float32 goes to x100, where
 #: pre-activations reach the ranges in which activations saturate, switch branch or overflow
@@ -33,6 +35,10 @@ DEFAULT_SCALES: dict[str, tuple[float, ...]] = {
     # compounds through the recurrence; x100 says nothing about int8 beyond what x10 says.
     "int8": (1.0, 10.0),
 }
+
+
+#: Sequence length of timing inputs when the file does not fix one.
+DEFAULT_TIMING_SEQ_LEN = 200
 
 
 def default_scales(dtype: str) -> tuple[float, ...]:
@@ -67,35 +73,8 @@ class Sample:
         if "lengths" in self.feeds:
             info["lengths_values"] = [int(v) for v in self.feeds["lengths"]]
         info["scale"] = self.scale
+        info["magnitude"] = self.magnitude
         return info
-
-
-def flatten_tensors(value: Any) -> list[torch.Tensor]:
-    """Tensors of a (nested) tuple/list/dict of outputs or inputs, in order; None is dropped."""
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [t for v in value for t in flatten_tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in flatten_tensors(v)]
-    return []
-
-
-def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """``value`` with every tensor replaced by ``fn(tensor)``, in :func:`flatten_tensors` order."""
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple
-        return type(value)(*(map_tensors(v, fn) for v in value))
-    if isinstance(value, list | tuple):
-        return type(value)(map_tensors(v, fn) for v in value)
-    if isinstance(value, dict):
-        return {k: map_tensors(v, fn) for k, v in value.items()}
-    return value
-
-
-def to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -233,9 +212,7 @@ def generate_samples(
     else:
         rng_len = np.random.default_rng(seed + 1)
         lengths_of = [max_seq, 1, *rng_len.integers(1, max_seq + 1, size=max(count - 2, 0))][:count]
-    from gru_onnx.rebuild import torch_dtype
-
-    dtype = torch_dtype(metadata.get("dtype", "float32"))
+    dtype = float_type(metadata.get("dtype", "float32")).torch
     gen = torch.Generator().manual_seed(seed)
     dirs = 2 if spec["bidirectional"] else 1
     samples = []
@@ -337,3 +314,65 @@ def plan_samples(
     if lone_gru and metadata is not None:
         return generate_samples(model, metadata, count=count, seq_len=seq_len, batch=batch, seed=seed, scales=scales)
     raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")
+
+
+# ---------------------------------------------------------------- timing inputs
+
+
+def timing_feeds(
+    model: Any, metadata: Mapping[str, Any] | None, batch: int, seq_len: int | None, seed: int = 0
+) -> tuple[dict[str, np.ndarray], int]:
+    """Random feeds for any file's inputs at ``batch`` and ``seq_len`` (its static length, or
+    :data:`DEFAULT_TIMING_SEQ_LEN`, when None), for timing: floating inputs standard normal,
+    ``lengths`` full, other integers zero (valid ids for any vocabulary). Batch and sequence
+    axes are found by name (or a lone GRU's layout); a static axis that disagrees is refused."""
+    stacks = (metadata or {}).get("stacks", [])
+    static = {s["seq_len"] for s in stacks if s.get("seq_len") is not None}
+    if seq_len is None:
+        seq_len = min(static) if static else DEFAULT_TIMING_SEQ_LEN
+    elif static and seq_len not in static:
+        raise GruOnnxUsageError(
+            f"the file's sequence length is fixed at {min(static)}; use --seq-len {min(static)} or export with another"
+        )
+    lone = stacks[0]["spec"] if len(stacks) == 1 and stacks[0]["path"] == "" else None
+    rng = np.random.default_rng(seed)
+    initializers = {i.name for i in model.graph.initializer}
+    feeds = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+        shape = []
+        for axis, dim in enumerate(tensor.shape.dim):
+            shape.append(_axis_size(value.name, axis, dim, lone, batch, seq_len))
+        if np.issubdtype(dtype, np.floating):
+            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
+        elif value.name == "lengths":
+            feeds[value.name] = np.full(shape, seq_len, dtype=dtype)
+        else:  # token ids and the like: zeros are valid for any vocabulary
+            feeds[value.name] = np.zeros(shape, dtype=dtype)
+    return feeds, seq_len
+
+
+def _axis_size(name: str, axis: int, dim: Any, lone: Mapping[str, Any] | None, batch: int, seq_len: int) -> int:
+    """The size of one input axis: batch and sequence by name (or a lone GRU's layout)."""
+    if lone is not None:  # input [T, B, I] / [B, T, I], h0 [L*D, B, H], lengths [B]
+        roles = {"input": ("batch", "seq") if lone["batch_first"] else ("seq", "batch"), "lengths": ("batch",)}
+        role = roles.get(name, (None, "batch"))
+        role = role[axis] if axis < len(role) else None
+    else:
+        role = "batch" if dim.dim_param == "batch" else "seq" if dim.dim_param.startswith("seq") else None
+    want = {"batch": batch, "seq": seq_len}.get(role)  # type: ignore[arg-type]
+    if dim.dim_param:
+        if want is None:
+            raise GruOnnxUsageError(
+                f"input {name!r} axis {axis} is dynamic ({dim.dim_param}) and not batch or sequence"
+            )
+        return want
+    if want is not None and want != dim.dim_value:
+        option = "--batch" if role == "batch" else "--seq-len"
+        raise GruOnnxUsageError(
+            f"input {name!r} has a static {role} axis of {dim.dim_value}; use {option} {dim.dim_value}"
+        )
+    return dim.dim_value

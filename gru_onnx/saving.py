@@ -64,6 +64,33 @@ def _is_own_data_file(model_name: str, location: str) -> bool:
 # Writing
 
 
+def writable_target(f: str | os.PathLike[str], *, create_parents: bool = True) -> Path:
+    """``f`` as a path, or a one-line usage error when it cannot be written (an empty path, a
+    folder, a parent that is a file or not writable, or missing when ``create_parents`` is off);
+    checked before any work, creating nothing."""
+    if not os.fspath(f):
+        raise GruOnnxUsageError("the output path is empty")
+    path = Path(f)
+    if path.is_dir():
+        raise GruOnnxUsageError(f"the output path {path} is a directory")
+    if not create_parents and not path.absolute().parent.is_dir():
+        raise GruOnnxUsageError(f"cannot write {path}: its folder {path.parent} does not exist")
+    existing = path.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GruOnnxUsageError(f"cannot create {path.parent}: {existing} is not a directory")
+    if existing == path.absolute().parent:
+        try:  # the same kind of temporary file the final write uses
+            with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".probe", dir=existing):
+                pass
+        except OSError as exc:
+            raise GruOnnxUsageError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+    elif not os.access(existing, os.W_OK):
+        raise GruOnnxUsageError(f"cannot create {path.parent}: {existing} is not writable")
+    return path
+
+
 def estimated_size(model: ir.Model) -> int:
     """An upper estimate of ``model``'s serialized size in bytes, from tensor sizes (no data is
     read or copied: torch tensors behind the initializers are only asked for their size)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
 import numpy as np
@@ -18,25 +17,8 @@ import onnx
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import find_metadata, load_model
-from gru_onnx.runners.base import Runner, RuntimeUnavailable
+from gru_onnx.runners import Runner, open_runner
 from gru_onnx.streaming import StatePair, state_pairs
-
-
-def open_runner(path: str | os.PathLike[str], providers: Iterable[str], threads: int | None = None) -> Runner:
-    """The first of ``providers`` (keys of :data:`gru_onnx.runners.RUNNERS`) that opens ``path``
-    here; ``threads`` fixes ONNX Runtime's intra-op threads."""
-    from gru_onnx.runners import RUNNERS, OnnxRuntimeRunner
-
-    reasons = []
-    for key in providers:
-        if key not in RUNNERS:
-            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}")
-        runner = OnnxRuntimeRunner(path, key, threads=threads) if key != "openvino" else RUNNERS[key](Path(path))
-        try:
-            return runner.open()
-        except RuntimeUnavailable as exc:
-            reasons.append(str(exc))
-    raise GruOnnxUsageError("no runtime can run the file here: " + "; ".join(reasons or ["no provider given"]))
 
 
 @dataclass(frozen=True)

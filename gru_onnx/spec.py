@@ -1,4 +1,5 @@
-"""One frozen description of a GRU stack, shared by the module, the exporters and the metadata."""
+"""One frozen description of a GRU stack, shared by the module, the exporters and the metadata,
+and the one table of the floating types files are written in."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+import torch
+
+from gru_onnx import registry
 from gru_onnx.activations import BoundActivation, parse_activation
 from gru_onnx.errors import GruOnnxUsageError
 
@@ -107,3 +112,29 @@ class GRUSpec:
         if not self.bias:
             parts.append("no bias")
         return f"{self.num_layers}-layer GRU({self.input_size}->{self.hidden_size}, {', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class FloatType:
+    """A floating type by its metadata name, with its torch and NumPy forms; ``export``: a type
+    files can be written in (:data:`gru_onnx.registry.EXPORT_DTYPES`)."""
+
+    name: str
+    torch: torch.dtype
+    numpy: np.dtype
+    export: bool
+
+
+#: The one dtype table: metadata names -> torch and NumPy types.
+FLOAT_TYPES: dict[str, FloatType] = {
+    name: FloatType(name, getattr(torch, name), np.dtype(name), name in registry.EXPORT_DTYPES)
+    for name in ("float32", "float16", "float64")
+}
+
+
+def float_type(name: str | torch.dtype) -> FloatType:
+    """The table's entry for a name (``"float16"``) or a torch dtype; unknown ones are refused."""
+    key = str(name).removeprefix("torch.")
+    if key not in FLOAT_TYPES:
+        raise GruOnnxUsageError(f"unknown dtype {key!r}; valid dtypes: {', '.join(FLOAT_TYPES)}")
+    return FLOAT_TYPES[key]

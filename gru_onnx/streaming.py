@@ -29,6 +29,7 @@ from torch import nn
 from gru_onnx import naming
 from gru_onnx.errors import ExportError, GruOnnxUsageError
 from gru_onnx.module import CustomGRU
+from gru_onnx.options import StreamingOptions
 from gru_onnx.spec import GRUSpec
 
 LONE_NAMES = ("state_in", "state_out")
@@ -221,3 +222,44 @@ def sequence_length(args: Sequence[Any], axes: Sequence[int | None]) -> int:
         if axis is not None:
             return int(arg.shape[axis])
     raise GruOnnxUsageError("streaming export needs an input with a time axis (axis 1 of a batch-first input)")
+
+
+# --------------------------------------------------------------------------------------------
+# The plan of a streaming export
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """A streaming export's decisions: the example it traces (``chunk`` steps long when fixed)
+    and which axis of each input is time (the outputs' are probed as for every export)."""
+
+    args: tuple[Any, ...]
+    chunk: int | None
+    input_axes: list[int | None]
+
+    def input_axes_by_name(self, graph: ir.Graph, lifter: StateLifter) -> dict[str, int | None]:
+        """The time axis of each graph input by name (state inputs left out)."""
+        states = {p.input for p in lifter.pairs}
+        inputs = [v.name for v in graph.inputs if not v.is_initializer() and v.name not in states]
+        tensor_axes = [a for a, arg in zip(self.input_axes, self.args, strict=True) if isinstance(arg, torch.Tensor)]
+        return dict(zip(inputs, tensor_axes, strict=True))
+
+
+def plan(
+    model: nn.Module, args: tuple[Any, ...], grus: Sequence[tuple[str, CustomGRU]], options: StreamingOptions
+) -> StreamPlan:
+    """Check a streaming request before the export's work, and fit the example to it."""
+    bad = [type(a).__name__ for a in args if a is not None and not isinstance(a, torch.Tensor)]
+    if bad:
+        raise GruOnnxUsageError(f"streaming exports take tensor arguments only, got a {bad[0]}")
+    if isinstance(model, CustomGRU) and isinstance(args[0], torch.Tensor) and args[0].dim() == 2:
+        raise GruOnnxUsageError(
+            "streaming needs batched input (3-D, batch as the states' axis 0); add a batch axis of size 1"
+        )
+    check_modules(grus, options.exclude)
+    axes = input_sequence_axes(model, args)
+    length = sequence_length(args, axes)
+    # A dynamic time axis needs an example of at least 2 steps; a fixed one exactly ``chunk``.
+    wanted = options.chunk if options.chunk is not None else max(length, 2)
+    return StreamPlan(resize_sequence(args, axes, wanted), options.chunk, axes)

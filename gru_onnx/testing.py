@@ -7,7 +7,7 @@ one call::
 
     def test_tagger_exports(gru_onnx_export):
         model, args = make_model()
-        result = gru_onnx_export(model, args, strategy="auto")
+        result = gru_onnx_export(model, args, graph=GraphOptions(strategy="auto"))
         assert result.num_nodes < 5000
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-    from gru_onnx._export import ExportResult
+    from gru_onnx.exporting import ExportResult
     from gru_onnx.parity import ParityReport
 
 __all__ = ["assert_parity", "gru_onnx_export"]
@@ -33,7 +33,8 @@ def assert_parity(
     **kwargs: Any,
 ) -> ParityReport:
     """Check ``onnx_path`` against ``model`` (see ``gru_onnx.check_parity`` for ``kwargs``);
-    raise ``AssertionError`` with the report table unless every runtime that ran passed."""
+    raise ``AssertionError`` with the report table unless every runtime that ran passed.
+    (Imports are local: this module is a pytest plugin, loaded by every pytest run.)"""
     from gru_onnx.parity import check_parity
     from gru_onnx.report import render_text
 
@@ -54,14 +55,17 @@ if pytest is not None:
     def gru_onnx_export(tmp_path: Any) -> Callable[..., ExportResult]:
         """Export a model into the test's tmp dir and assert parity; returns the ExportResult.
 
-        Keyword arguments go to ``gru_onnx.export`` (``providers`` picks the runtimes of the
-        parity gate, default CPU); ``filename`` names the file in the tmp dir.
+        Keyword arguments are ``gru_onnx.export``'s option groups (``check=CheckOptions(providers=
+        ("cpu", "openvino"))`` picks the runtimes of the parity gate, default CPU); ``filename``
+        names the file in the tmp dir.
         """
-        from gru_onnx._export import export
+        from gru_onnx.exporting import export
         from gru_onnx.report import render_text
 
         def run(model: nn.Module, args: Sequence[Any], *, filename: str = "model.onnx", **kwargs: Any) -> ExportResult:
-            result = export(model, args, tmp_path / filename, check=True, **kwargs)
+            if "check" in kwargs and kwargs["check"] is None:
+                raise TypeError("gru_onnx_export gates on parity: give check=CheckOptions(...), not None")
+            result = export(model, args, tmp_path / filename, **kwargs)
             report = result.parity
             if report is not None and not report.passed:
                 summary = " | ".join(report.failures())

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from google.protobuf import text_format
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import find_metadata
-
-#: Triton model names become folder names and URL path parts.
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+from gru_onnx.options import TritonOptions
+from gru_onnx.saving import validate_data_files
 
 _TRITON_TYPES = {
     onnx.TensorProto.FLOAT: "TYPE_FP32",
@@ -175,15 +175,11 @@ def build_config(
 def _external_files(model: onnx.ModelProto, source: Path) -> list[str]:
     """Relative locations of the file's external data (copied beside the model), each checked
     first: present, complete, inside the model's folder (see :mod:`gru_onnx.saving`)."""
-    from gru_onnx.saving import validate_data_files
-
     return [data.location for data in validate_data_files(model, source)]
 
 
 def verify_config(text: str, model: onnx.ModelProto, states: list[tuple[str, str]]) -> None:
     """Parse the written text back with the schema and check it names the file's tensors."""
-    from google.protobuf import text_format
-
     pb = _schema()
     parsed = text_format.Parse(text, pb.ModelConfig())
     state_names = {n for pair in states for n in pair}
@@ -200,20 +196,13 @@ def verify_config(text: str, model: onnx.ModelProto, states: list[tuple[str, str
 def package_triton(
     path: str | os.PathLike[str],
     repo: str | os.PathLike[str],
-    *,
-    name: str | None = None,
-    max_batch_size: int | None = None,
-    instances: int = 1,
-    device: str = "cpu",
-    force: bool = False,
+    options: TritonOptions = TritonOptions(),  # noqa: B008 (frozen)
 ) -> TritonPackage:
     """Write ``repo/name/config.pbtxt`` and ``repo/name/1/model.onnx`` (plus any external data).
 
     The entry is assembled in a temporary folder inside ``repo`` and renamed into place, so a
     failure leaves nothing half-written; an existing entry is replaced only with ``force``.
     """
-    from google.protobuf import text_format
-
     source = Path(path)
     try:
         model = onnx.load(source, load_external_data=False)
@@ -223,21 +212,14 @@ def package_triton(
         raise GruOnnxUsageError(f"{source} is not an ONNX file ({type(exc).__name__})") from None
     if not model.graph.node and not model.graph.output:
         raise GruOnnxUsageError(f"{source} is not an ONNX model (no graph)")
-    name = name or re.sub(r"[^A-Za-z0-9_.\-]", "_", source.stem)
-    if not _MODEL_NAME.match(name):
-        raise GruOnnxUsageError(
-            f"{name!r} is not a valid Triton model name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"
-        )
-    if instances < 1:
-        raise GruOnnxUsageError("--instances must be at least 1")
-    if device not in ("cpu", "gpu"):
-        raise GruOnnxUsageError(f"unknown device {device!r}; use cpu or gpu")
+    name = options.name or re.sub(r"[^A-Za-z0-9_.\-]", "_", source.stem)
+    TritonOptions(name=name)  # a name derived from the file must be valid too
     repo = Path(repo)
     target = repo / name
-    if target.exists() and not force:
+    if target.exists() and not options.force:
         raise GruOnnxUsageError(f"{target} exists; pass --force to replace it")
     config, states, notes = build_config(
-        model, name, max_batch_size=max_batch_size, instances=instances, device=device
+        model, name, max_batch_size=options.max_batch_size, instances=options.instances, device=options.device
     )
     text = text_format.MessageToString(config)
     verify_config(text, model, states)

@@ -74,6 +74,17 @@ def get_layout(weights: Mapping[str, Any]) -> WeightLayout:
     return layout
 
 
+def stored_names(record: Any) -> list[str]:
+    """Every initializer name a weights record mentions (strings anywhere in it)."""
+    if isinstance(record, str):
+        return [record]
+    if isinstance(record, Mapping):
+        return [n for v in record.values() for n in stored_names(v)]
+    if isinstance(record, list | tuple):
+        return [n for v in record for n in stored_names(v)]
+    return []
+
+
 def read_state_dict(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
     """The ``nn.GRU`` parameters of one stack, read back from the file by its layout's rule."""
     return get_layout(weights).read(spec, weights, get)

@@ -18,6 +18,7 @@ import gru_onnx
 from gru_onnx import CustomGRU
 from gru_onnx.bench import fused_op_files
 
+import flat
 from conftest import numpy_reference, run_ort
 
 
@@ -25,7 +26,7 @@ from conftest import numpy_reference, run_ort
 def loop_file(tmp_path):
     torch.manual_seed(0)
     gru = CustomGRU(3, 4, activation="relu")
-    result = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="loop", dynamic_seq=True,
+    result = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="loop", dynamic_seq=True,
                              check=False)  # fmt: skip
     return gru, result.path
 
@@ -61,7 +62,7 @@ def test_the_fused_op_baseline_holds_the_files_weights(loop_file, tmp_path):
 
 def test_activations_without_a_native_form_get_a_labelled_yardstick(tmp_path, run_cli):
     gru = CustomGRU(3, 4, activation="gelu")
-    gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "g.onnx", strategy="unrolled", check=False)
+    flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "g.onnx", strategy="unrolled", check=False)
     result = run_cli("bench", "g.onnx", "--runs", "2", "--warmup", "0", "--json", "g.json")
     assert result.exit_code == 0, result.output
     timings = json.loads((tmp_path / "g.json").read_text())["timings"]
@@ -81,7 +82,7 @@ def test_activations_without_a_native_form_get_a_labelled_yardstick(tmp_path, ru
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, loop_file, tmp_path):
     _, path = loop_file
-    gru_onnx.export(CustomGRU(3, 4, activation="relu"), (torch.randn(5, 2, 3),), tmp_path / "s.onnx",
+    flat.export(CustomGRU(3, 4, activation="relu"), (torch.randn(5, 2, 3),), tmp_path / "s.onnx",
                     strategy="unrolled", check=False)  # fmt: skip
     argv = [a.format(path=path, static=tmp_path / "s.onnx") for a in args]
     proc = subprocess.run(["gru-onnx", "bench", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -117,7 +118,7 @@ def test_whole_model_bench_with_model_factory(tmp_path, run_cli, monkeypatch):
     from examples.tagger import make_model
 
     model, args = make_model()
-    gru_onnx.export(model, args, tmp_path / "t.onnx", check=False)
+    flat.export(model, args, tmp_path / "t.onnx", check=False)
     without = run_cli("bench", "t.onnx", "--runs", "2", "--warmup", "0", "--batch", "3", "--json", "a.json")
     assert without.exit_code == 0, without.output
     report = json.loads((tmp_path / "a.json").read_text())

@@ -17,6 +17,7 @@ from gru_onnx import CustomGRU, GruOnnxUsageError, register_activation
 from gru_onnx.activations import list_activations
 from gru_onnx.rebuild import reference_from_file
 
+import flat
 from conftest import numpy_reference, run_ort
 
 # layers, bidirectional, batch_first, with h0
@@ -26,7 +27,7 @@ SHAPES = [(1, False, False, False), (2, True, True, True), (3, False, False, Tru
 def export_and_run(gru, args, tmp_path, **kwargs):
     path = tmp_path / "gru.onnx"
     kwargs.setdefault("strategy", "unrolled")
-    result = gru_onnx.export(gru, args, path, **kwargs)
+    result = flat.export(gru, args, path, **kwargs)
     feeds = {name: a.numpy() for name, a in zip(["input", "h0"], args, strict=False)}
     return result, run_ort(path, feeds)
 
@@ -232,7 +233,7 @@ class Tagger(nn.Module):
 def test_whole_model_with_dynamic_batch(tmp_path):
     model = Tagger()
     tokens = torch.randint(0, 50, (2, 9))
-    result = gru_onnx.export(model, (tokens,), tmp_path / "tagger.onnx", strategy="unrolled")
+    result = flat.export(model, (tokens,), tmp_path / "tagger.onnx", strategy="unrolled")
     assert result.passed
     assert result.metadata["stacks"][0]["path"] == "encoder"
     assert result.metadata["stacks"][0]["weights"]["directions"]["_l0"]["weight_ih"] == "encoder.weight_ih_l0"
@@ -280,18 +281,18 @@ def test_user_registered_onnxscript_activation(tmp_path):
 def test_errors_leave_no_file(tmp_path):
     out = tmp_path / "never.onnx"
     with pytest.raises(GruOnnxUsageError, match="contains no CustomGRU"):
-        gru_onnx.export(nn.Linear(3, 3), (torch.randn(2, 3),), out)
+        flat.export(nn.Linear(3, 3), (torch.randn(2, 3),), out)
     with pytest.raises(GruOnnxUsageError, match="'nope'; valid strategies: auto, loop, native, unrolled"):
-        gru_onnx.export(make(), inputs(make()), out, strategy="nope")
+        flat.export(make(), inputs(make()), out, strategy="nope")
     with pytest.raises(GruOnnxUsageError, match="opset 12 is not supported"):
-        gru_onnx.export(make(), inputs(make()), out, opset=12)
+        flat.export(make(), inputs(make()), out, opset=12)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_parity_failure_is_reported(tmp_path):
     register_activation("mismatched", torch.relu, lambda op, x: op.Tanh(x), overwrite=True)
     gru = make(1, activation="mismatched")
-    result = gru_onnx.export(gru, inputs(gru), tmp_path / "bad.onnx", strategy="unrolled")
+    result = flat.export(gru, inputs(gru), tmp_path / "bad.onnx", strategy="unrolled")
     assert not result.passed
     (runtime,) = result.parity.results
     assert runtime.status == "failed"

@@ -23,6 +23,7 @@ from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import load_model
 from gru_onnx.rebuild import reference_from_file
 
+import flat
 from conftest import run_ort
 
 
@@ -45,7 +46,7 @@ TOKENS = torch.tensor([[1, 7, 3, 9, 2], [4, 4, 0, 49, 11]])
 
 def _export(model: nn.Module, path: Path, **options) -> gru_onnx.ExportResult:
     options = {"check": False, "external_data": True, **options}
-    return gru_onnx.export(model, (TOKENS,), path, dynamic_seq=True, strategy="loop", **options)
+    return flat.export(model, (TOKENS,), path, dynamic_seq=True, strategy="loop", **options)
 
 
 def _external_tensors(path: Path) -> list[onnx.TensorProto]:
@@ -276,7 +277,7 @@ def test_missing_data_file(run_cli, pair, no_reads):
     line = _one_line_error(run_cli("package", str(pair), "--triton", "repo"))
     assert "is missing" in line
     with pytest.raises(GruOnnxUsageError, match="is missing"):
-        gru_onnx.check_parity(Tagger(), pair, (TOKENS,))
+        flat.check_parity(Tagger(), pair, (TOKENS,))
 
 
 def test_truncated_data_file(run_cli, tmp_path, pair, no_reads):
@@ -316,7 +317,7 @@ def test_locations_outside_the_folder_are_refused_without_reading(run_cli, tmp_p
             line = _one_line_error(run_cli(*command))
             assert f"external data {location!r} {message}" in line, (command, line)
         with pytest.raises(GruOnnxUsageError, match="refusing to read it"):
-            gru_onnx.check_parity(Tagger(), pair, (TOKENS,))
+            flat.check_parity(Tagger(), pair, (TOKENS,))
         assert gru_onnx.read_metadata(pair)["stacks"][0]["path"] == "rnn"  # reads no data, refuses nothing
     assert not (tmp_path / "repo").exists()
 
@@ -370,7 +371,7 @@ def test_int8_export_with_external_data_checks_from_the_pair(tmp_path):
 
 def test_openvino_reads_the_pair_from_the_model_path(pair, tagger):
     pytest.importorskip("openvino", reason="needs the [openvino] extra")
-    report = gru_onnx.check_parity(tagger, pair, (TOKENS,), providers=("openvino",))
+    report = flat.check_parity(tagger, pair, (TOKENS,), providers=("openvino",))
     (result,) = report.results
     assert result.status == "passed", report.summary()
     assert report.max_abs < 1e-5

@@ -24,6 +24,7 @@ import gru_onnx  # noqa: E402
 from gru_onnx import GruOnnxUsageError  # noqa: E402
 from gru_onnx.keras import KERAS_ACTIVATIONS  # noqa: E402
 
+import flat  # noqa: E402
 from conftest import run_ort  # noqa: E402
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -197,7 +198,7 @@ def test_functional_model_exports_with_keras_names_and_dynamic_time(tmp_path):
     assert module.dynamic_time
     assert_same(module_outputs(module, *model_inputs(7)), keras_outputs(model, *model_inputs(7)))
 
-    result = gru_onnx.export(module, module.example_inputs(batch=2, seq_len=6), tmp_path / "m.onnx", dynamic_seq=True)
+    result = flat.export(module, module.example_inputs(batch=2, seq_len=6), tmp_path / "m.onnx", dynamic_seq=True)
     assert result.passed, result.parity.summary()
     import onnxruntime as ort
 
@@ -219,7 +220,7 @@ def test_sequential_relu_gru_with_keras2_gates_on_every_strategy(strategy, steps
         layers.Dense(1, name="vad", activation="sigmoid"),
     ])  # fmt: skip
     module = gru_onnx.from_keras(model, activations={"k2_hard_sigmoid": "hard_sigmoid(alpha=0.2, beta=0.5)"})
-    result = gru_onnx.export(
+    result = flat.export(
         module, module.example_inputs(seq_len=6), tmp_path / "m.onnx", strategy=strategy, dynamic_seq=steps is None
     )
     assert result.passed and result.strategy == strategy

@@ -14,12 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-import gru_onnx
-from gru_onnx import CustomGRU, export, read_metadata
+from gru_onnx import CustomGRU, read_metadata
 from gru_onnx.report import render_text
-from gru_onnx.samples import flatten_tensors
+from gru_onnx.trees import flatten_tensors
 
+import flat
 from conftest import run_ort
+from flat import export
 
 # Triton: names are identifiers, '.' and '-' allowed after the first character.
 TRITON_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -188,7 +189,7 @@ def test_first_failing_step_of_a_static_whole_model(tmp_path):
     source.load_state_dict(exported.state_dict())
     path = tmp_path / "m.onnx"
     export(exported, (torch.randn(2, 6, 3),), path, check=False)
-    report = gru_onnx.check_parity(source, path, (torch.randn(2, 6, 3),))
+    report = flat.check_parity(source, path, (torch.randn(2, 6, 3),))
     assert not report.passed
     (output,) = report.results[0].outputs
     assert output.first_failing_step == 3

@@ -18,12 +18,14 @@ from hypothesis.extra.numpy import arrays
 
 import gru_onnx
 from gru_onnx import CustomGRU
-from gru_onnx.parity import compare
+from gru_onnx.check.compare import compare
 from gru_onnx.report import schema, to_json
 from gru_onnx.runners import RUNNERS, RuntimeUnavailable
 from gru_onnx.runners.onnxruntime import cuda_device_problem, fallback_nodes
 from gru_onnx.samples import generate_samples
 from gru_onnx.testing import assert_parity
+
+import flat
 
 # ------------------------------------------------------------------------------ the comparator
 
@@ -93,7 +95,7 @@ def exported(tmp_path):
     gru = CustomGRU(4, 6, num_layers=2, bidirectional=True, activation="relu", recurrent_activation="hard_sigmoid")
     torch.save(gru.state_dict(), tmp_path / "source.pt")
     x = torch.randn(12, 2, 4)
-    result = gru_onnx.export(gru, (x,), tmp_path / "gru.onnx", strategy="unrolled")
+    result = flat.export(gru, (x,), tmp_path / "gru.onnx", strategy="unrolled")
     assert result.passed
     return gru, x, result.path
 
@@ -105,7 +107,7 @@ def test_check_passes_on_cpu_and_openvino(exported, run_cli):
     assert result.exit_code == 0, result.output
     assert "ort-cpu" in result.output and "openvino" in result.output and "FAIL" not in result.output
     assert "INFERENCE_PRECISION_HINT=f32" in result.output
-    report = gru_onnx.check_parity(None, path, providers=("cpu", "openvino"), scales=(1.0,))
+    report = flat.check_parity(None, path, providers=("cpu", "openvino"), scales=(1.0,))
     assert [r.status for r in report.results] == ["passed", "passed"] and report.reference == "metadata"
     assert max(o.max_abs for r in report.results for o in r.outputs) < 1e-5
 
@@ -115,8 +117,8 @@ def test_native_file_on_openvino(tmp_path):
     gru = CustomGRU(3, 5, bidirectional=True, batch_first=True, activation="relu")
     x = torch.randn(2, 7, 3)
     lengths = torch.tensor([7, 3])
-    path = gru_onnx.export(gru, (x, None, lengths), tmp_path / "n.onnx", strategy="native", dynamic_seq=True).path
-    report = gru_onnx.check_parity(None, path, providers=("openvino",), samples=3)
+    path = flat.export(gru, (x, None, lengths), tmp_path / "n.onnx", strategy="native", dynamic_seq=True).path
+    report = flat.check_parity(None, path, providers=("openvino",), samples=3)
     assert report.passed, report.summary()
     assert [len(s["lengths_values"]) for s in report.samples] == [3, 3, 3]
 
@@ -192,7 +194,7 @@ def test_json_report_validates_against_the_schema(exported, run_cli, tmp_path):
         run_cli("check", name, "--provider", "all", "--report", "r.json", *extra)
         jsonschema.validate(json.loads((tmp_path / "r.json").read_text()), schema())
     # Non-finite numbers are strings in the JSON, which the schema allows.
-    report = gru_onnx.check_parity(None, path)
+    report = flat.check_parity(None, path)
     data = to_json(report)
     data["runtimes"][0]["outputs"][0]["max_abs"] = "nan"
     jsonschema.validate(data, schema())
@@ -214,7 +216,9 @@ def test_inputs_from_npz(exported, run_cli, tmp_path):
     np.savez(tmp_path / "in.npz", input=x.numpy())
     result = run_cli("check", str(path), "--inputs", "in.npz", "--report", "r.json")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "r.json").read_text())["samples"] == [{"input": [12, 2, 4], "scale": 1.0}]
+    (sample,) = json.loads((tmp_path / "r.json").read_text())["samples"]
+    assert sample.pop("magnitude") >= 1.0
+    assert sample == {"input": [12, 2, 4], "scale": 1.0}
     np.savez(tmp_path / "wrong.npz", x=x.numpy())
     result = run_cli("check", str(path), "--inputs", "wrong.npz")
     assert result.exit_code == 2 and "has no array 'input'" in result.output
@@ -223,7 +227,7 @@ def test_inputs_from_npz(exported, run_cli, tmp_path):
 def test_dynamic_files_are_checked_at_many_lengths(tmp_path):
     gru = CustomGRU(3, 4, activation="gelu", batch_first=True)
     x = torch.randn(2, 5, 3)
-    path = gru_onnx.export(gru, (x, None, torch.tensor([5, 2])), tmp_path / "d.onnx", dynamic_seq=True).path
+    path = flat.export(gru, (x, None, torch.tensor([5, 2])), tmp_path / "d.onnx", dynamic_seq=True).path
     model = onnx.load(path)
     samples = generate_samples(model, gru_onnx.read_metadata(model), count=4, seq_len=30, batch=3, seed=0)
     seqs = [s.args[0].shape[1] for s in samples]
@@ -231,7 +235,7 @@ def test_dynamic_files_are_checked_at_many_lengths(tmp_path):
     for s in samples:
         lengths = s.feeds["lengths"]
         assert lengths[0] == s.args[0].shape[1] and lengths[-1] == 1 and lengths.dtype == np.int64
-    report = gru_onnx.check_parity(None, path, samples=4, seq_len=30, batch=3)
+    report = flat.check_parity(None, path, samples=4, seq_len=30, batch=3)
     assert report.passed and len(report.samples) == 4
 
 
@@ -285,7 +289,7 @@ def test_npz_inputs_are_cast_and_validated(exported, run_cli, tmp_path):
 def test_npz_lengths_are_checked(tmp_path, run_cli, lengths, message):
     gru = CustomGRU(3, 4, activation="relu")
     x = torch.randn(6, 2, 3)
-    gru_onnx.export(gru, (x, None, torch.tensor([6, 2])), tmp_path / "len.onnx")
+    flat.export(gru, (x, None, torch.tensor([6, 2])), tmp_path / "len.onnx")
     np.savez(tmp_path / "bad.npz", input=x.numpy(), lengths=lengths)
     result = run_cli("check", "len.onnx", "--inputs", "bad.npz")
     assert result.exit_code == 2 and message in result.output
@@ -299,20 +303,20 @@ def test_a_model_that_produces_nan_passes_with_a_warning(tmp_path, run_cli):
 
     register_activation("nan_act", lambda x: (x - x) / (x - x), zero_by_zero, overwrite=True)
     gru = CustomGRU(3, 4, activation="nan_act")
-    result = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "nan.onnx", strategy="unrolled")
+    result = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "nan.onnx", strategy="unrolled")
     assert result.passed  # NaN where PyTorch has NaN counts as equal ...
     assert any("non-finite values in 'output'" in w for w in result.parity.warnings)  # ... but it is said
     assert re.search(r"warning: the PyTorch reference has (\d+) of \1 non-finite values", result.parity.summary())
 
 
 def test_openvino_errors_keep_the_cause():
-    from gru_onnx.parity import _one_line
+    from gru_onnx.check.runs import one_line
 
     text = (
         "Exception from src/inference/src/cpp/core.cpp:84:\nCheck 'false' failed at src/x.cpp:151:\n"
         "FrontEnd API failed with OpConversionFailure:\nModel wasn't fully converted.\n-- Scan-18: body outputs (2)"
     )
-    assert _one_line(RuntimeError(text)) == "Model wasn't fully converted. | -- Scan-18: body outputs (2)"
+    assert one_line(RuntimeError(text)) == "Model wasn't fully converted. | -- Scan-18: body outputs (2)"
 
 
 # ------------------------------------------------------------------------------ runners
@@ -323,7 +327,7 @@ def test_profiler_placement_is_read_from_a_real_profile(tmp_path):
     import onnxruntime as ort
 
     gru = CustomGRU(3, 4, activation="relu")
-    path = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "n.onnx", strategy="native", check=False).path
+    path = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "n.onnx", strategy="native", check=False).path
     options = ort.SessionOptions()
     options.enable_profiling = True
     options.profile_file_prefix = str(tmp_path / "prof")
@@ -357,7 +361,7 @@ def test_gpu_parity(provider, dtype, tmp_path):
         pass
     gru = CustomGRU(8, 16, num_layers=2, bidirectional=True, activation="gelu", batch_first=True)
     x = torch.randn(4, 50, 8)
-    result = gru_onnx.export(gru, (x,), tmp_path / "g.onnx", strategy="loop", dtype=dtype, providers=(provider,))
+    result = flat.export(gru, (x,), tmp_path / "g.onnx", strategy="loop", dtype=dtype, providers=(provider,))
     assert result.parity.results[0].status == "passed", result.parity.summary()
 
 
@@ -376,7 +380,10 @@ def test_assert_parity_raises_with_the_table(exported, tmp_path):
 
 def test_the_pytest_fixture_exports_and_gates(gru_onnx_export):
     gru = CustomGRU(3, 4, activation="silu", batch_first=True)
-    result = gru_onnx_export(gru, (torch.randn(2, 5, 3),), strategy="loop", dynamic_seq=True)
+    result = gru_onnx_export(
+        gru, (torch.randn(2, 5, 3),), graph=gru_onnx.GraphOptions(strategy="loop"),
+        shapes=gru_onnx.ShapeOptions(dynamic_seq=True),
+    )  # fmt: skip
     assert result.path.exists() and result.parity.passed and result.strategy == "loop"
 
 

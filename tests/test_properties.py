@@ -16,10 +16,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import gru_onnx
 from gru_onnx import CustomGRU
 from gru_onnx.activations import parse_activation
 
+import flat
 from conftest import numpy_reference, run_ort
 
 PROFILES = {
@@ -111,7 +111,7 @@ def check_configuration(config: dict, export: dict, data: dict, tmp_path) -> Non
     gen = torch.Generator().manual_seed(data["seed"])
     args = _inputs(gru, data, data["seq"], data["batch"], gen)
     half = export["dtype"] == "float16"
-    result = gru_onnx.export(gru, args, tmp_path / "p.onnx", check=half, **export)
+    result = flat.export(gru, args, tmp_path / "p.onnx", check=half, **export)
     if half:
         assert result.passed, result.parity.summary()
         return

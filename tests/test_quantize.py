@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-import gru_onnx
-from gru_onnx import CustomGRU, export, read_metadata
-from gru_onnx.quantize import dequantized_initializers, quantize
+from gru_onnx import CustomGRU, read_metadata
+from gru_onnx.quantization import INT8_TOLERANCES, dequantized_initializers
 
+import flat
 from conftest import run_ort
+from flat import export, quantize
 
 
 def _float_file(tmp_path, module, strategy, seq=30, batch=2, name="float.onnx"):
@@ -131,7 +132,7 @@ def test_export_with_quantize_checks_against_the_float_model(tmp_path):
     assert record["mode"] == "dynamic" and record["granularity"] == "per_channel"
     assert set(record["tensors"]) == {"rnn.weight_ih_l0", "rnn.weight_hh_l0.rz", "rnn.weight_hh_l0.n", "head.weight"}
     assert "int8 dynamic file vs float32 source" in result.parity.reference
-    assert (result.parity.atol, result.parity.rtol) == gru_onnx.quantize.INT8_TOLERANCES["dynamic"]
+    assert (result.parity.atol, result.parity.rtol) == INT8_TOLERANCES["dynamic"]
 
 
 def test_native_gru_weights_stay_float_and_are_named(tmp_path):
@@ -230,7 +231,7 @@ def test_streaming_file_quantizes_and_streams_within_5_percent(tmp_path):
         expected = module(x)[0].numpy()
     got = np.concatenate(frames, axis=1)
     assert np.abs(got - expected).max() <= 0.05 * np.abs(expected).max()
-    report = gru_onnx.check_parity(None, tmp_path / "q.onnx")
+    report = flat.check_parity(None, tmp_path / "q.onnx")
     assert report.passed, report.summary()
 
 

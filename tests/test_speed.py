@@ -16,6 +16,7 @@ from onnx import numpy_helper
 import gru_onnx
 from gru_onnx import CustomGRU
 
+import flat
 from conftest import numpy_reference, run_ort
 
 DATA = Path(__file__).parent / "data"
@@ -32,7 +33,7 @@ def _export(tmp_path, name="m.onnx", seq=6, lengths=False, **options):
     gru = CustomGRU(4, 5, **options)
     x = torch.randn(seq, 3, 4)
     lens = torch.tensor([seq, 2, 1]) if lengths else None
-    return gru, (x, None, lens), gru_onnx.export(gru, (x, None, lens), tmp_path / name, **export)
+    return gru, (x, None, lens), flat.export(gru, (x, None, lens), tmp_path / name, **export)
 
 
 # ---------------------------------------------------------------- nodes per step
@@ -247,7 +248,7 @@ def test_auto_picks_by_target(activation, dtype, target, seq, want, tmp_path, ru
     torch.manual_seed(0)
     gru = CustomGRU(4, 5, activation=activation)
     x = torch.randn(seq, 2, 4)
-    result = gru_onnx.export(gru, (x,), tmp_path / "m.onnx", target=target, dtype=dtype, check=seq < 100)
+    result = flat.export(gru, (x,), tmp_path / "m.onnx", target=target, dtype=dtype, check=seq < 100)
     assert result.strategy == want and result.metadata["target"] == target
     assert result.passed, result.parity.summary()
     runtime = {"cpu": "onnxruntime-cpu", "openvino": "openvino", "tensorrt": "onnxruntime-tensorrt"}.get(target)
@@ -262,6 +263,6 @@ def test_target_on_the_command_line_and_bad_targets(tmp_path, run_cli):
     assert result.exit_code == 0, result.output
     assert gru_onnx.read_metadata(tmp_path / "c.onnx")["stacks"][0]["strategy"] == "native"
     with pytest.raises(gru_onnx.GruOnnxUsageError, match="unknown target 'gpu'"):
-        gru_onnx.export(CustomGRU(4, 5), (torch.randn(3, 2, 4),), tmp_path / "x.onnx", target="gpu")
+        flat.export(CustomGRU(4, 5), (torch.randn(3, 2, 4),), tmp_path / "x.onnx", target="gpu")
     assert not (tmp_path / "x.onnx").exists()
     assert run_cli("export", "--target", "gpu").exit_code == 2

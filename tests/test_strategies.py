@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-import gru_onnx
 from gru_onnx import CustomGRU, ExportError, GruOnnxUsageError
-from gru_onnx._export import MAX_OPSET, MIN_OPSET
 from gru_onnx.compat import file_support
+from gru_onnx.registry import MAX_OPSET, MIN_OPSET
 
+import flat
 from conftest import numpy_reference, run_ort
 
 STRATEGIES = ("unrolled", "loop", "native")
@@ -43,14 +43,14 @@ def test_strategy_matrix_against_numpy(strategy, reset_after, layers, bidirectio
                     activation="relu", recurrent_activation="hard_sigmoid", reset_after=reset_after)  # fmt: skip
     x, h0, lens = make_inputs(gru, with_lengths=lengths, with_h0=layers == 2)
     args = (x, h0, lens)
-    result = gru_onnx.export(gru, args, tmp_path / "m.onnx", strategy=strategy)
+    result = flat.export(gru, args, tmp_path / "m.onnx", strategy=strategy)
     assert result.strategy == strategy and result.passed, result.parity.summary()
     y, h_n = run_ort(result.path, feeds_for(args))
     want_y, want_h = numpy_reference(gru, x, h0, lens)
     np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h_n, want_h, rtol=1e-4, atol=1e-5)
     if importlib.util.find_spec("openvino") is not None:  # the same file on a second runtime
-        on_openvino = gru_onnx.check_parity(gru, result.path, args, providers=("openvino",))
+        on_openvino = flat.check_parity(gru, result.path, args, providers=("openvino",))
         expected = {r.runtime: r.status for r in file_support(result.metadata)}["openvino"]
         if expected == "yes":
             assert on_openvino.passed, on_openvino.summary()
@@ -68,7 +68,7 @@ def test_strategies_match_nn_gru_and_packed_sequences(strategy, bidirectional, l
     gru = CustomGRU(4, 5, num_layers=2, bidirectional=bidirectional, batch_first=True)
     gru.load_state_dict(ref.state_dict())
     x, h0, lens = make_inputs(gru, batch=3, seq=7, with_lengths=lengths, with_h0=True)
-    result = gru_onnx.export(gru, (x, h0, lens), tmp_path / "m.onnx", strategy=strategy)
+    result = flat.export(gru, (x, h0, lens), tmp_path / "m.onnx", strategy=strategy)
     y, h_n = run_ort(result.path, feeds_for((x, h0, lens)))
     if lens is None:
         want_y, want_h = ref(x, h0)
@@ -84,7 +84,7 @@ def test_strategies_match_nn_gru_and_packed_sequences(strategy, bidirectional, l
 def test_dynamic_length_export_runs_at_other_lengths(strategy, tmp_path):
     gru = CustomGRU(3, 6, num_layers=2, bidirectional=True, activation="relu", recurrent_activation="sigmoid")
     x8 = torch.randn(8, 2, 3)
-    result = gru_onnx.export(gru, (x8,), tmp_path / "dyn.onnx", strategy=strategy, dynamic_seq=True)
+    result = flat.export(gru, (x8,), tmp_path / "dyn.onnx", strategy=strategy, dynamic_seq=True)
     model = onnx.load(result.path)
     assert [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim[:2]] == ["seq", "batch"]
     for seq, batch in ((1, 1), (2000, 2), (37, 5)):
@@ -98,7 +98,7 @@ def test_dynamic_length_export_runs_at_other_lengths(strategy, tmp_path):
 def test_dynamic_length_with_padded_batches(tmp_path):
     gru = CustomGRU(3, 4, bidirectional=True, batch_first=True, activation="gelu")
     x, _, lens = make_inputs(gru, batch=3, seq=6, with_lengths=True)
-    result = gru_onnx.export(gru, (x, None, lens), tmp_path / "m.onnx", dynamic_seq=True)
+    result = flat.export(gru, (x, None, lens), tmp_path / "m.onnx", dynamic_seq=True)
     assert result.strategy == "loop"
     x2 = torch.randn(4, 11, 3)
     lens2 = torch.tensor([11, 3, 1, 8])
@@ -111,7 +111,7 @@ def test_dynamic_length_with_padded_batches(tmp_path):
 def test_unrolled_refuses_a_dynamic_length(tmp_path):
     gru = CustomGRU(3, 4)
     with pytest.raises(GruOnnxUsageError, match="the unrolled strategy fixes the sequence length"):
-        gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="unrolled", dynamic_seq=True)
+        flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="unrolled", dynamic_seq=True)
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -123,14 +123,14 @@ def test_unrolled_refuses_a_dynamic_length(tmp_path):
 def test_native_refuses_what_onnx_cannot_express(act, rec, named, tmp_path):
     gru = CustomGRU(3, 4, activation=act, recurrent_activation=rec)
     with pytest.raises(ExportError, match=re.escape(f"native ONNX GRU op cannot express {named}")):
-        gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="native")
+        flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="native")
     assert not (tmp_path / "m.onnx").exists()
 
 
 def test_native_relu_hard_sigmoid_is_one_gru_node_per_layer(tmp_path):
     gru = CustomGRU(3, 4, num_layers=2, bidirectional=True, activation="relu", recurrent_activation="hard_sigmoid")
     x = torch.randn(5, 2, 3)
-    result = gru_onnx.export(gru, (x,), tmp_path / "m.onnx", strategy="native")
+    result = flat.export(gru, (x,), tmp_path / "m.onnx", strategy="native")
     model = onnx.load(result.path)
     nodes = [n for n in model.graph.node if n.op_type == "GRU"]
     assert len(nodes) == 2
@@ -165,7 +165,7 @@ def test_native_relu_hard_sigmoid_is_one_gru_node_per_layer(tmp_path):
 )
 def test_auto_choice(kwargs, export_kwargs, seq, expected, tmp_path):
     gru = CustomGRU(3, 4, **kwargs)
-    result = gru_onnx.export(gru, (torch.randn(seq, 2, 3),), tmp_path / "m.onnx", **export_kwargs)
+    result = flat.export(gru, (torch.randn(seq, 2, 3),), tmp_path / "m.onnx", **export_kwargs)
     (stack,) = result.metadata["stacks"]
     assert stack["strategy"] == expected == result.strategy
     assert result.metadata["requested_strategy"] == "auto"
@@ -183,7 +183,7 @@ def test_auto_chooses_per_stack_in_a_whole_model(tmp_path):
         def forward(self, x):
             return self.b(self.a(x)[0])[0]
 
-    result = gru_onnx.export(Two(), (torch.randn(2, 5, 3),), tmp_path / "m.onnx")
+    result = flat.export(Two(), (torch.randn(2, 5, 3),), tmp_path / "m.onnx")
     assert [s["strategy"] for s in result.metadata["stacks"]] == ["native", "unrolled"]
     assert result.strategy == "mixed" and result.passed
 
@@ -192,7 +192,7 @@ def test_auto_chooses_per_stack_in_a_whole_model(tmp_path):
 def test_float16_export(strategy, tmp_path):
     gru = CustomGRU(4, 8, num_layers=2, bidirectional=True, activation="silu", recurrent_activation="hard_sigmoid")
     x = torch.randn(6, 3, 4)
-    result = gru_onnx.export(gru, (x,), tmp_path / "h.onnx", strategy=strategy, dtype="float16")
+    result = flat.export(gru, (x,), tmp_path / "h.onnx", strategy=strategy, dtype="float16")
     assert result.metadata["dtype"] == "float16" and result.passed, result.parity.summary()
     assert result.parity.atol == 2e-3 and result.parity.rtol == 2e-2
     model = onnx.load(result.path)
@@ -208,7 +208,7 @@ def test_float16_export(strategy, tmp_path):
 def test_every_supported_opset(opset, tmp_path):
     gru = CustomGRU(3, 4, bidirectional=True, activation="gelu", recurrent_activation="hard_sigmoid")
     x, _, lens = make_inputs(gru, batch=3, seq=5, with_lengths=True)
-    result = gru_onnx.export(gru, (x, None, lens), tmp_path / "m.onnx", strategy="loop", opset=opset)
+    result = flat.export(gru, (x, None, lens), tmp_path / "m.onnx", strategy="loop", opset=opset)
     model = onnx.load(result.path)
     assert next(o.version for o in model.opset_import if o.domain == "") == opset
     y, _ = run_ort(result.path, feeds_for((x, None, lens)))
@@ -226,7 +226,7 @@ def test_a_gru_called_twice_shares_its_weights(strategy, reset_after, tmp_path):
             return self.rnn(a)[1] - self.rnn(b)[1]
 
     args = (torch.randn(2, 5, 3), torch.randn(2, 5, 3))
-    result = gru_onnx.export(Siamese(), args, tmp_path / "s.onnx", strategy=strategy)
+    result = flat.export(Siamese(), args, tmp_path / "s.onnx", strategy=strategy)
     assert result.passed, result.parity.summary()
     assert len(result.metadata["stacks"]) == 2
 
@@ -242,7 +242,7 @@ def test_a_sequence_first_gru_inside_a_model_needs_its_axes_named(tmp_path):
 
     x = torch.randn(6, 3, 4)
     with pytest.raises(ExportError, match=r"gets the batch axis as its time axis.*pass dynamic_shapes"):
-        gru_onnx.export(Wrap(), (x,), tmp_path / "w.onnx")
+        flat.export(Wrap(), (x,), tmp_path / "w.onnx")
     batch = torch.export.Dim("batch")
-    result = gru_onnx.export(Wrap(), (x,), tmp_path / "w.onnx", dynamic_shapes=({1: batch},))
+    result = flat.export(Wrap(), (x,), tmp_path / "w.onnx", dynamic_shapes=({1: batch},))
     assert result.passed and result.metadata["stacks"][0]["seq_len"] == 6

@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from gru_onnx import CustomGRU, export
+from gru_onnx import CustomGRU
+
+from flat import export
 
 pytest.importorskip("tritonclient.grpc", reason="needs the [triton] extra (tritonclient's model config schema)")
 from google.protobuf import text_format
@@ -104,7 +106,7 @@ def test_existing_entry_is_refused_unless_forced(run_cli, tmp_path, tagger_file)
 
 
 def test_a_failure_while_writing_leaves_the_old_entry_and_no_staging(tmp_path, tagger_file, monkeypatch):
-    from gru_onnx.triton import package_triton
+    from flat import package_triton
 
     package_triton(tagger_file, tmp_path / "repo")
     before = (tmp_path / "repo" / "tagger" / "config.pbtxt").read_text()
@@ -144,7 +146,7 @@ def test_packaged_model_runs_as_configured(tmp_path, tagger_file):
     """What the config says about shapes holds for the copied file on ONNX Runtime."""
     import onnxruntime as ort
 
-    from gru_onnx.triton import package_triton
+    from flat import package_triton
 
     package_triton(tagger_file, tmp_path / "repo")
     config = _config(tmp_path / "repo", "tagger")

@@ -23,6 +23,7 @@ from gru_onnx.compat import file_support, tensorrt_reading
 from gru_onnx.exporters.native import positional_parameters
 from gru_onnx.workarounds import matmul_before_transpose
 
+import flat
 from conftest import numpy_reference, run_ort
 
 STRATEGIES = ("unrolled", "loop", "native")
@@ -60,7 +61,7 @@ def test_onnxruntime_gru_softplus_overflows_where_pytorch_does_not():
 def test_native_refuses_softplus_and_the_default_check_catches_such_a_range_bug(tmp_path):
     gru = CustomGRU(16, 32, activation="softplus")
     with pytest.raises(ExportError, match="cannot express activation 'softplus'"):
-        gru_onnx.export(gru, (torch.randn(20, 2, 16),), tmp_path / "n.onnx", strategy="native")
+        flat.export(gru, (torch.randn(20, 2, 16),), tmp_path / "n.onnx", strategy="native")
     # The old mapping, as a user could still register it: unit-scale inputs pass, the default
     # check (which also runs x10 and x100) does not.
     register_activation(
@@ -69,9 +70,9 @@ def test_native_refuses_softplus_and_the_default_check_catches_such_a_range_bug(
     )  # fmt: skip
     gru = CustomGRU(16, 32, activation="softplus_as_native")
     x = torch.randn(20, 2, 16)
-    path = gru_onnx.export(gru, (x,), tmp_path / "n.onnx", strategy="native", check=False).path
-    assert gru_onnx.check_parity(gru, path, (x,), scales=(1.0,)).passed
-    report = gru_onnx.check_parity(gru, path, (x,))
+    path = flat.export(gru, (x,), tmp_path / "n.onnx", strategy="native", check=False).path
+    assert flat.check_parity(gru, path, (x,), scales=(1.0,)).passed
+    report = flat.check_parity(gru, path, (x,))
     assert not report.passed and any("NaN/Inf mismatch" in line for line in report.failures())
 
 
@@ -82,13 +83,13 @@ def test_native_refuses_softplus_and_the_default_check_catches_such_a_range_bug(
 def test_celu_exports_in_float16(strategy, tmp_path):
     x = torch.randn(5, 2, 4)
     gru = CustomGRU(4, 6, activation="celu(alpha=0.5)")
-    result = gru_onnx.export(gru, (x,), tmp_path / "c.onnx", strategy=strategy, dtype="float16")
+    result = flat.export(gru, (x,), tmp_path / "c.onnx", strategy=strategy, dtype="float16")
     assert result.passed, result.parity.summary()
     # celu as the gate too: an unbounded gate lets the state grow without limit (inf in float64
     # at the check's x4 inputs), where any two float16 roundings part; compared at unit inputs.
     gru = CustomGRU(4, 6, activation="celu(alpha=0.5)", recurrent_activation="celu")
-    path = gru_onnx.export(gru, (x,), tmp_path / "g.onnx", strategy=strategy, dtype="float16", check=False).path
-    report = gru_onnx.check_parity(gru.half(), path, scales=(1.0,))
+    path = flat.export(gru, (x,), tmp_path / "g.onnx", strategy=strategy, dtype="float16", check=False).path
+    report = flat.check_parity(gru.half(), path, scales=(1.0,))
     assert report.passed, report.summary()
 
 
@@ -96,7 +97,7 @@ def test_an_op_given_a_type_it_does_not_take_is_a_clear_export_error(tmp_path, r
     register_activation("celu_float_only", F.celu, lambda op, x: op.Celu(x), overwrite=True)
     gru = CustomGRU(4, 6, activation="celu_float_only")
     with pytest.raises(ExportError, match="does not type-check"):
-        gru_onnx.export(gru, (torch.randn(5, 2, 4),), tmp_path / "c.onnx", dtype="float16")
+        flat.export(gru, (torch.randn(5, 2, 4),), tmp_path / "c.onnx", dtype="float16")
     assert not (tmp_path / "c.onnx").exists()
 
 
@@ -113,7 +114,7 @@ def test_opset_17_with_an_op_it_lacks_names_the_op(tmp_path):
             return F.mish(self.gru(x)[0])
 
     with pytest.raises(ExportError, match=r"Mish, which ONNX defines from opset 18; export with --opset 18"):
-        gru_onnx.export(Net(), (torch.randn(2, 5, 4),), tmp_path / "m.onnx", opset=17)
+        flat.export(Net(), (torch.randn(2, 5, 4),), tmp_path / "m.onnx", opset=17)
 
 
 # ---------------------------------------------------------------- 4. reproducible files
@@ -124,7 +125,8 @@ _EXPORT_SCRIPT = textwrap.dedent(
     from gru_onnx import CustomGRU
     torch.manual_seed(0)
     gru = CustomGRU(3, 4, num_layers=2, bidirectional=True, activation="relu", reset_after=False)
-    gru_onnx.export(gru, (torch.randn(5, 2, 3),), sys.argv[1], strategy=sys.argv[2], check=False)
+    gru_onnx.export(gru, (torch.randn(5, 2, 3),), sys.argv[1], graph=gru_onnx.GraphOptions(strategy=sys.argv[2]),
+                    check=None)
     """
 )
 
@@ -135,7 +137,7 @@ def test_same_inputs_give_byte_identical_files(strategy, tmp_path):
     for i in range(2):  # twice in this process ...
         torch.manual_seed(0)
         gru = CustomGRU(3, 4, num_layers=2, bidirectional=True, activation="relu", reset_after=False)
-        path = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / f"{i}.onnx", strategy=strategy, check=False)
+        path = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / f"{i}.onnx", strategy=strategy, check=False)
         digests.append(hashlib.sha256(path.path.read_bytes()).hexdigest())
     other = tmp_path / "other.onnx"  # ... and once in another
     subprocess.run([sys.executable, "-c", _EXPORT_SCRIPT, str(other), strategy], check=True, capture_output=True)
@@ -161,11 +163,11 @@ def test_an_axis_torch_export_fixes_silently_is_refused_naming_the_input(tmp_pat
     model = _WithH0()
     args = (torch.randn(2, 6, 4), torch.randn(2, 2, 5))
     with pytest.raises(ExportError, match=r"'h0' axis 0 \(batch\) = 2.*pass dynamic_shapes"):
-        gru_onnx.export(model, args, tmp_path / "m.onnx")
+        flat.export(model, args, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
     batch = torch.export.Dim("batch")
     shapes = {"x": {0: batch}, "h0": {1: batch}}
-    result = gru_onnx.export(model, args, tmp_path / "m.onnx", dynamic_shapes=shapes)
+    result = flat.export(model, args, tmp_path / "m.onnx", dynamic_shapes=shapes)
     assert result.passed, result.parity.summary()
     # The check ran at a batch other than the example's, and the file runs at any batch.
     assert {s["x"][0] for s in result.parity.samples} >= {2, 3}
@@ -176,7 +178,7 @@ def test_an_axis_torch_export_fixes_silently_is_refused_naming_the_input(tmp_pat
 
 def test_a_one_layer_h0_names_the_input_and_dynamic_shapes(tmp_path):
     with pytest.raises(GruOnnxUsageError, match=r"input 'h0': axis 0 has size 1 .* pass dynamic_shapes"):
-        gru_onnx.export(_WithH0(layers=1), (torch.randn(2, 6, 4), torch.randn(1, 2, 5)), tmp_path / "m.onnx")
+        flat.export(_WithH0(layers=1), (torch.randn(2, 6, 4), torch.randn(1, 2, 5)), tmp_path / "m.onnx")
 
 
 # ---------------------------------------------------------------- 6. float16 files that crash ORT
@@ -226,7 +228,7 @@ def test_a_float16_gru_followed_by_linear_loads_in_a_default_session(tmp_path):
         def forward(self, x):
             return self.head(self.rnn(x)[0])
 
-    result = gru_onnx.export(Net(), (torch.randn(2, 5, 4),), tmp_path / "h.onnx", dtype="float16", check=False)
+    result = flat.export(Net(), (torch.randn(2, 5, 4),), tmp_path / "h.onnx", dtype="float16", check=False)
     proc = _fresh_session(result.path)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -308,7 +310,7 @@ def test_alpha_lists_read_the_same_by_position_and_in_order(acts, expected):
 
 def test_native_leaky_relu_file_reads_right_on_tensorrt_and_old_files_are_flagged(tmp_path):
     gru = CustomGRU(3, 4, activation="leaky_relu(alpha=0.2)")
-    result = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "n.onnx", strategy="native")
+    result = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "n.onnx", strategy="native")
     gru_node = next(n for n in onnx.load(result.path).graph.node if n.op_type == "GRU")
     attrs = {a.name: helper.get_attribute_value(a) for a in gru_node.attribute}
     assert attrs["activation_alpha"] == pytest.approx([0.2, 0.2])
@@ -330,7 +332,7 @@ def test_lengths_outside_the_sequence_mean_the_same_in_every_strategy(strategy, 
     gru = CustomGRU(3, 4, num_layers=2, bidirectional=True, activation="relu")
     seq = 6
     x, h0, lengths = torch.randn(seq, 3, 3), 0.5 * torch.randn(4, 3, 4), torch.tensor([seq, 2, 4])
-    path = gru_onnx.export(gru, (x, h0, lengths), tmp_path / "m.onnx", strategy=strategy).path
+    path = flat.export(gru, (x, h0, lengths), tmp_path / "m.onnx", strategy=strategy).path
     odd = np.array([0, -3, seq + 5, 3, 2], np.int64)  # nothing, nothing, all of it, part, part
     x5, h5 = torch.randn(seq, 5, 3), 0.5 * torch.randn(4, 5, 4)
     y, h_n = run_ort(path, {"input": x5.numpy(), "h0": h5.numpy(), "lengths": odd})
@@ -356,10 +358,10 @@ def test_time_made_dynamic_by_dynamic_shapes_is_dynamic_or_named(tmp_path):
             return self.rnn(x)[0]
 
     shapes = ({0: torch.export.Dim("batch"), 1: torch.export.Dim("time")},)
-    result = gru_onnx.export(Net(), (torch.randn(2, 6, 4),), tmp_path / "m.onnx", dynamic_shapes=shapes)
+    result = flat.export(Net(), (torch.randn(2, 6, 4),), tmp_path / "m.onnx", dynamic_shapes=shapes)
     assert result.metadata["stacks"][0]["strategy"] == "loop" and result.passed
     with pytest.raises(ExportError, match=r"dynamic time axis \(time, from dynamic_shapes\).*unrolled strategy"):
-        gru_onnx.export(Net(), (torch.randn(2, 6, 4),), tmp_path / "u.onnx", dynamic_shapes=shapes,
+        flat.export(Net(), (torch.randn(2, 6, 4),), tmp_path / "u.onnx", dynamic_shapes=shapes,
                         strategy="unrolled")  # fmt: skip
 
 
@@ -374,7 +376,7 @@ def test_a_shared_encoder_reads_sequences_of_different_lengths(tmp_path):
 
     model = Pair()
     args = (torch.randn(2, 5, 4), torch.randn(2, 7, 4))
-    result = gru_onnx.export(model, args, tmp_path / "p.onnx", dynamic_seq=True)
+    result = flat.export(model, args, tmp_path / "p.onnx", dynamic_seq=True)
     assert result.passed, result.parity.summary()
     a, b = torch.randn(3, 2, 4), torch.randn(3, 9, 4)
     (out,) = run_ort(result.path, {"a": a.numpy(), "b": b.numpy()})
@@ -388,7 +390,7 @@ def test_a_weight_change_too_small_for_the_outputs_is_caught(tmp_path, run_cli):
     torch.manual_seed(0)
     gru = CustomGRU(16, 32, activation="relu")
     torch.save(gru.state_dict(), tmp_path / "source.pt")
-    path = gru_onnx.export(gru, (torch.randn(20, 2, 16),), tmp_path / "m.onnx", check=False).path
+    path = flat.export(gru, (torch.randn(20, 2, 16),), tmp_path / "m.onnx", check=False).path
     model = onnx.load(path)
     stored = gru_onnx.read_metadata(path)["stacks"][0]["weights"]["directions"]["_l0"]["weight_hh"][0]  # r/z rows
     for init in model.graph.initializer:
@@ -397,14 +399,14 @@ def test_a_weight_change_too_small_for_the_outputs_is_caught(tmp_path, run_cli):
             array[5, 7] += 0.05
             init.CopyFrom(numpy_helper.from_array(array, init.name))
     onnx.save(model, tmp_path / "changed.onnx")
-    outputs_only = gru_onnx.check_parity(None, tmp_path / "changed.onnx")  # rebuilt from the file itself
+    outputs_only = flat.check_parity(None, tmp_path / "changed.onnx")  # rebuilt from the file itself
     assert outputs_only.passed and outputs_only.weights == []
     result = run_cli("check", "changed.onnx", "--checkpoint", "source.pt")
     assert result.exit_code == 1
     assert "weights of the GRU differ from the source: weight_hh_l0: 1 value(s) differ, worst 0.05 at [5, 7]" in (
         " ".join(result.output.split())
     )
-    report = gru_onnx.check_parity(gru, tmp_path / "changed.onnx", (torch.randn(20, 2, 16),))
+    report = flat.check_parity(gru, tmp_path / "changed.onnx", (torch.randn(20, 2, 16),))
     assert not report.passed and report.weights[0].mismatches[0].name == "weight_hh_l0"
     assert run_cli("check", "m.onnx", "--checkpoint", "source.pt").exit_code == 0
 
@@ -414,7 +416,7 @@ def test_every_layout_reads_back_the_source_parameters(strategy, tmp_path):
     from gru_onnx.rebuild import state_dict_from_file
 
     gru = CustomGRU(3, 4, num_layers=2, bidirectional=True, activation="relu", reset_after=False)
-    result = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy=strategy)
+    result = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy=strategy)
     assert result.parity.weights and all(w.passed for w in result.parity.weights)
     stored = state_dict_from_file(onnx.load(result.path), result.metadata["stacks"][0])
     if result.metadata["stacks"][0]["weights"]["layout"] != "folded":
@@ -436,7 +438,7 @@ def test_weight_layouts_are_versioned(tmp_path):
     from gru_onnx.rebuild import state_dict_from_file
 
     gru = CustomGRU(3, 4, activation="relu")
-    result = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="loop", check=False)
+    result = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="loop", check=False)
     model = onnx.load(result.path)
     stack = dict(result.metadata["stacks"][0])
     assert stack["weights"]["layout"] == "folded" and stack["weights"]["version"] == 1
@@ -452,11 +454,11 @@ def test_weight_layouts_are_versioned(tmp_path):
 
 def test_default_samples_cover_larger_magnitudes_per_dtype(tmp_path, run_cli):
     gru = CustomGRU(3, 4, activation="relu")
-    path = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", check=False).path
-    report = gru_onnx.check_parity(None, path)
+    path = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", check=False).path
+    report = flat.check_parity(None, path)
     assert [s["scale"] for s in report.samples] == [1.0, 10.0, 100.0]
-    half = gru_onnx.export(gru, (torch.randn(5, 2, 3),), tmp_path / "h.onnx", dtype="float16", check=False).path
-    assert [s["scale"] for s in gru_onnx.check_parity(None, half).samples] == [1.0, 4.0, 1.0]
+    half = flat.export(gru, (torch.randn(5, 2, 3),), tmp_path / "h.onnx", dtype="float16", check=False).path
+    assert [s["scale"] for s in flat.check_parity(None, half).samples] == [1.0, 4.0, 1.0]
     result = run_cli("check", str(path), "--scale", "1000", "--samples", "2", "--report", "r.json")
     assert result.exit_code == 0, result.output
     import json

@@ -1,4 +1,4 @@
-"""The runner interface: open a file on a runtime, run feeds, close. Used as a context manager."""
+"""The runner interface: open a file on a runtime, run feeds, close; time a call. A context manager."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import os
 import sys
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
+
+from gru_onnx.errors import GruOnnxUsageError
 
 
 class RuntimeUnavailable(Exception):
@@ -28,10 +31,12 @@ class Runner(ABC):
 
     name: str = "runner"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None) -> None:
         self.path = Path(path)
+        self.threads = threads  # intra-op threads (None: the runtime's default)
         self.notes: list[str] = []
         self._is_open = False
+        self._closed = False
 
     @abstractmethod
     def _open(self) -> None:
@@ -44,21 +49,40 @@ class Runner(ABC):
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release the runtime's resources (optional)."""
 
+    def _timed(self, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
+        """A call running ``feeds`` once with as little around it as the runtime allows."""
+        return lambda: self._run(feeds)
+
     def open(self) -> Runner:
+        """Load the file on the runtime (once); RuntimeUnavailable when it cannot run here."""
+        if self._closed:
+            raise GruOnnxUsageError(f"{self.name}: the runner was closed; make a new one")
         if not self._is_open:
             self._open()
             self._is_open = True
         return self
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _require_open(self, what: str) -> None:
         if not self._is_open:
-            raise RuntimeError(f"{self.name}: run() before open()")
+            state = "after close()" if self._closed else "before open()"
+            raise GruOnnxUsageError(f"{self.name}: {what} {state}")
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run one set of inputs; the outputs in the graph's output order."""
+        self._require_open("run()")
         return self._run(feeds)
 
+    def timed(self, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
+        """The timing mode: a call that runs ``feeds`` once, for a benchmark to time round by round."""
+        self._require_open("timed()")
+        return self._timed(feeds)
+
     def close(self) -> None:
+        """Release the runtime; the runner cannot be opened again."""
         if self._is_open:
             self._close()
             self._is_open = False
+        self._closed = True
 
     def __enter__(self) -> Runner:
         return self.open()

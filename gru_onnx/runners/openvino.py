@@ -10,6 +10,7 @@ set of shapes): OpenVINO runs a file with dynamic axes far slower than the same 
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,6 @@ from gru_onnx.runners.base import Runner, RuntimeUnavailable
 
 def openvino_problem() -> str | None:
     """Why OpenVINO cannot run here (not installed), or None; checked without importing it."""
-    import importlib.util
-
     if importlib.util.find_spec("openvino") is None:
         return "OpenVINO not available: not installed (pip install gru-onnx[openvino])"
     return None
@@ -31,8 +30,8 @@ class OpenVINORunner(Runner):
 
     name = "openvino"
 
-    def __init__(self, path: Any) -> None:
-        super().__init__(path)
+    def __init__(self, path: Any, *, threads: int | None = None) -> None:
+        super().__init__(path, threads=threads)
         self._core: Any = None
         self._model: Any = None
         self._compiled: dict[tuple[tuple[str, tuple[int, ...]], ...], Any] = {}
@@ -61,13 +60,20 @@ class OpenVINORunner(Runner):
                        if p.get_partial_shape().is_dynamic and p.get_any_name() in feeds}  # fmt: skip
             if dynamic:
                 model.reshape(dynamic)
-            self._compiled[key] = self._core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
+            if self.threads is not None:
+                config["INFERENCE_NUM_THREADS"] = self.threads
+            self._compiled[key] = self._core.compile_model(model, "CPU", config)
         return self._compiled[key]
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         compiled = self._compile(feeds)
         result = compiled(feeds)
         return [np.asarray(result[port]) for port in compiled.outputs]
+
+    def _timed(self, feeds: dict[str, np.ndarray]) -> Any:
+        request = self._compile(feeds).create_infer_request()
+        return lambda: request.infer(feeds)
 
     def _close(self) -> None:
         self._compiled = {}

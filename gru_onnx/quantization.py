@@ -32,12 +32,14 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 from onnx import helper, numpy_helper
 
 from gru_onnx.errors import GruOnnxUsageError
-from gru_onnx.metadata import METADATA_KEY, find_metadata
-
-MODES = ("weights", "dynamic")
+from gru_onnx.metadata import METADATA_KEY, find_metadata, load_model
+from gru_onnx.options import QuantizeOptions, SavingOptions
+from gru_onnx.registry import QUANTIZE_MODES
+from gru_onnx.saving import data_files, save_model
 
 #: Default check tolerances (atol, rtol) for int8 files against the float32 source: about 10x
 #: the worst error per unit of input RMS that ``benchmarks/int8.py`` measured at the check's
@@ -175,8 +177,7 @@ def quantization_step(model: onnx.ModelProto, names: set[str] | None = None) -> 
 
 def quantize_model(model: onnx.ModelProto, mode: str = "dynamic", per_channel: bool = True) -> QuantizeResult:
     """Quantize ``model`` in place; returns what was quantized (the path fields are unset)."""
-    if mode not in MODES:
-        raise GruOnnxUsageError(f"unknown quantization mode {mode!r}; valid modes: {', '.join(MODES)}")
+    QuantizeOptions(mode, per_channel)  # validates the mode
     meta = find_metadata(model)
     if meta is None:
         raise GruOnnxUsageError("the file has no gru-onnx metadata (was it exported by gru-onnx?)")
@@ -328,29 +329,23 @@ def _set_metadata(model: onnx.ModelProto, meta: dict[str, Any]) -> None:
 def quantize(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
+    options: QuantizeOptions = QuantizeOptions(mode="dynamic"),  # noqa: B008 (frozen)
     *,
-    mode: str = "dynamic",
-    per_channel: bool = True,
-    external_data: bool | None = None,
+    saving: SavingOptions = SavingOptions(),  # noqa: B008 (frozen)
 ) -> QuantizeResult:
     """Write an int8 copy of the gru-onnx file ``source`` to ``target`` (checked, atomic).
 
-    A source with external data is read whole (its data file checked first); ``external_data``
+    A source with external data is read whole (its data file checked first); ``saving``
     decides for the target as for :func:`gru_onnx.export` (see :mod:`gru_onnx.saving`).
     """
-    import onnx_ir as ir
-
-    from gru_onnx import saving
-    from gru_onnx.metadata import load_model
-
-    if mode not in MODES:
-        raise GruOnnxUsageError(f"unknown quantization mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if options.mode is None:
+        raise GruOnnxUsageError(f"no quantization mode given; valid modes: {', '.join(QUANTIZE_MODES)}")
     source, target = Path(source), Path(target)
     model = load_model(source, weights="all")
     size_before = sum(f.stat().st_size for f in _files(source))
-    result = quantize_model(model, mode, per_channel)
+    result = quantize_model(model, options.mode, options.per_channel)
     try:
-        saving.save_model(ir.from_proto(model), target, external_data=external_data)
+        save_model(ir.from_proto(model), target, external_data=saving.external_data)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:  # pragma: no cover
         raise GruOnnxUsageError(f"the quantized graph does not check: {str(exc).splitlines()[0]}") from None
     result.path = target
@@ -361,6 +356,4 @@ def quantize(
 
 def _files(path: Path) -> list[Path]:
     """``path`` and the external data files it names (sizes count both)."""
-    from gru_onnx.saving import data_files
-
     return [path] + [d.path for d in data_files(onnx.load(str(path), load_external_data=False), path)]

@@ -1,13 +1,9 @@
 """Keras 3 models -> PyTorch modules with a CustomGRU per Keras GRU (``gru_onnx.from_keras``).
 
 A layer converter: the Keras functional graph is walked in topological order and each layer
-becomes a torch module taken from a table keyed by the Keras class name. The result is plain
-torch (weights copied as NumPy), so ``gru_onnx.export`` treats it like any model and Keras is
-not needed to export it; the Keras model is only read, never changed.
-
-Activations keep their Keras meaning (Keras names, Keras defaults): Keras 3's ``leaky_relu``
-has slope 0.2 where PyTorch's has 0.01, and Keras 2's ``hard_sigmoid`` (``0.2 x + 0.5``
-clipped) is not Keras 3's (``relu6(x + 3) / 6``), which matters for legacy ``.h5`` files.
+becomes a torch module taken from a table keyed by the Keras class name (:data:`CONVERTERS`).
+The result is plain torch (weights copied as NumPy), so ``gru_onnx.export`` treats it like any
+model and Keras is not needed to export it; the Keras model is only read, never changed.
 """
 
 from __future__ import annotations
@@ -15,182 +11,18 @@ from __future__ import annotations
 import functools
 import inspect
 import keyword
-import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from gru_onnx.activations import BoundActivation, parse_activation
+from gru_onnx.activations import BoundActivation
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.keras.backend import ActivationModule, ActivationTable, import_keras, variable_array
 from gru_onnx.module import CustomGRU
-
-__all__ = [
-    "KERAS2_ACTIVATIONS",
-    "KERAS_ACTIVATIONS",
-    "KerasModule",
-    "from_keras",
-    "keras2_hard_sigmoid",
-    "load_keras_model",
-]
-
-#: Keras activation name -> the gru-onnx activation with the same meaning (Keras 3 defaults).
-KERAS_ACTIVATIONS: dict[str, str] = {
-    "tanh": "tanh",
-    "sigmoid": "sigmoid",
-    "relu": "relu",
-    "relu6": "relu6",
-    "leaky_relu": "leaky_relu(alpha=0.2)",  # keras.activations.leaky_relu(negative_slope=0.2)
-    "elu": "elu",
-    "selu": "selu",
-    "celu": "celu",
-    "gelu": "gelu",  # keras.activations.gelu(approximate=False)
-    "silu": "silu",
-    "swish": "silu",
-    "mish": "mish",
-    "softplus": "softplus",
-    "softsign": "softsign",
-    "hard_sigmoid": "hard_sigmoid",  # Keras 3: relu6(x + 3) / 6, PyTorch's
-    "hard_silu": "hard_swish",
-    "hard_swish": "hard_swish",
-    "hard_tanh": "hardtanh",
-    "linear": "linear",
-}
-#: What differs in files written by Keras 2 (read from an ``.h5`` file's ``keras_version``).
-KERAS2_ACTIVATIONS: dict[str, str] = {"hard_sigmoid": "hard_sigmoid(alpha=0.2, beta=0.5)"}
-#: Activations that are not elementwise: allowed in Dense and Activation layers, not in a GRU.
-_AXIS_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "softmax": functools.partial(torch.softmax, dim=-1),
-    "log_softmax": functools.partial(torch.log_softmax, dim=-1),
-}
-_KERAS_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
-INSTALL_HINT = "Keras models need Keras 3: pip install gru-onnx[keras]"
-
-
-def keras2_hard_sigmoid(x: Any) -> Any:
-    """Keras 2's ``hard_sigmoid``, ``clip(0.2 x + 0.5, 0, 1)``, written with Keras ops.
-
-    Keras 3 reads a Keras 2 file's ``hard_sigmoid`` as its own ``relu6(x + 3) / 6``;
-    :func:`load_keras_model` puts this function back so Keras itself computes the original.
-    """
-    from keras import ops
-
-    return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# Keras import and backend
-# --------------------------------------------------------------------------------------------
-
-
-def _keras(set_backend: bool = False) -> Any:
-    """Import Keras (on the torch backend when ``set_backend`` and Keras is not loaded yet)."""
-    if set_backend and "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = "torch"
-    try:
-        import keras
-    except ImportError as exc:
-        if exc.name == "keras":
-            raise GruOnnxUsageError(INSTALL_HINT) from None
-        raise GruOnnxUsageError(  # Keras is there, its configured backend is not
-            f"Keras could not be imported ({exc}); gru-onnx needs Keras on the torch backend: "
-            "set KERAS_BACKEND=torch before keras is first imported"
-        ) from None
-    if not hasattr(keras, "backend") or not str(getattr(keras, "__version__", "0")).startswith("3"):
-        raise GruOnnxUsageError(f"gru-onnx reads Keras 3 models; Keras {keras.__version__} is installed")
-    backend = keras.backend.backend()
-    if backend != "torch":
-        raise GruOnnxUsageError(
-            f"Keras runs on the {backend!r} backend in this process; gru-onnx needs Keras on the torch backend "
-            "(set KERAS_BACKEND=torch before keras is first imported)"
-        )
-    return keras
-
-
-# --------------------------------------------------------------------------------------------
-# Activations
-# --------------------------------------------------------------------------------------------
-
-
-def _activation_name(keras: Any, fn: Any) -> str:
-    """The Keras name of an activation function (its serialized name, else ``__name__``)."""
-    if fn is None:
-        return "linear"
-    if isinstance(fn, str):
-        return fn
-    try:
-        serialized = keras.activations.serialize(fn)
-    except Exception:  # an unregistered custom function: Keras cannot name it
-        serialized = None
-    if isinstance(serialized, str):
-        return serialized
-    return getattr(fn, "__name__", None) or type(fn).__name__
-
-
-class _Activations:
-    """Keras activation names -> gru-onnx activations: the Keras table, then caller overrides."""
-
-    def __init__(self, keras: Any, overrides: Mapping[str, str | BoundActivation] | None) -> None:
-        self.keras = keras
-        self.table: dict[str, str | BoundActivation] = {**KERAS_ACTIVATIONS, **(overrides or {})}
-
-    def bound(self, fn: Any, where: str) -> BoundActivation:
-        """The gru-onnx activation computing what Keras' ``fn`` computes (or a clear error)."""
-        if fn is keras2_hard_sigmoid:
-            return parse_activation(KERAS2_ACTIVATIONS["hard_sigmoid"])
-        name = _activation_name(self.keras, fn)
-        if name in self.table:
-            return parse_activation(self.table[name])
-        if name.isidentifier():  # a name the caller registered with gru_onnx.register_activation
-            try:
-                return parse_activation(name)
-            except GruOnnxUsageError:
-                pass
-        return _unknown(name, where)
-
-    def torch_fn(self, fn: Any, where: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """For Dense and Activation layers: also softmax-like activations; None for linear."""
-        name = _activation_name(self.keras, fn)
-        if name in _AXIS_ACTIVATIONS and name not in self.table:
-            return _AXIS_ACTIVATIONS[name]
-        bound = self.bound(fn, where)
-        return None if bound.name == "linear" else bound.torch
-
-
-def _unknown(name: str, where: str) -> BoundActivation:
-    raise GruOnnxUsageError(
-        f"{where}: Keras activation {name!r} has no gru-onnx equivalent; register one with "
-        f"gru_onnx.register_activation({name!r}, torch_fn, onnx_fn) (or pass activations={{{name!r}: ...}} "
-        "to from_keras)"
-    )
-
-
-class _Activation(nn.Module):
-    """An activation function as a module (Dense and Activation layers)."""
-
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
-
-
-# --------------------------------------------------------------------------------------------
-# Converted layers
-# --------------------------------------------------------------------------------------------
-
-
-def _numpy(variable: Any) -> np.ndarray:
-    value = variable.numpy() if hasattr(variable, "numpy") else variable
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float32)
 
 
 def _zrh_to_rzn(w: np.ndarray) -> np.ndarray:
@@ -265,7 +97,7 @@ class _Merge(nn.Module):
 class _Context:
     """What a converter sees besides the layer: activation names and the model's inputs."""
 
-    activations: _Activations
+    activations: ActivationTable
     node: Any = None
 
 
@@ -281,7 +113,7 @@ def _gru(layer: Any, ctx: _Context) -> KerasGRU:
     cell = layer.cell
     if not cell.built:
         raise GruOnnxUsageError(f"{where} is not built; call it on an input (or give the model a keras.Input)")
-    kernel, recurrent = _numpy(cell.kernel), _numpy(cell.recurrent_kernel)
+    kernel, recurrent = variable_array(cell.kernel), variable_array(cell.recurrent_kernel)
     hidden = cell.units
     gru = CustomGRU(
         kernel.shape[0],
@@ -294,7 +126,7 @@ def _gru(layer: Any, ctx: _Context) -> KerasGRU:
     )
     state = {"weight_ih_l0": _zrh_to_rzn(kernel).T, "weight_hh_l0": _zrh_to_rzn(recurrent).T}
     if cell.use_bias:
-        bias = _numpy(cell.bias)
+        bias = variable_array(cell.bias)
         if cell.reset_after:  # (2, 3H): input bias, recurrent bias
             state["bias_ih_l0"], state["bias_hh_l0"] = _zrh_to_rzn(bias[0]), _zrh_to_rzn(bias[1])
         else:  # one bias, added with the input projection (b_hn = 0 is exact: Keras adds none)
@@ -315,25 +147,25 @@ def _bidirectional(layer: Any, ctx: _Context) -> KerasBidirectional:
 
 
 def _dense(layer: Any, ctx: _Context) -> nn.Module:
-    kernel = _numpy(layer.kernel)
+    kernel = variable_array(layer.kernel)
     linear = nn.Linear(kernel.shape[0], kernel.shape[1], bias=layer.use_bias)
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(kernel.T.copy()))
         if layer.use_bias:
-            linear.bias.copy_(torch.from_numpy(_numpy(layer.bias)))
+            linear.bias.copy_(torch.from_numpy(variable_array(layer.bias)))
     fn = ctx.activations.torch_fn(layer.activation, f"Keras layer {layer.name!r} (Dense)")
-    return linear if fn is None else nn.Sequential(linear, _Activation(fn))
+    return linear if fn is None else nn.Sequential(linear, ActivationModule(fn))
 
 
 def _activation_layer(layer: Any, ctx: _Context) -> nn.Module:
     fn = ctx.activations.torch_fn(layer.activation, f"Keras layer {layer.name!r} (Activation)")
-    return nn.Identity() if fn is None else _Activation(fn)
+    return nn.Identity() if fn is None else ActivationModule(fn)
 
 
 def _embedding(layer: Any, ctx: _Context) -> nn.Embedding:
     if layer.mask_zero:
         raise _masking_error(layer, "Embedding(mask_zero=True)")
-    weights = _numpy(layer.embeddings)
+    weights = variable_array(layer.embeddings)
     embedding = nn.Embedding(weights.shape[0], weights.shape[1])
     with torch.no_grad():
         embedding.weight.copy_(torch.from_numpy(weights))
@@ -550,7 +382,7 @@ def _output_names(tensors: Sequence[Any]) -> list[str]:
 def _call_tensors(node: Any, layer: Any) -> tuple[list[Any], list[Any]]:
     """The Keras tensors a layer call consumed, in order (positional ones, then initial states),
     and the masks it was given (refused once their producers are converted)."""
-    keras = _keras()
+    keras = import_keras()
     args, kwargs = node.arguments.args, node.arguments.kwargs
     tensors = [t for t in keras.tree.flatten(args) if isinstance(t, keras.KerasTensor)]
     masks = []
@@ -567,7 +399,7 @@ def _call_tensors(node: Any, layer: Any) -> tuple[list[Any], list[Any]]:
     return tensors, masks
 
 
-def _convert_model(model: Any, activations: _Activations) -> KerasModule:
+def _convert_model(model: Any, activations: ActivationTable) -> KerasModule:
     """Walk ``model``'s graph from its outputs back to its inputs; convert each layer once."""
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
@@ -637,7 +469,7 @@ def _module_name(name: str, taken: Mapping[str, Any]) -> str:
     return candidate
 
 
-def _convert_layer(layer: Any, activations: _Activations) -> KerasModule:
+def _convert_layer(layer: Any, activations: ActivationTable) -> KerasModule:
     """A lone GRU or Bidirectional(GRU) layer: one input ``input``, outputs named after the layer."""
     module = CONVERTERS[type(layer).__name__](layer, _Context(activations))
     gru = layer.forward_layer if type(layer).__name__ == "Bidirectional" else layer
@@ -660,8 +492,8 @@ def from_keras(obj: Any, *, activations: Mapping[str, str | BoundActivation] | N
     gru-onnx ones where the default reading (:data:`KERAS_ACTIVATIONS`) is not wanted. The Keras
     object is only read. Needs Keras on the torch backend.
     """
-    keras = _keras()
-    table = _Activations(keras, activations)
+    keras = import_keras()
+    table = ActivationTable(keras, activations)
     if isinstance(obj, keras.Model):
         return _convert_model(obj, table)
     cls = type(obj).__name__
@@ -674,87 +506,3 @@ def from_keras(obj: Any, *, activations: Mapping[str, str | BoundActivation] | N
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-
-
-def _file_keras_version(path: Path) -> str | None:
-    """The ``keras_version`` attribute of a legacy HDF5 file (None for ``.keras`` archives)."""
-    if path.suffix.lower() not in (".h5", ".hdf5"):
-        return None
-    try:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            version = f.attrs.get("keras_version")
-    except Exception:
-        return None
-    return version.decode() if isinstance(version, bytes) else (str(version) if version is not None else None)
-
-
-def _use_keras2_hard_sigmoid(model: Any) -> list[str]:
-    """Give every layer of ``model`` that uses ``hard_sigmoid`` Keras 2's; return the layer names."""
-    keras = _keras()
-    changed = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        holders = [layer.cell] if hasattr(layer, "cell") else [layer]
-        for holder in holders:
-            for attr in ("activation", "recurrent_activation"):
-                if getattr(holder, attr, None) is keras.activations.hard_sigmoid:
-                    setattr(holder, attr, keras2_hard_sigmoid)
-                    changed.append(layer.name)
-    return sorted(set(changed))
-
-
-def load_keras_model(path: str | os.PathLike[str]) -> tuple[Any, list[str]]:
-    """Load a ``.keras`` or legacy ``.h5`` model (``safe_mode=True``) on the torch backend.
-
-    Returns the model and notes for the user. For a file written by Keras 2, layers using
-    ``hard_sigmoid`` get Keras 2's definition back (Keras 3 would read it as its own), so the
-    model, the export and a parity check against Keras all mean what was trained.
-    """
-    keras = _keras(set_backend=True)
-    path = Path(path)
-    if not path.is_file():
-        raise GruOnnxUsageError(f"Keras model not found: {path}")
-    if path.suffix.lower() not in _KERAS_FILE_SUFFIXES:
-        raise GruOnnxUsageError(f"{path} is not a Keras model file (.keras, or legacy .h5)")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GruOnnxUsageError(f"cannot read Keras model {path}: {first[:300]}") from None
-    if not isinstance(model, keras.Model):
-        raise GruOnnxUsageError(f"{path} does not hold a Keras model")
-    notes = []
-    version = _file_keras_version(path)
-    if version is not None and version.split(".")[0] in ("1", "2"):
-        changed = _use_keras2_hard_sigmoid(model)
-        if changed:
-            notes.append(
-                f"{path.name} was written by Keras {version}: hard_sigmoid in {', '.join(changed)} is read with "
-                "Keras 2's meaning, clip(0.2 x + 0.5, 0, 1) (Keras 3 alone would read relu6(x + 3) / 6)"
-            )
-    return model, notes
-
-
-class KerasReference(nn.Module):
-    """A Keras model as a parity reference: called with torch tensors, returns torch tensors.
-
-    The Keras model is held outside the module tree (``eval()`` does not reach it); it is
-    always called with ``training=False``.
-    """
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self._keras_model = [model]
-
-    def forward(self, *inputs: torch.Tensor) -> Any:
-        model = self._keras_model[0]
-        out = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
-        if isinstance(out, dict):
-            out = [out[k] for k in model.output_names] if hasattr(model, "output_names") else list(out.values())
-        if isinstance(out, list | tuple):
-            return tuple(torch.as_tensor(np.asarray(_numpy(o))) for o in out)
-        return torch.as_tensor(_numpy(out))

@@ -1,11 +1,11 @@
-"""Parity of a streaming file: chunk by chunk, states carried, against PyTorch on the whole sequence.
+"""The streaming check: chunk by chunk, states carried, against PyTorch on the whole sequence.
 
 That equality is what a streaming user relies on. Each runtime runs every sample under each
 chunk plan (by default: the whole sequence in one call, one step per call, and an uneven
 split; a file with a fixed chunk length: chunks of that length) through a
 :class:`~gru_onnx.session.StreamingSession`; the chunks' outputs are joined along their time
 axes (outputs without one, e.g. a final state, are taken from the last chunk) and judged with
-:func:`gru_onnx.parity.judge`, one result per runtime and plan.
+:func:`gru_onnx.check.runs.judge`, one result per runtime and plan.
 """
 
 from __future__ import annotations
@@ -13,16 +13,21 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 from torch import nn
 
+from gru_onnx.check.plain import prepare, report
+from gru_onnx.check.results import ParityReport, RuntimeRun
+from gru_onnx.check.runs import judge, one_line, run_each, runtimes
 from gru_onnx.errors import GruOnnxUsageError
-from gru_onnx.metadata import find_metadata, load_model
-from gru_onnx.samples import Sample, derived_samples, generate_samples, samples_from_npz, time_axes
+from gru_onnx.options import CheckOptions
+from gru_onnx.runners import Runner
+from gru_onnx.samples import Sample, derived_samples, file_scales, generate_samples, samples_from_npz, time_axes
+from gru_onnx.session import StreamingSession, StreamInterface
+from gru_onnx.streaming import FRAME_LOCAL_HINT, recorded_input_axes, resize_sequence, state_pairs
 
 #: Chunk sizes of the default uneven split, cycled.
 UNEVEN = (3, 1, 4, 2)
@@ -89,8 +94,6 @@ def plan_stream_samples(
 ) -> list[Sample]:
     """Whole-sequence samples: the ``.npz``, else the example fitted to the check's length and
     varied (batch grown, inputs scaled), else seeded random samples (lone-GRU files)."""
-    from gru_onnx.streaming import resize_sequence
-
     axes = _input_axes(proto, metadata, input_names)
     stacks = metadata.get("stacks", [])
     lone = len(stacks) == 1 and stacks[0]["path"] == ""
@@ -138,104 +141,58 @@ def run_chunked(
 
 
 def check_streaming(
-    model: nn.Module | None,
-    onnx_path: str | os.PathLike[str],
+    source: nn.Module,
+    kind: str,
+    proto: onnx.ModelProto,
+    metadata: dict[str, Any] | None,
+    path: str | os.PathLike[str],
     args: tuple[Any, ...] | None,
-    *,
-    chunks: Sequence[int] | None,
-    providers: Iterable[str],
-    atol: float | None,
-    rtol: float | None,
-    samples: int,
-    seq_len: int | None,
-    batch: int | None,
-    inputs: str | os.PathLike[str] | None,
-    checkpoint: str | os.PathLike[str] | None,
-    seed: int,
-    scales: Sequence[float] | None,
-) -> Any:
+    options: CheckOptions,
+) -> ParityReport:
     """The streaming form of :func:`gru_onnx.check_parity` (which calls it); a ParityReport
     with one result per runtime and chunk plan."""
-    from gru_onnx import parity
-    from gru_onnx.runners import ALL, RUNNERS
-    from gru_onnx.samples import file_scales
-    from gru_onnx.session import StreamingSession, StreamInterface, open_runner
-    from gru_onnx.streaming import FRAME_LOCAL_HINT, state_pairs
-
-    proto = load_model(onnx_path)
-    metadata = find_metadata(proto)
+    keys, required = runtimes(options.providers, skip_unavailable=options.skip_unavailable)
     if metadata is None or not state_pairs(metadata):
-        raise GruOnnxUsageError(f"{onnx_path} is not a streaming file (export it with --streaming)")
-    source, reference_kind = parity._source(model, proto, metadata, checkpoint)
-    probe = StreamInterface.of(proto, onnx_path)
-    scales = tuple(scales) if scales else file_scales(metadata)
-    sample_list = plan_stream_samples(
-        proto, metadata, probe.input_names, args=args, inputs=inputs, count=max(samples, 1), seq_len=seq_len,
-        batch=batch, seed=seed, scales=scales,
+        raise GruOnnxUsageError(f"{path} is not a streaming file (export it with --streaming)")
+    interface = StreamInterface.of(proto, path)
+    scales = options.scales or file_scales(metadata)
+    samples = plan_stream_samples(
+        proto, metadata, interface.input_names, args=args, inputs=options.inputs, count=options.samples,
+        seq_len=options.seq_len, batch=options.batch, seed=options.seed, scales=scales,
     )  # fmt: skip
-    references = parity.reference_outputs(source, sample_list)
-    sample_list, references, dropped = parity._drop_overflowing(sample_list, references)
-    out_names = list(probe.output_names)
-    if len(out_names) != len(references[0]):
-        raise GruOnnxUsageError(
-            f"the ONNX file has {len(out_names)} outputs besides its states, the PyTorch model {len(references[0])}"
-        )
-    dtype = str(references[0][0].dtype) if references[0] else "float32"
-    weights = parity.check_weights(source, proto, metadata) if reference_kind != "metadata" else []
-    atol, rtol, reference_kind = parity.tolerances(metadata, dtype, reference_kind, atol, rtol)
-    in_axes = _input_axes(proto, metadata, probe.input_names)
+    out_names = list(interface.output_names)
+    prepared = prepare(source, kind, proto, metadata, samples, out_names, options, what="outputs besides its states")
+    in_axes = _input_axes(proto, metadata, interface.input_names)
     by_output = dict(zip([o.name for o in proto.graph.output], time_axes(proto, metadata), strict=True))
     out_axes = [by_output[n] for n in out_names]
-    total = _length(sample_list[0], in_axes)
-    plans = chunk_plans(total, metadata.get("chunk"), chunks)
-    wanted = list(ALL) if "all" in providers else list(providers)
-    for key in wanted:
-        if key not in RUNNERS:
-            raise GruOnnxUsageError(f"unknown provider {key!r}; valid: {', '.join(RUNNERS)}, all")
-    results = []
-    for key in wanted:
-        try:
-            runner = open_runner(onnx_path, (key,))
-        except GruOnnxUsageError as exc:  # not available here: skipped, as in the ordinary check
-            results.append(parity.RuntimeResult(RUNNERS[key](Path(onnx_path)).name, "skipped", reason=str(exc)))
-            continue
-        except Exception as exc:  # the runtime cannot load this file: a failure, not a skip
-            results.append(parity.RuntimeResult(key, "error", reason=parity._one_line(exc)))
-            continue
-        try:
-            session = StreamingSession(onnx_path, model=proto, runner=runner)
-            for label, _ in plans:
-                name = f"{runner.name}, chunks {label}"
-                try:
-                    outputs = [
-                        run_chunked(session, s.feeds, _sizes(plans, label, _length(s, in_axes)), in_axes, out_axes)
-                        for s in sample_list
-                    ]
-                except Exception as exc:
-                    run = parity.RuntimeRun(name, "error", reason=parity._one_line(exc), notes=tuple(runner.notes))
-                else:
-                    run = parity.RuntimeRun(name, "ran", outputs, notes=tuple(runner.notes))
-                results.append(
-                    parity.judge(run, references, out_names, out_axes, atol, rtol, [s.magnitude for s in sample_list])
-                )
-        finally:
-            runner.close()
-    report = parity.ParityReport(
-        results=results,
-        atol=atol,
-        rtol=rtol,
-        file=str(onnx_path),
-        dtype=dtype,
-        reference=reference_kind,
-        samples=[s.describe() for s in sample_list],
-        warnings=dropped + parity.reference_warnings(out_names, references),
-        weights=weights,
-    )
-    report.hint = FRAME_LOCAL_HINT if _only_chunking_failed(report) else ""
-    return report
+    plans = chunk_plans(_length(prepared.samples[0], in_axes), metadata.get("chunk"), options.chunks)
+
+    def produce(runner: Runner) -> list[RuntimeRun]:
+        session = StreamingSession(path, model=proto, runner=runner)
+        runs = []
+        for label, _ in plans:
+            name = f"{runner.name}, chunks {label}"
+            try:
+                outputs = [
+                    run_chunked(session, s.feeds, _sizes(plans, label, _length(s, in_axes)), in_axes, out_axes)
+                    for s in prepared.samples
+                ]
+            except Exception as exc:
+                runs.append(RuntimeRun(name, "error", reason=one_line(exc), notes=tuple(runner.notes)))
+            else:
+                runs.append(RuntimeRun(name, "ran", outputs, notes=tuple(runner.notes)))
+        return runs
+
+    results = [
+        judge(run, prepared.references, out_names, out_axes, prepared.atol, prepared.rtol, prepared.magnitudes)
+        for run in run_each(path, keys, produce, required=required)
+    ]
+    parity = report(path, prepared, results)
+    parity.hint = FRAME_LOCAL_HINT if _only_chunking_failed(parity) else ""
+    return parity
 
 
-def _only_chunking_failed(report: Any) -> bool:
+def _only_chunking_failed(report: ParityReport) -> bool:
     """True when a chunked run failed although the same runtime passed on the whole sequence
     (or no whole-sequence run was made): the case the frame-local hint explains."""
     failed = [r for r in report.results if r.status == "failed"]
@@ -245,8 +202,6 @@ def _only_chunking_failed(report: Any) -> bool:
 
 
 def _input_axes(proto: onnx.ModelProto, metadata: dict[str, Any], names: Sequence[str]) -> dict[str, int | None]:
-    from gru_onnx.streaming import recorded_input_axes
-
     ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in proto.graph.input if i.name in set(names)}
     return recorded_input_axes(metadata, ranks)
 
