@@ -28,7 +28,7 @@ import onnxscript
 import torch
 from torch import nn
 
-from gru_onnx import _export_op, naming, saving, workarounds
+from gru_onnx import _export_op, compact, naming, saving, workarounds
 from gru_onnx import streaming as streaming_export
 from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
@@ -228,6 +228,7 @@ def export(
     produced = [v.name for node in ir_model.graph for v in node.outputs if v.name]
     if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
         raise InternalError("the exported graph assigns a value name twice")
+    compact.compact_names(ir_model)  # short node and value names (gru_onnx.compact)
     counts: dict[str, int] = {}
     for node in ir_model.graph:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1

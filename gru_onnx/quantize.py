@@ -340,7 +340,7 @@ def quantize(
     """
     import onnx_ir as ir
 
-    from gru_onnx import saving
+    from gru_onnx import compact, saving
     from gru_onnx.metadata import load_model
 
     if mode not in MODES:
@@ -350,7 +350,8 @@ def quantize(
     size_before = sum(f.stat().st_size for f in _files(source))
     result = quantize_model(model, mode, per_channel)
     try:
-        saving.save_model(ir.from_proto(model), target, external_data=external_data)
+        # short node and value names for the nodes added here too (gru_onnx.compact)
+        saving.save_model(compact.compact_names(ir.from_proto(model)), target, external_data=external_data)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:  # pragma: no cover
         raise GruOnnxUsageError(f"the quantized graph does not check: {str(exc).splitlines()[0]}") from None
     result.path = target
