@@ -59,6 +59,9 @@ FIELD_IR = {
     ("onnx.NodeProto", "device_configurations"): (11, "a multi-device node configuration"),
     ("onnx.ModelProto", "configuration"): (11, "a multi-device configuration"),
 }
+_FIELD_RULES: dict[str, dict[str, tuple[int, str]]] = {}
+for (_message, _field), _rule in FIELD_IR.items():
+    _FIELD_RULES.setdefault(_message, {})[_field] = _rule
 #: Fields holding an element type, by message.
 _TYPE_FIELDS = {
     "onnx.TensorProto": "data_type",
@@ -89,9 +92,11 @@ class IrReport:
         """One line for ``check`` when the stored version is higher than needed, else None."""
         if not self.higher_than_needed:
             return None
+        known = " (ONNX Runtime before 1.18 reads IR 9 at most)" if self.stored >= 10 > self.needed else ""
         return (
-            f"the file is stamped IR {self.stored} but needs only IR {self.needed} ({self.reason}); runtimes built "
-            f"before IR {self.stored} refuse it: write it again with gru-onnx (or --ir-version {self.needed})"
+            f"the file is stamped IR {self.stored} but its content needs only IR {self.needed} ({self.reason}): "
+            f"runtimes that read only older IR versions refuse it{known}; writing it again with gru-onnx stamps "
+            f"IR {self.needed}"
         )
 
 
@@ -102,10 +107,9 @@ def needed_ir_version(model: onnx.ModelProto) -> tuple[int, str]:
     needed, reason = _opset_floor(model)
     for message in _messages(model):
         name = message.DESCRIPTOR.full_name
-        for field, _ in message.ListFields():
-            rule = FIELD_IR.get((name, field.name))
-            if rule is not None and rule[0] > needed:
-                needed, reason = rule[0], f"{rule[1]} needs IR {rule[0]}"
+        for field, (ir, what) in _FIELD_RULES.get(name, {}).items():
+            if ir > needed and _present(message, field):
+                needed, reason = ir, f"{what} needs IR {ir}"
         found = _data_type_rule(message, name)
         if found is not None and found[0] > needed:
             needed, reason = found
@@ -189,14 +193,25 @@ def _data_type_rule(message: Message, name: str) -> tuple[int, str] | None:
     return None
 
 
+def _present(message: Message, field: str) -> bool:
+    """True when ``field`` (singular or repeated) of ``message`` is set."""
+    value = getattr(message, field)
+    if isinstance(value, Message | str | int | float | bytes):
+        return message.HasField(field)
+    return len(value) > 0
+
+
 def _messages(message: Message) -> Iterator[Message]:
-    """``message`` and every message inside it, depth first (tensor data is not read)."""
+    """``message`` and every message inside it, depth first. Only message fields are read, so
+    tensor data (bytes, numbers) is never copied out of the protobuf."""
     yield message
-    for field, value in message.ListFields():
-        if field.type != field.TYPE_MESSAGE:
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is None:
             continue
+        value = getattr(message, field.name)
         if isinstance(value, Message):
-            yield from _messages(value)
+            if message.HasField(field.name):
+                yield from _messages(value)
         else:  # a repeated field (onnx.proto has no maps)
             for item in value:
                 yield from _messages(item)

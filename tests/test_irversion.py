@@ -160,7 +160,12 @@ def test_asking_for_a_higher_version_is_honoured_and_keeps_annotations_from_ir_1
 def test_the_report_warns_when_stored_is_higher_than_needed():
     report = ir_report(_model(17))
     assert (report.stored, report.needed, report.reason) == (10, 8, "opset 17 needs IR 8")
-    assert report.higher_than_needed and "IR 10" in report.warning() and "--ir-version 8" in report.warning()
+    assert report.higher_than_needed
+    assert report.warning() == (
+        "the file is stamped IR 10 but its content needs only IR 8 (opset 17 needs IR 8): runtimes that read only "
+        "older IR versions refuse it (ONNX Runtime before 1.18 reads IR 9 at most); writing it again with gru-onnx "
+        "stamps IR 8"
+    )
     model = _model(17)
     stamp(model)
     assert ir_report(model).warning() is None
