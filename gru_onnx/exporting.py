@@ -25,10 +25,11 @@ from gru_onnx import lowering, saving, tracing, workarounds
 from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
 from gru_onnx.check.runs import runtimes
+from gru_onnx.compact import compact_names
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
 from gru_onnx.exporters import get_strategy
 from gru_onnx.exporters.native import native_activations
-from gru_onnx.metadata import METADATA_KEY, find_metadata
+from gru_onnx.metadata import METADATA_KEY, find_metadata, read_metadata
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import (
     CheckOptions,
@@ -178,15 +179,19 @@ def _save(
     produced = [v.name for node in ir_model.graph for v in node.outputs if v.name]
     if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
         raise InternalError("the exported graph assigns a value name twice")
+    compact_names(ir_model)  # short node and value names (gru_onnx.compact)
     counts: dict[str, int] = {}
     for node in ir_model.graph:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     try:
-        data_path = saving.save_model(ir_model, path, external_data=options.external_data)
+        data_path = saving.save_model(
+            ir_model, path, external_data=options.external_data, ir_version=options.ir_version
+        )
     except onnx.shape_inference.InferenceError as exc:  # e.g. an op given a type it does not take
         raise ExportError(f"the exported graph does not type-check: {tracing.first_line(exc)}") from exc
     except onnx.checker.ValidationError as exc:  # pragma: no cover - a bug in a strategy
         raise InternalError(f"the exported graph is not valid ONNX: {tracing.first_line(exc)}") from exc
+    metadata = read_metadata(path)  # as written: saving stamps the IR version into it
     return ExportResult(
         path=path,
         strategy=metadata["strategy"],

@@ -18,9 +18,8 @@ from google.protobuf.message import DecodeError
 
 from gru_onnx import saving
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.registry import METADATA_KEY
 from gru_onnx.weights import stored_names
-
-METADATA_KEY = "gru_onnx"
 
 
 def load_model(path: str | os.PathLike[str], *, weights: Literal["gru", "none", "all"] = "gru") -> onnx.ModelProto:

@@ -35,6 +35,7 @@ import onnx
 import onnx_ir as ir
 from onnx import helper, numpy_helper
 
+from gru_onnx.compact import compact_names
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import METADATA_KEY, find_metadata, load_model
 from gru_onnx.options import QuantizeOptions, SavingOptions
@@ -345,7 +346,9 @@ def quantize(
     size_before = sum(f.stat().st_size for f in _files(source))
     result = quantize_model(model, options.mode, options.per_channel)
     try:
-        save_model(ir.from_proto(model), target, external_data=saving.external_data)
+        # short node and value names for the nodes added here too (gru_onnx.compact)
+        model_ir = compact_names(ir.from_proto(model))
+        save_model(model_ir, target, external_data=saving.external_data, ir_version=saving.ir_version)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:  # pragma: no cover
         raise GruOnnxUsageError(f"the quantized graph does not check: {str(exc).splitlines()[0]}") from None
     result.path = target

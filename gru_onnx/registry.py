@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from gru_onnx.errors import GruOnnxUsageError
 
+#: The key of gru-onnx's JSON description in a file's ``metadata_props`` (:mod:`gru_onnx.metadata`).
+METADATA_KEY = "gru_onnx"
+
 #: Opsets gru-onnx writes: torch.onnx writes 18 and newer, 17 is relabelled after a node check;
 #: 25 is the newest opset torch.onnx writes and ONNX Runtime 1.31 runs.
 MIN_OPSET = 17

@@ -35,6 +35,7 @@ import onnx
 import onnx_ir as ir
 from onnx.external_data_helper import ExternalDataInfo
 
+from gru_onnx import irversion
 from gru_onnx.errors import GruOnnxUsageError
 
 #: Protobuf's limit on one serialized message (2 GiB); a model this large must use external data.
@@ -110,13 +111,23 @@ def needs_external_data(model: ir.Model) -> bool:
     return estimated_size(model) >= PROTOBUF_LIMIT
 
 
-def save_model(model: ir.Model, path: Path, *, external_data: bool | None = None, check: bool = True) -> Path | None:
+def save_model(
+    model: ir.Model,
+    path: Path,
+    *,
+    external_data: bool | None = None,
+    check: bool = True,
+    ir_version: int | None = None,
+) -> Path | None:
     """Write ``model`` to ``path`` atomically; with external data (``None``: when it needs it)
     the tensors go to a data file beside it. Returns that data file's path, or None.
 
     With ``check`` the full ONNX checker runs first (on the proto inline, on the written file
     with external data); its errors propagate. ``model`` is left as it was given. An unwritable
     destination is a one-line :class:`GruOnnxUsageError`.
+
+    The file is stamped with the lowest IR version its content needs, or ``ir_version`` (refused
+    when lower than that; see :mod:`gru_onnx.irversion`).
     """
     if external_data is None:
         external_data = needs_external_data(model)
@@ -128,8 +139,9 @@ def save_model(model: ir.Model, path: Path, *, external_data: bool | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if external_data:
-            return _save_with_data(model, path, check)
+            return _save_with_data(model, path, check, ir_version)
         proto = ir.to_proto(model)
+        irversion.stamp(proto, ir_version)  # IR: the lowest the content needs (gru_onnx.irversion)
         if check:
             onnx.checker.check_model(proto, full_check=True)
         with _temporary(path, ".tmp") as tmp:
@@ -140,7 +152,7 @@ def save_model(model: ir.Model, path: Path, *, external_data: bool | None = None
         raise GruOnnxUsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _save_with_data(model: ir.Model, path: Path, check: bool) -> Path:
+def _save_with_data(model: ir.Model, path: Path, check: bool, ir_version: int | None) -> Path:
     """Data first (temporary name, hashed, renamed), model last; see the module docstring."""
     folder = path.parent
     values = [v for graph in model.graphs() for v in graph.initializers.values()]
@@ -164,6 +176,7 @@ def _save_with_data(model: ir.Model, path: Path, check: bool) -> Path:
             for entry in tensor.external_data:
                 if entry.key == "location":
                     entry.value = data_path.name
+        irversion.stamp(proto, ir_version)  # IR: the lowest the content needs (gru_onnx.irversion)
         with _temporary(path, ".tmp") as tmp:
             onnx.save(proto, tmp)
             if check:

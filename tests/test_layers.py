@@ -18,9 +18,10 @@ LAYERS: dict[str, int] = {
     "gru_onnx._version": 1, "gru_onnx.errors": 1, "gru_onnx.registry": 1, "gru_onnx.options": 1,
     "gru_onnx.naming": 1, "gru_onnx.workarounds": 1, "gru_onnx.runners": 1, "gru_onnx.runners.base": 1,
     "gru_onnx.runners.onnxruntime": 1, "gru_onnx.runners.openvino": 1,
-    # 2: activations, spec and the dtype table, trees, weights, saving, metadata, compat
+    # 2: activations, spec and the dtype table, trees, weights, saving (IR versions), metadata, compat, names
     "gru_onnx.activations": 2, "gru_onnx.spec": 2, "gru_onnx.trees": 2, "gru_onnx.weights": 2,
-    "gru_onnx.saving": 2, "gru_onnx.metadata": 2, "gru_onnx.compat": 2,
+    "gru_onnx.saving": 2, "gru_onnx.metadata": 2, "gru_onnx.compat": 2, "gru_onnx.irversion": 2,
+    "gru_onnx.compact": 2,
     # 3: the recurrence in PyTorch, the module, the torch op
     "gru_onnx.cell": 3, "gru_onnx.module": 3, "gru_onnx._export_op": 3,
     # 4: strategies, state lifting, quantization, loading, tracing
