@@ -45,10 +45,10 @@ import torch
 
 import gru_onnx
 from gru_onnx import CustomGRU
+from gru_onnx.check.compare import DEFAULT_TOLERANCES
 from gru_onnx.irversion import stamp
 from gru_onnx.metadata import find_metadata
 from gru_onnx.options import groups_from_flat
-from gru_onnx.check.compare import DEFAULT_TOLERANCES
 from gru_onnx.quantization import INT8_TOLERANCES
 from gru_onnx.samples import time_axes
 from gru_onnx.streaming import recorded_input_axes, state_pairs
