@@ -18,7 +18,7 @@ from gru_onnx._version import __version__
 
 if TYPE_CHECKING:
     from gru_onnx.activations import BoundActivation, get_activation, register_activation
-    from gru_onnx.describe import FileDescription, describe
+    from gru_onnx.description import FileDescription, describe
     from gru_onnx.errors import ExportError, GruOnnxError, GruOnnxUsageError
     from gru_onnx.exporters import register_strategy
     from gru_onnx.exporting import ExportResult, export
@@ -49,7 +49,7 @@ _PUBLIC = {
     "CustomGRU": "gru_onnx.module",
     "ExportError": "gru_onnx.errors",
     "ExportResult": "gru_onnx.exporting",
-    "FileDescription": "gru_onnx.describe",
+    "FileDescription": "gru_onnx.description",
     "GRUSpec": "gru_onnx.spec",
     "GraphOptions": "gru_onnx.options",
     "GruOnnxError": "gru_onnx.errors",
@@ -63,7 +63,7 @@ _PUBLIC = {
     "StreamingSession": "gru_onnx.session",
     "TritonOptions": "gru_onnx.options",
     "check_parity": "gru_onnx.parity",
-    "describe": "gru_onnx.describe",
+    "describe": "gru_onnx.description",
     "export": "gru_onnx.exporting",
     "from_keras": "gru_onnx.keras",
     "get_activation": "gru_onnx.activations",

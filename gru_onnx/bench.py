@@ -30,13 +30,13 @@ import torch
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.exporting import export
-from gru_onnx.metadata import find_metadata, load_model
+from gru_onnx.files import atomic_write
+from gru_onnx.metadata import find_metadata, load_model, stack_spec
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import BenchOptions, GraphOptions
 from gru_onnx.rebuild import reference_from_file, state_dict_from_file
 from gru_onnx.runners import Runner, make_runner, unavailable_reason
 from gru_onnx.samples import timing_feeds
-from gru_onnx.spec import GRUSpec
 
 SCHEMA_ID = "gru-onnx/bench-report/1"
 
@@ -124,7 +124,7 @@ def fused_op_files(
     else sigmoid/tanh of the same sizes (kind ``yardstick``)."""
     out = []
     for i, stack in enumerate(metadata.get("stacks", [])):
-        spec = GRUSpec.from_json(stack["spec"])
+        spec = stack_spec(stack)
         exact = spec.activation.native() is not None and spec.recurrent_activation.native() is not None
         label = stack["path"] or "GRU"
         if exact:
@@ -309,13 +309,4 @@ def table(report: BenchReport) -> Any:
 
 def write_json(report: BenchReport, path: str | os.PathLike[str]) -> None:
     """Write the report (schema: ``gru_onnx/bench.schema.json``) atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(report.to_json(), indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(report.to_json(), indent=2) + "\n")

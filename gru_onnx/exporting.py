@@ -27,9 +27,9 @@ from gru_onnx.axes import probe_time_axes
 from gru_onnx.check.runs import runtimes
 from gru_onnx.compact import compact_names
 from gru_onnx.errors import ExportError, GruOnnxUsageError, InternalError
-from gru_onnx.exporters import get_strategy
+from gru_onnx.exporters import Strategy, get_strategy
 from gru_onnx.exporters.native import native_activations
-from gru_onnx.metadata import METADATA_KEY, find_metadata, read_metadata
+from gru_onnx.metadata import METADATA_KEY, read_metadata
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import (
     CheckOptions,
@@ -46,6 +46,7 @@ from gru_onnx.saving import writable_target
 from gru_onnx.streaming import StateLifter, StreamPlan
 from gru_onnx.streaming import plan as plan_streaming
 from gru_onnx.trees import as_args
+from gru_onnx.wiring import record_consumers
 
 _GRAPH = GraphOptions()
 _SHAPES = ShapeOptions()
@@ -95,9 +96,78 @@ def export(
     ``lengths``). The option groups (:mod:`gru_onnx.options`) say how: ``graph`` the strategy,
     opset, dtype and target; ``shapes`` the dynamic axes and names; ``streaming`` a file that
     runs chunk by chunk with its states lifted to inputs and outputs; ``check`` the parity check
-    run on the written file (None: no check); ``saving`` external data; ``quantize`` an int8
-    file. The file is written only once complete.
+    run on the written file (None: no check); ``saving`` external data and the IR version;
+    ``quantize`` an int8 file.
+
+    A file at ``f`` has always passed its check: the file is written beside ``f`` and checked
+    there; it replaces ``f`` only when it passes, else it is written as ``NAME.failed.onnx``
+    (``result.path``; ``result.passed`` is False) and ``f`` is left as it was.
     """
+    staged = stage_export(
+        model, args, f, graph=graph, shapes=shapes, streaming=streaming, check=check, saving=saving, quantize=quantize
+    )
+    if staged.check is None:
+        return staged.finish(passed=True)
+    try:
+        report = staged.run_check()
+    except BaseException:
+        staged.discard()
+        raise
+    return staged.finish(passed=report.passed)
+
+
+@dataclass
+class StagedExport:
+    """An export written beside its target and not yet visible there: its candidate file can be
+    checked (:meth:`run_check`, or any other check), then :meth:`finish` publishes it over the
+    target when it passed, or sets it aside as ``NAME.failed.onnx``."""
+
+    model: nn.Module  # what the check compares with (the model as exported: dtype converted)
+    args: tuple[Any, ...]  # the example the check runs
+    check: CheckOptions | None  # the check it gets (a streaming file's runs chunk by chunk)
+    staged: saving.StagedModel
+    result: ExportResult
+
+    @property
+    def candidate(self) -> Path:
+        """The written file, under a temporary name beside the target."""
+        return self.staged.candidate
+
+    def run_check(self) -> ParityReport:
+        """The export's parity check on the candidate (``result.parity``)."""
+        if self.check is None:
+            raise GruOnnxUsageError("this export has no check (check=None)")
+        report = check_parity(self.model, self.candidate, self.args, check=self.check)
+        report.file = str(self.result.path)
+        self.result.parity = report
+        return report
+
+    def finish(self, *, passed: bool) -> ExportResult:
+        """Publish the file over the target, or set it aside (``result.path``) when it failed."""
+        if passed:
+            self.staged.publish()
+        else:  # a file at the requested path has always passed its check
+            self.result.path, self.result.data_path = self.staged.set_aside(failed_path(self.result.path))
+        return self.result
+
+    def discard(self) -> None:
+        """Remove the candidate: nothing was written."""
+        self.staged.discard()
+
+
+def stage_export(
+    model: nn.Module,
+    args: Any,
+    f: str | os.PathLike[str],
+    *,
+    graph: GraphOptions = _GRAPH,
+    shapes: ShapeOptions = _SHAPES,
+    streaming: StreamingOptions = _STREAMING,
+    check: CheckOptions | None = _CHECK,
+    saving: SavingOptions = _SAVING,
+    quantize: QuantizeOptions = _QUANTIZE,
+) -> StagedExport:
+    """Everything :func:`export` does but the check: the file is written beside ``f``, waiting."""
     ExportOptions(graph, shapes, streaming, check, saving, quantize)  # the rules across groups
     if check is not None:  # a runtime asked for by name must be usable here, before the work
         runtimes(check.providers, skip_unavailable=check.skip_unavailable)
@@ -113,15 +183,31 @@ def export(
     if strategy.name == "native":  # refuse before the export's work, naming the activation
         for _, gru in grus:
             native_activations(gru.spec)
-    check_args = args
     plan = plan_streaming(model, args, grus, streaming) if streaming.enabled else None
-    dynamic_seq = shapes.dynamic_seq
-    if plan is not None:
-        args, dynamic_seq = plan.args, plan.chunk is None
+    ir_model = _lower(model, plan.args if plan else args, plan, strategy, graph, shapes, streaming)
+    if quantize.mode is not None:  # quantization works on the protobuf form (a copy of the weights)
+        proto = ir.to_proto(ir_model)
+        quantize_model(proto, quantize.mode, quantize.per_channel)
+        ir_model = ir.from_proto(proto)
+    staged, result = _stage(ir_model, path, saving, started)
+    return StagedExport(model, args, _streaming_check(check, plan) if check is not None else None, staged, result)
+
+
+def _lower(
+    model: nn.Module,
+    args: tuple[Any, ...],
+    plan: StreamPlan | None,
+    strategy: Strategy,
+    graph: GraphOptions,
+    shapes: ShapeOptions,
+    streaming: StreamingOptions,
+) -> ir.Model:
+    """Trace, write every GRU stack with the strategy (states lifted for streaming), describe it."""
+    dynamic_seq = plan.chunk is None if plan is not None else shapes.dynamic_seq
     traced = tracing.trace(model, args, shapes, opset=graph.opset, dynamic_seq=dynamic_seq)
     ir_model = traced.model
     output_time_axes = _output_time_axes(model, args, traced.promised, [v.name for v in ir_model.graph.outputs])
-    lifter = StateLifter(streaming.exclude) if plan is not None else None
+    lifter = StateLifter(streaming.exclude, plan.batch(shapes.dynamic_batch)) if plan is not None else None
     if lifter is not None:
         lifter.taken.update(v.name for v in (*ir_model.graph.inputs, *ir_model.graph.outputs) if v.name)
     stacks = lowering.replace_placeholders(ir_model, strategy, graph.opset, lifter, graph.target)
@@ -130,7 +216,7 @@ def export(
             f"streaming_exclude {list(streaming.exclude)} leaves no CustomGRU call to stream; export without streaming"
         )
     workarounds.apply_all(ir_model.graph)
-    metadata = {
+    metadata: dict[str, Any] = {
         "producer": "gru-onnx",
         "version": __version__,
         "strategy": _overall_strategy(stacks),
@@ -151,15 +237,12 @@ def export(
     ir_model.metadata_props[METADATA_KEY] = json.dumps(metadata, sort_keys=True)
     if graph.opset != ir_model.opset_imports[""]:
         lowering.relabel_opset(ir_model, graph.opset)
-    if quantize.mode is not None:  # quantization works on the protobuf form (a copy of the weights)
-        proto = ir.to_proto(ir_model)
-        quantize_model(proto, quantize.mode, quantize.per_channel)
-        metadata = find_metadata(proto) or metadata
-        ir_model = ir.from_proto(proto)
-    result = _save(ir_model, path, saving, metadata, started)
-    if check is not None:
-        result.parity = check_parity(model, path, check_args, check=_streaming_check(check, plan))
-    return result
+    return ir_model
+
+
+def failed_path(path: Path) -> Path:
+    """Where a file that failed its check is written: ``NAME.failed.onnx`` beside ``NAME.onnx``."""
+    return path.with_name(path.stem + ".failed" + (path.suffix or ".onnx"))
 
 
 def _streaming_check(check: CheckOptions, plan: StreamPlan | None) -> CheckOptions:
@@ -172,32 +255,35 @@ def _overall_strategy(stacks: list[dict[str, Any]]) -> str:
     return used[0] if len(used) == 1 else "mixed"
 
 
-def _save(
-    ir_model: ir.Model, path: Path, options: SavingOptions, metadata: dict[str, Any], started: float
-) -> ExportResult:
-    """Write the file (checked by ONNX's full checker) and describe what was written."""
+def _stage(
+    ir_model: ir.Model, path: Path, options: SavingOptions, started: float
+) -> tuple[saving.StagedModel, ExportResult]:
+    """Write the file beside ``path`` (checked by ONNX's full checker), not yet over it, and
+    describe what was written."""
     produced = [v.name for node in ir_model.graph for v in node.outputs if v.name]
     if len(produced) != len(set(produced)):  # pragma: no cover - the checker does not catch this
         raise InternalError("the exported graph assigns a value name twice")
     compact_names(ir_model)  # short node and value names (gru_onnx.compact)
+    record_consumers(ir_model)  # which nodes read each weight (gru_onnx.wiring)
     counts: dict[str, int] = {}
     for node in ir_model.graph:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     try:
-        data_path = saving.save_model(
+        staged = saving.stage_model(
             ir_model, path, external_data=options.external_data, ir_version=options.ir_version
         )
     except onnx.shape_inference.InferenceError as exc:  # e.g. an op given a type it does not take
         raise ExportError(f"the exported graph does not type-check: {tracing.first_line(exc)}") from exc
     except onnx.checker.ValidationError as exc:  # pragma: no cover - a bug in a strategy
         raise InternalError(f"the exported graph is not valid ONNX: {tracing.first_line(exc)}") from exc
-    metadata = read_metadata(path)  # as written: saving stamps the IR version into it
-    return ExportResult(
+    metadata = read_metadata(staged.candidate)  # as written: saving stamps the IR version into it
+    data_path = staged.data_path
+    return staged, ExportResult(
         path=path,
         strategy=metadata["strategy"],
         opset=metadata["opset"],
         num_nodes=len(ir_model.graph),
-        file_size=path.stat().st_size,
+        file_size=staged.candidate.stat().st_size,
         seconds=time.perf_counter() - started,
         metadata=metadata,
         node_counts=counts,

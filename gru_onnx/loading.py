@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
 import sys
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.files import regular_file
 
 
 def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -21,12 +23,21 @@ def load_checkpoint(module: nn.Module, path: str | os.PathLike[str]) -> None:
     Read with ``weights_only=True``; a dict with a ``state_dict`` entry is unwrapped. A
     missing, unexpected or mis-shaped parameter is named in the error with both shapes.
     """
+    if not os.path.lexists(path):
+        raise GruOnnxUsageError(f"checkpoint not found: {path}")
+    regular_file(path, "checkpoint")
     try:
         state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GruOnnxUsageError(f"checkpoint not found: {path}") from None
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
+        blocked = re.search(r"unsupported GLOBAL (\S+) whose module (\S+) is blocked", str(exc), re.IGNORECASE)
+        if blocked:  # torch refused a call the pickle would make: code, not weights
+            raise GruOnnxUsageError(
+                f"checkpoint {path} holds code (a pickled call of {blocked.group(1)}) and was refused: a "
+                "checkpoint must hold tensors only"
+            ) from None
+        if "unsupported global" in str(exc).lower():
             raise GruOnnxUsageError(
                 f"checkpoint {path} holds more than tensors (a pickled module?); "
                 "save model.state_dict() with torch.save instead"

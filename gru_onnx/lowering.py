@@ -17,7 +17,7 @@ import onnx_ir as ir
 import onnxscript
 
 from gru_onnx import _export_op
-from gru_onnx.errors import ExportError
+from gru_onnx.errors import ExportError, GruOnnxUsageError
 from gru_onnx.exporters import StackInputs, Strategy
 from gru_onnx.spec import GRUSpec
 from gru_onnx.streaming import StateLifter
@@ -48,6 +48,11 @@ def replace_placeholders(
         seq_dim = x.shape[1 if batch_first else 0] if x.shape is not None else None
         seq_len = seq_dim if isinstance(seq_dim, int) else None
         where = repr(cfg["path"]) if cfg["path"] else "the model"
+        if seq_len is None and str(seq_dim) == "batch" and lifter is not None:
+            raise GruOnnxUsageError(
+                f"the CustomGRU at {where} gets the batch axis as its time axis: streaming needs batch-first inputs "
+                "(axis 0 batch, axis 1 time); transpose inside forward so the model takes [batch, time, ...]"
+            )
         if seq_len is None and str(seq_dim) == "batch":
             raise ExportError(
                 f"the CustomGRU at {where} gets the batch axis as its time axis: the model's inputs are not "

@@ -234,6 +234,9 @@ class KerasOptions:
 #: Triton model names become folder names and URL path parts (the whole name must match).
 TRITON_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 TRITON_DEVICES = ("cpu", "gpu")
+#: The longest Triton model name: a folder name (most file systems allow 255 bytes), less room for
+#: the temporary names the entry is assembled under.
+TRITON_NAME_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,11 @@ class TritonOptions:
     force: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.name, str) and len(self.name.encode()) > TRITON_NAME_BYTES:
+            raise GruOnnxUsageError(
+                f"the Triton model name is {len(self.name.encode())} bytes long; it becomes a folder name: at most "
+                f"{TRITON_NAME_BYTES}"
+            )
         if self.name is not None and (not isinstance(self.name, str) or not TRITON_NAME.fullmatch(self.name)):
             raise GruOnnxUsageError(
                 f"{self.name!r} is not a valid Triton model name (letters, digits, '_', '.', '-'; "

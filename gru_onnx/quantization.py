@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,13 @@ from onnx import helper, numpy_helper
 
 from gru_onnx.compact import compact_names
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.files import refuse_aliases
 from gru_onnx.metadata import METADATA_KEY, find_metadata, load_model
 from gru_onnx.options import QuantizeOptions, SavingOptions
+from gru_onnx.protos import all_graphs, attribute
 from gru_onnx.registry import QUANTIZE_MODES
 from gru_onnx.saving import data_files, save_model
+from gru_onnx.wiring import record_consumers
 
 #: Default check tolerances (atol, rtol) for int8 files against the float32 source: about 10x
 #: the worst error per unit of input RMS that ``benchmarks/int8.py`` measured at the check's
@@ -66,27 +68,10 @@ class QuantizeResult:
 
 @dataclass
 class _Use:
-    graph: int  # index in _graphs() order
+    graph: int  # index in all_graphs() order
     node: onnx.NodeProto
     transposed: bool  # the MatMul reads the initializer transposed
     via: str | None  # output of a Transpose between initializer and use, folded away
-
-
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
-            for g in attr.graphs:
-                yield from _graphs(g)
-
-
-def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
 
 
 def _find_uses(model: onnx.ModelProto) -> tuple[dict[str, list[_Use]], dict[str, str]]:
@@ -98,11 +83,11 @@ def _find_uses(model: onnx.ModelProto) -> tuple[dict[str, list[_Use]], dict[str,
     }
     transposes: dict[str, str] = {}  # output -> initializer
     for node in model.graph.node:
-        if node.op_type == "Transpose" and node.input[0] in inits and list(_attr(node, "perm", [1, 0])) == [1, 0]:
+        if node.op_type == "Transpose" and node.input[0] in inits and list(attribute(node, "perm", [1, 0])) == [1, 0]:
             transposes[node.output[0]] = node.input[0]
     uses: dict[str, list[_Use]] = {name: [] for name in inits}
     refused: dict[str, str | None] = {}  # None: stays float without a word
-    for index, graph in enumerate(_graphs(model.graph)):
+    for index, graph in enumerate(all_graphs(model.graph)):
         for node in graph.node:
             if node.op_type == "Transpose" and node.output[0] in transposes:
                 continue
@@ -112,7 +97,8 @@ def _find_uses(model: onnx.ModelProto) -> tuple[dict[str, list[_Use]], dict[str,
                     continue
                 weight_slot = slot == 1 and node.op_type in ("MatMul", "Gemm")
                 plain_gemm = node.op_type != "Gemm" or (
-                    _attr(node, "transA", 0) == 0 and _attr(node, "alpha", 1.0) == _attr(node, "beta", 1.0) == 1.0
+                    attribute(node, "transA", 0) == 0
+                    and attribute(node, "alpha", 1.0) == attribute(node, "beta", 1.0) == 1.0
                 )
                 if node.op_type == "GRU":
                     refused[name] = None  # said once for the op (quantize_model)
@@ -120,7 +106,7 @@ def _find_uses(model: onnx.ModelProto) -> tuple[dict[str, list[_Use]], dict[str,
                 if not weight_slot or not plain_gemm:
                     refused[name] = f"read by {node.op_type} ({node.name or 'unnamed'}), which has no int8 form here"
                     continue
-                flipped = bool(_attr(node, "transB", 0)) if node.op_type == "Gemm" else False
+                flipped = bool(attribute(node, "transB", 0)) if node.op_type == "Gemm" else False
                 uses[name].append(_Use(index, node, flipped != (via is not None), via))
     for name, found in uses.items():
         if name in refused:
@@ -150,7 +136,7 @@ def dequantized_initializers(model: onnx.ModelProto, names: set[str] | None = No
     wanted = set(records) if names is None else set(records) & names
     if not wanted:
         return {}
-    stored = {t.name: t for g in _graphs(model.graph) for t in g.initializer}
+    stored = {t.name: t for g in all_graphs(model.graph) for t in g.initializer}
     out = {}
     for name in sorted(wanted):
         record = records[name]
@@ -167,7 +153,7 @@ def quantization_step(model: onnx.ModelProto, names: set[str] | None = None) -> 
     default); 0 when none of them is quantized."""
     meta = find_metadata(model) or {}
     records = (meta.get("quantization") or {}).get("tensors", {})
-    stored = {t.name: t for g in _graphs(model.graph) for t in g.initializer}
+    stored = {t.name: t for g in all_graphs(model.graph) for t in g.initializer}
     scales = [
         float(numpy_helper.to_array(stored[r["scale"]]).max())
         for name, r in records.items()
@@ -187,13 +173,13 @@ def quantize_model(model: onnx.ModelProto, mode: str = "dynamic", per_channel: b
     if meta.get("dtype", "float32") != "float32":
         raise GruOnnxUsageError(f"only float32 files can be quantized (this one is {meta['dtype']})")
     uses, left_float = _find_uses(model)
-    if any(n.op_type == "GRU" for g in _graphs(model.graph) for n in g.node):
+    if any(n.op_type == "GRU" for g in all_graphs(model.graph) for n in g.node):
         left_float["native GRU op"] = "its weights stay float (the ONNX GRU op has no int8 form)"
     if not uses:
         why = "; ".join(f"{k}: {v}" for k, v in sorted(left_float.items())) or "no MatMul/Gemm weights"
         raise GruOnnxUsageError(f"nothing to quantize in this file ({why})")
     inits = {t.name: t for t in model.graph.initializer}
-    constants = {t.name for g in _graphs(model.graph) for t in g.initializer}
+    constants = {t.name for g in all_graphs(model.graph) for t in g.initializer}
     records: dict[str, Any] = {}
     new_inits: list[onnx.TensorProto] = []
     heads: dict[int, list[onnx.NodeProto]] = {}  # graph index -> DequantizeLinear nodes first
@@ -237,7 +223,7 @@ def quantize_model(model: onnx.ModelProto, mode: str = "dynamic", per_channel: b
             else:
                 use.node.input[1] = f"{name}_dequantized"
     # Rebuild every graph's node list once, innermost first (a parent's copy holds its children).
-    graphs = list(_graphs(model.graph))
+    graphs = list(all_graphs(model.graph))
     for index in reversed(range(len(graphs))):
         _rebuild(graphs[index], folded, replaced, heads.get(index, []))
         if index:
@@ -313,7 +299,7 @@ def _rebuild(
 
 def _drop_value_info(model: onnx.ModelProto, names: set[str]) -> None:
     """Stored shapes of removed values would contradict the rewritten graph: drop them."""
-    for graph in _graphs(model.graph):
+    for graph in all_graphs(model.graph):
         kept = [v for v in graph.value_info if v.name not in names]
         del graph.value_info[:]
         graph.value_info.extend(kept)
@@ -342,12 +328,15 @@ def quantize(
     if options.mode is None:
         raise GruOnnxUsageError(f"no quantization mode given; valid modes: {', '.join(QUANTIZE_MODES)}")
     source, target = Path(source), Path(target)
+    refuse_aliases([("output", target)], [("input", source)])
     model = load_model(source, weights="all")
+    refuse_aliases([("output", target)], [("input's data file", d.path) for d in data_files(model, source)])
     size_before = sum(f.stat().st_size for f in _files(source))
     result = quantize_model(model, options.mode, options.per_channel)
     try:
         # short node and value names for the nodes added here too (gru_onnx.compact)
         model_ir = compact_names(ir.from_proto(model))
+        record_consumers(model_ir)  # the int8 tensors' readers (gru_onnx.wiring)
         save_model(model_ir, target, external_data=saving.external_data, ir_version=saving.ir_version)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:  # pragma: no cover
         raise GruOnnxUsageError(f"the quantized graph does not check: {str(exc).splitlines()[0]}") from None

@@ -16,9 +16,10 @@ import torch
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.loading import load_checkpoint
+from gru_onnx.metadata import stack_spec
 from gru_onnx.module import CustomGRU
 from gru_onnx.quantization import dequantized_initializers
-from gru_onnx.spec import GRUSpec, float_type
+from gru_onnx.spec import float_type
 from gru_onnx.weights import read_state_dict, stored_names
 
 
@@ -34,7 +35,7 @@ def state_dict_from_file(model: onnx.ModelProto, stack: Mapping[str, Any]) -> di
             raise GruOnnxUsageError(f"the metadata names initializer {name!r}, which the file does not have")
         return arrays[name]
 
-    state = read_state_dict(GRUSpec.from_json(stack["spec"]), stack["weights"], get)
+    state = read_state_dict(stack_spec(stack), stack["weights"], get)
     return {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
 
 
@@ -55,7 +56,7 @@ def reference_from_file(
             f"the file holds a whole model (CustomGRU at {where}); pass --model (or the model) to check it"
         )
     (stack,) = stacks
-    module = CustomGRU.from_spec(GRUSpec.from_json(stack["spec"]))
+    module = CustomGRU.from_spec(stack_spec(stack))
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
     else:

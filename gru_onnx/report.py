@@ -17,6 +17,7 @@ from typing import Any
 from gru_onnx.check.compare import OutputComparison
 from gru_onnx.check.results import ParityReport
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.files import atomic_write
 
 SCHEMA_ID = "gru-onnx/parity-report/1"
 
@@ -69,6 +70,9 @@ def to_json(report: ParityReport) -> dict[str, Any]:
                 "stack": w.stack,
                 "layout": w.layout,
                 "passed": w.passed,
+                "compared": w.compared,
+                "method": w.method,
+                "wiring": list(w.wiring),
                 "mismatches": [
                     {"name": m.name, "max_abs": _number(m.max_abs), "index": list(m.index), "count": m.count}
                     for m in w.mismatches
@@ -90,7 +94,8 @@ def to_json(report: ParityReport) -> dict[str, Any]:
 
 
 def write_json(report: ParityReport, path: str | os.PathLike[str]) -> None:
-    Path(path).write_text(json.dumps(to_json(report), indent=2) + "\n")
+    """Write the report as JSON, atomically (a symbolic link at ``path`` is replaced, not followed)."""
+    atomic_write(path, json.dumps(to_json(report), indent=2) + "\n")
 
 
 def table(report: ParityReport) -> Any:
@@ -102,9 +107,8 @@ def table(report: ParityReport) -> Any:
     from rich.text import Text
 
     title = (
-        f"{Path(report.file).name} vs PyTorch ({report.reference}), {report.dtype}, "
-        f"pass if |onnx - torch| <= {report.atol:g} + {report.rtol:g}*|torch|, {len(report.samples)} sample(s)"
-        + _scales(report)
+        f"{Path(report.file).name} vs PyTorch ({report.reference}), {report.dtype}, {report.rule()}, "
+        f"{len(report.samples)} sample(s)" + _scales(report)
     )
     out = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     out.add_column("runtime", no_wrap=True)
@@ -144,10 +148,7 @@ def table(report: ParityReport) -> Any:
     if untimed:
         lines.append(f"[dim]no time axis (no per-step error): {escape(', '.join(untimed))}[/]")
     for w in report.weights:
-        if w.passed:
-            lines.append(f"[green]weights[/] of {escape(w.stack or 'the GRU')}: match the source ({w.layout} layout)")
-        else:
-            lines.append(f"[red]weights[/]: {escape(w.describe_failure())}")
+        lines.append(escape(w.describe()) if w.passed else f"[red]{escape(w.describe())}[/]")
     lines.extend(f"[yellow]warning[/]: {escape(w)}" for w in report.warnings)
     return Group(out, *(Text.from_markup(line) for line in lines))
 
@@ -156,7 +157,7 @@ def _scales(report: ParityReport) -> str:
     scales = sorted({s.get("scale", 1.0) for s in report.samples})
     if not scales or scales == [1.0]:
         return ""
-    return f" at input scale {', '.join(f'x{v:g}' for v in scales)} (atol times the inputs' RMS where above 1)"
+    return f" at input scale {', '.join(f'x{v:g}' for v in scales)}"
 
 
 def _short(runtime: str) -> str:
@@ -220,5 +221,7 @@ def plot(report: ParityReport, path: str | os.PathLike[str]) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
+    atomic_write(path, buffer.getvalue())

@@ -9,6 +9,7 @@ fails the check instead of production.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ import onnx
 import torch
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.files import regular_file
+from gru_onnx.options import DEFAULT_MEMORY_BUDGET
 from gru_onnx.spec import float_type
 from gru_onnx.trees import flatten_tensors, map_tensors, to_numpy
 
@@ -134,6 +137,7 @@ def derived_samples(
     scales: Sequence[float],
     seq_len: int | None = None,
     batch: int | None = None,
+    budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> list[Sample]:
     """The example, then ``count - 1`` variations of it: every dynamic axis of the file grows
     (sample ``i`` by ``i``, or to ``--batch``/``--seq-len`` for axes named batch/seq) and
@@ -159,6 +163,7 @@ def derived_samples(
                 if isinstance(dim, str) and dim and axis < example.dim():
                     wanted = {"batch": batch, "seq": seq_len}.get(dim)
                     sizes.setdefault(dim, wanted if wanted is not None else example.shape[axis] + i)
+        check_budget(_grown_bytes(model, infos, examples, sizes), budget, f"sample {i} ({_sizes_text(sizes)})")
         flat = iter(infos)
 
         def resize(t: torch.Tensor, flat: Any = flat, sizes: dict[str, int] = sizes) -> torch.Tensor:
@@ -175,6 +180,25 @@ def derived_samples(
     return samples
 
 
+def _sizes_text(sizes: dict[str, int]) -> str:
+    return ", ".join(f"{name} {size}" for name, size in sizes.items())
+
+
+def _grown_bytes(
+    model: onnx.ModelProto, infos: list[onnx.ValueInfoProto], examples: list[torch.Tensor], sizes: dict[str, int]
+) -> int:
+    """Bytes of one sample's inputs and outputs with the named axes at ``sizes`` (outputs' other
+    dynamic axes at 1, their type's size at 4 bytes at least)."""
+    total = 0
+    for info, example in zip(infos, examples, strict=True):
+        shape = [sizes.get(d, example.shape[a]) if isinstance(d, str) else d for a, d in enumerate(_dims(info))]
+        total += math.prod(shape) * example.element_size()
+    for out in model.graph.output:
+        shape = [sizes.get(d, 1) if isinstance(d, str) else max(d, 1) for d in _dims(out)]
+        total += math.prod(shape) * 4
+    return total
+
+
 def generate_samples(
     model: onnx.ModelProto,
     metadata: dict[str, Any],
@@ -184,6 +208,7 @@ def generate_samples(
     batch: int | None,
     seed: int,
     scales: Sequence[float] = (1.0,),
+    budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> list[Sample]:
     """Seeded random inputs for a lone-GRU file, shaped from its metadata and input shapes.
 
@@ -207,6 +232,11 @@ def generate_samples(
         raise GruOnnxUsageError(f"the file's batch size is fixed at {static_batch}; --batch {batch} cannot run")
     max_seq = static_seq or seq_len or 16
     batch = static_batch or batch or 3
+    dirs = 2 if spec["bidirectional"] else 1
+    itemsize = float_type(metadata.get("dtype", "float32")).numpy.itemsize
+    per_step = spec["input_size"] + dirs * (3 + 1) * spec["hidden_size"]  # input, projection, output
+    nbytes = itemsize * (max_seq * batch * per_step + 2 * spec["num_layers"] * dirs * batch * spec["hidden_size"])
+    check_budget(nbytes, budget, f"a sample of batch {batch} and {max_seq} steps")
     if static_seq is not None:
         lengths_of = [static_seq] * count
     else:
@@ -214,7 +244,6 @@ def generate_samples(
         lengths_of = [max_seq, 1, *rng_len.integers(1, max_seq + 1, size=max(count - 2, 0))][:count]
     dtype = float_type(metadata.get("dtype", "float32")).torch
     gen = torch.Generator().manual_seed(seed)
-    dirs = 2 if spec["bidirectional"] else 1
     samples = []
     for i, seq in enumerate(lengths_of):
         scale = scales[i % len(scales)]
@@ -247,25 +276,26 @@ def samples_from_npz(
     Floating arrays are cast to the file's input type (NumPy writes float64 by default);
     shapes must fit the file's fixed dimensions and lengths must lie in 1..sequence length.
     """
+    regular_file(path, "inputs file")
     try:
-        data = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise GruOnnxUsageError(f"cannot read inputs {path}: {exc}") from None
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise GruOnnxUsageError(f"cannot read inputs {path}: {_first(exc)}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise GruOnnxUsageError(f"{path} is a single .npy array; give an .npz keyed by the file's input names")
     infos = {i.name: i for i in graph_inputs(model)}
     missing = [n for n in infos if n not in data.files]
     if missing:
         raise GruOnnxUsageError(f"{path} has no array {missing[0]!r} (the file's inputs: {', '.join(infos)})")
     feeds = {}
     for name, info in infos.items():
-        array = np.asarray(data[name])
+        try:
+            array = np.asarray(data[name])
+        except (OSError, ValueError, EOFError) as exc:  # object arrays (pickles) are refused here
+            raise GruOnnxUsageError(f"cannot read {name!r} from {path}: {_first(exc)}") from None
         want = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
         if array.dtype != want:
-            if np.issubdtype(array.dtype, np.floating) and np.issubdtype(want, np.floating):
-                array = array.astype(want)  # NumPy writes float64 by default
-            elif np.issubdtype(array.dtype, np.integer) and np.issubdtype(want, np.integer):
-                array = array.astype(want)
-            else:
-                raise GruOnnxUsageError(f"{path}: {name!r} is {array.dtype}, the file takes {np.dtype(want)}")
+            array = _cast(array, np.dtype(want), f"{path}: {name!r}")
         dims = _dims(info)
         fits = array.ndim == len(dims) and all(
             not isinstance(d, int) or d == n for d, n in zip(dims, array.shape, strict=False)
@@ -289,6 +319,53 @@ def samples_from_npz(
     return [Sample(args, feeds)]
 
 
+def _first(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _cast(array: np.ndarray, want: np.dtype, where: str) -> np.ndarray:
+    """``array`` as ``want``: floats to floats (NumPy writes float64; rounding is fine), integers
+    to integers; a value the cast would turn into infinity or wrap around is refused."""
+    floats = np.issubdtype(array.dtype, np.floating) and np.issubdtype(want, np.floating)
+    ints = np.issubdtype(array.dtype, np.integer) and np.issubdtype(want, np.integer)
+    if not (floats or ints):
+        raise GruOnnxUsageError(f"{where} is {array.dtype}, the file takes {want}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.astype(want)
+    if floats:
+        overflow = np.isfinite(array) & ~np.isfinite(cast)
+        if overflow.any():
+            worst = float(np.abs(array[overflow]).max())
+            raise GruOnnxUsageError(
+                f"{where}: {int(overflow.sum())} value(s) (up to {worst:.3g}) overflow {want} to inf"
+            )
+    elif array.size and (int(array.min()) < np.iinfo(want).min or int(array.max()) > np.iinfo(want).max):
+        raise GruOnnxUsageError(f"{where}: values outside {want}'s range would wrap around")
+    return cast
+
+
+def refuse_nonfinite(samples: Sequence[Sample]) -> None:
+    """Inputs holding NaN or infinity make a comparison mean nothing: refused, naming the input."""
+    for i, sample in enumerate(samples):
+        for name, array in sample.feeds.items():
+            if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+                bad = int((~np.isfinite(array)).sum())
+                where = f" (input scale x{sample.scale:g})" if sample.scale != 1.0 else ""
+                raise GruOnnxUsageError(
+                    f"input {name!r} of sample {i}{where} holds {bad} NaN/inf value(s): a comparison on them means "
+                    "nothing; allow them with --allow-nonfinite (CheckOptions(allow_nonfinite=True))"
+                )
+
+
+def check_budget(nbytes: int, budget: int, what: str) -> None:
+    """Refuse, before allocating, a sample larger than the memory budget."""
+    if nbytes > budget:
+        raise GruOnnxUsageError(
+            f"{what} needs about {nbytes / 2**30:.3g} GiB, over the memory budget of {budget / 2**30:.3g} GiB; "
+            "use smaller sizes, or raise the budget (--memory-budget BYTES)"
+        )
+
+
 def plan_samples(
     model: onnx.ModelProto,
     metadata: dict[str, Any] | None,
@@ -300,27 +377,43 @@ def plan_samples(
     batch: int | None,
     seed: int,
     scales: Sequence[float] | None,
+    allow_nonfinite: bool = False,
+    budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> list[Sample]:
     """The samples of one check: the ``.npz`` when given, else variations of the example args,
-    else seeded random samples (lone-GRU files, from the metadata)."""
+    else seeded random samples (lone-GRU files, from the metadata). Sizes over ``budget`` are
+    refused before anything is allocated; non-finite inputs unless ``allow_nonfinite``."""
     stacks = (metadata or {}).get("stacks", [])
     lone_gru = len(stacks) == 1 and stacks[0]["path"] == ""
     scales = tuple(scales) if scales else file_scales(metadata)
     if inputs is not None:
-        return samples_from_npz(model, inputs, metadata, lone_gru)
-    count = max(count, 1)
-    if args is not None:
-        return derived_samples(model, tuple(args), count=count, scales=scales, seq_len=seq_len, batch=batch)
-    if lone_gru and metadata is not None:
-        return generate_samples(model, metadata, count=count, seq_len=seq_len, batch=batch, seed=seed, scales=scales)
-    raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")
+        found = samples_from_npz(model, inputs, metadata, lone_gru)
+    elif args is not None:
+        found = derived_samples(
+            model, tuple(args), count=max(count, 1), scales=scales, seq_len=seq_len, batch=batch, budget=budget
+        )
+    elif lone_gru and metadata is not None:
+        found = generate_samples(
+            model, metadata, count=max(count, 1), seq_len=seq_len, batch=batch, seed=seed, scales=scales,
+            budget=budget,
+        )  # fmt: skip
+    else:
+        raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")
+    if not allow_nonfinite:
+        refuse_nonfinite(found)
+    return found
 
 
 # ---------------------------------------------------------------- timing inputs
 
 
 def timing_feeds(
-    model: Any, metadata: Mapping[str, Any] | None, batch: int, seq_len: int | None, seed: int = 0
+    model: Any,
+    metadata: Mapping[str, Any] | None,
+    batch: int,
+    seq_len: int | None,
+    seed: int = 0,
+    budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Random feeds for any file's inputs at ``batch`` and ``seq_len`` (its static length, or
     :data:`DEFAULT_TIMING_SEQ_LEN`, when None), for timing: floating inputs standard normal,
@@ -338,6 +431,7 @@ def timing_feeds(
     rng = np.random.default_rng(seed)
     initializers = {i.name for i in model.graph.initializer}
     feeds = {}
+    planned = 0
     for value in model.graph.input:
         if value.name in initializers:
             continue
@@ -346,6 +440,8 @@ def timing_feeds(
         shape = []
         for axis, dim in enumerate(tensor.shape.dim):
             shape.append(_axis_size(value.name, axis, dim, lone, batch, seq_len))
+        planned += math.prod(shape) * np.dtype(dtype).itemsize
+        check_budget(planned, budget, f"inputs of batch {batch} and {seq_len} steps")
         if np.issubdtype(dtype, np.floating):
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)
         elif value.name == "lengths":

@@ -26,6 +26,7 @@ import hashlib
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ import onnx
 import onnx_ir as ir
 from onnx.external_data_helper import ExternalDataInfo
 
-from gru_onnx import irversion
+from gru_onnx import files, irversion
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.protos import all_tensors
 
 #: Protobuf's limit on one serialized message (2 GiB); a model this large must use external data.
 PROTOBUF_LIMIT = 2**31
@@ -129,6 +131,20 @@ def save_model(
     The file is stamped with the lowest IR version its content needs, or ``ir_version`` (refused
     when lower than that; see :mod:`gru_onnx.irversion`).
     """
+    return stage_model(model, path, external_data=external_data, check=check, ir_version=ir_version).publish()
+
+
+def stage_model(
+    model: ir.Model,
+    path: Path,
+    *,
+    external_data: bool | None = None,
+    check: bool = True,
+    ir_version: int | None = None,
+) -> StagedModel:
+    """Write ``model`` for ``path`` without touching ``path``: the model goes to a temporary name
+    beside it (its data file, if any, under its final name), ready to be checked by a runtime and
+    then published over ``path`` or set aside (:class:`StagedModel`). See :func:`save_model`."""
     if external_data is None:
         external_data = needs_external_data(model)
     elif not external_data and (size := estimated_size(model)) >= PROTOBUF_LIMIT:
@@ -138,28 +154,43 @@ def save_model(
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(path)
         if external_data:
-            return _save_with_data(model, path, check, ir_version)
+            return _stage_with_data(model, path, check, ir_version)
         proto = ir.to_proto(model)
         irversion.stamp(proto, ir_version)  # IR: the lowest the content needs (gru_onnx.irversion)
         if check:
             onnx.checker.check_model(proto, full_check=True)
-        with _temporary(path, ".tmp") as tmp:
-            onnx.save(proto, tmp)
-            _replace_model(tmp, path, None)
-        return None
+        candidate = files.temp_name(path, ".onnx")
+        _write_proto(proto, candidate)
+        return StagedModel(path, candidate, None, False)
     except OSError as exc:
         raise GruOnnxUsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _save_with_data(model: ir.Model, path: Path, check: bool, ir_version: int | None) -> Path:
-    """Data first (temporary name, hashed, renamed), model last; see the module docstring."""
+def _write_proto(proto: onnx.ModelProto, target: Path) -> None:
+    """Serialize ``proto`` to ``target`` (a fresh temporary name) with the usual permissions."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, files._mode())
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(proto.SerializeToString())
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        raise
+
+
+def _stage_with_data(model: ir.Model, path: Path, check: bool, ir_version: int | None) -> StagedModel:
+    """Data first (temporary name, hashed, renamed to its final name), then the model at a
+    temporary name beside it; see the module docstring."""
     folder = path.parent
     values = [v for graph in model.graphs() for v in graph.initializers.values()]
     originals = [v.const_value for v in values]
-    created: list[Path] = []
+    created: Path | None = None
     try:
-        with _temporary(path, ".data.tmp") as staging:
+        with files.temporary(path) as staging:
             # onnx_ir writes each tensor straight from its buffer (torch tensors included).
             ir.external_data.unload_from_model(
                 model, folder, staging.name, size_threshold_bytes=INLINE_TENSOR_BYTES
@@ -170,52 +201,103 @@ def _save_with_data(model: ir.Model, path: Path, check: bool, ir_version: int | 
             existed = data_path.exists()  # the same bytes (same name), perhaps the current pair's
             os.replace(staging, data_path)
             if not existed:
-                created.append(data_path)
+                created = data_path
         proto = ir.to_proto(model)  # small now: the tensors are references to the data file
-        for tensor in onnx.external_data_helper._get_all_tensors(proto):
-            for entry in tensor.external_data:
-                if entry.key == "location":
-                    entry.value = data_path.name
+        _point_to(proto, data_path.name)
         irversion.stamp(proto, ir_version)  # IR: the lowest the content needs (gru_onnx.irversion)
-        with _temporary(path, ".tmp") as tmp:
-            onnx.save(proto, tmp)
+        candidate = files.temp_name(path, ".onnx")
+        _write_proto(proto, candidate)
+        try:
             if check:
-                onnx.checker.check_model(str(tmp), full_check=True)
-            _replace_model(tmp, path, data_path.name)
-        created.clear()
-        return data_path
+                onnx.checker.check_model(str(candidate), full_check=True)
+        except BaseException:
+            candidate.unlink(missing_ok=True)
+            raise
+        staged = StagedModel(path, candidate, data_path, created is not None)
+        created = None
+        return staged
     finally:
         for value, tensor in zip(values, originals, strict=True):
             value.const_value = tensor
-        for leftover in created:
+        if created is not None:
             with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+                created.unlink()
 
 
-@contextlib.contextmanager
-def _temporary(path: Path, suffix: str) -> Iterator[Path]:
-    """A fresh temporary file beside ``path`` with the usual permissions (0666 less the umask,
-    not mkstemp's 0600); removed afterwards unless it was renamed away."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    try:
-        yield Path(name)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
+def _point_to(proto: onnx.ModelProto, location: str) -> None:
+    """Every external tensor of ``proto`` names ``location`` as its data file."""
+    for tensor in all_tensors(proto):
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
 
 
-def _replace_model(tmp: Path, path: Path, keep: str | None) -> None:
-    """Rename ``tmp`` over ``path``, then remove the data files the replaced model named (those
-    named like ours, inside the folder, other than ``keep``)."""
-    stale = [name for name in _previous_data_files(path) if name != keep]
-    os.replace(tmp, path)
-    for name in stale:
-        with contextlib.suppress(OSError):
-            (path.parent / name).unlink()
+@dataclass
+class StagedModel:
+    """A model written beside its target under a temporary name (``candidate``, which runtimes
+    can load: its data file lies beside it under its final name), not yet visible at ``path``.
+
+    :meth:`publish` renames it over ``path``; :meth:`set_aside` moves the pair to another name
+    (``NAME.failed.onnx``) and leaves ``path`` as it was; :meth:`discard` removes it.
+    """
+
+    path: Path
+    candidate: Path
+    data_path: Path | None
+    created_data: bool  # the data file is new (not one a current pair already names)
+
+    def publish(self) -> Path | None:
+        """Rename the candidate over ``path``, then remove the data files the replaced model named."""
+        stale = [name for name in _previous_data_files(self.path)
+                 if self.data_path is None or name != self.data_path.name]  # fmt: skip
+        os.replace(self.candidate, self.path)
+        for name in stale:
+            with contextlib.suppress(OSError):
+                (self.path.parent / name).unlink()
+        return self.data_path
+
+    def set_aside(self, other: Path) -> tuple[Path, Path | None]:
+        """Move the pair to ``other`` (its data file renamed after it), ``path`` untouched."""
+        if self.data_path is None:
+            StagedModel(other, self.candidate, None, False).publish()
+            return other, None
+        data = other.parent / data_file_name(other.name, self.data_path.name.split(".")[-2])
+        if data != self.data_path:
+            if data.exists():
+                data.unlink()
+            if self.created_data:
+                os.replace(self.data_path, data)
+            else:  # the current pair's data file: keep it, give the set-aside pair a copy
+                shutil.copyfile(self.data_path, data)
+        proto = onnx.load(str(self.candidate), load_external_data=False)
+        _point_to(proto, data.name)
+        moved = files.temp_name(other, ".onnx")
+        _write_proto(proto, moved)
+        self.candidate.unlink(missing_ok=True)
+        StagedModel(other, moved, data, True).publish()
+        return other, data
+
+    def discard(self) -> None:
+        """Remove the candidate (and its data file when it was new)."""
+        self.candidate.unlink(missing_ok=True)
+        if self.data_path is not None and self.created_data:
+            self.data_path.unlink(missing_ok=True)
+
+
+def remove_orphans(path: Path) -> list[Path]:
+    """Remove what a killed writer left for ``path``: temporaries of dead processes and data
+    files named for ``path`` that the model at ``path`` does not name, unless a live writer
+    (another process) is still at work on ``path``."""
+    removed = files.remove_stale_temps(path)
+    if any(pid != os.getpid() for pid in files.live_writers(path)):
+        return removed
+    named = set(_previous_data_files(path))
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            if _is_own_data_file(path.name, entry.name) and entry.name not in named and entry.is_file():
+                entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 def _previous_data_files(path: Path) -> list[str]:
@@ -240,7 +322,8 @@ class DataFile:
     ``problem`` is None when the file is there and long enough for every tensor stored in it;
     else ``"missing"``, ``"truncated"``, ``"not a file"``, ``"outside"`` (the location leaves
     the model's folder), ``"symlink"`` (it leaves it through a symbolic link) or ``"link"``
-    (a symbolic link that stays inside: ONNX refuses those too).
+    (a symbolic link that stays inside: ONNX refuses those too) or ``"hard links"`` (the file has
+    more than one: ONNX refuses those as a possible hard-link attack).
     """
 
     location: str
@@ -264,11 +347,16 @@ class DataFile:
             return f"{where} is not a regular file"
         if self.problem == "truncated":
             return f"{where} is truncated: {self.size} bytes, the model needs {self.needed}"
+        if self.problem == "hard links":
+            return (
+                f"{where} has more than one hard link, which ONNX refuses (a hard link could expose another "
+                "file): give the pair its own copy"
+            )
         return f"{where}: {self.problem}"
 
 
 def _locations(model: onnx.ModelProto) -> Iterator[str]:
-    for tensor in onnx.external_data_helper._get_all_tensors(model):
+    for tensor in all_tensors(model):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             yield ExternalDataInfo(tensor).location
 
@@ -309,7 +397,7 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
     path = Path(path)
     folder = path.parent
     needed: dict[str, int] = {}
-    for tensor in onnx.external_data_helper._get_all_tensors(model):
+    for tensor in all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         try:
@@ -330,8 +418,9 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
             elif not target.is_file():
                 problem = "not a file"
             else:
-                size = target.stat().st_size
-                problem = "truncated" if size < end else None
+                info = target.stat()
+                size = info.st_size
+                problem = "truncated" if size < end else "hard links" if info.st_nlink > 1 else None
         found.append(DataFile(location, target, end, size, problem))
     return found
 
@@ -354,6 +443,6 @@ def load_external_tensors(model: onnx.ModelProto, path: str | os.PathLike[str], 
     leaving every other tensor on disk. Validate the locations first."""
     wanted = set(names)
     folder = str(Path(path).parent)
-    for tensor in onnx.external_data_helper._get_all_tensors(model):
+    for tensor in all_tensors(model):
         if tensor.name in wanted and tensor.data_location == onnx.TensorProto.EXTERNAL:
             onnx.external_data_helper.load_external_data_for_tensor(tensor, folder)

@@ -3,11 +3,17 @@
 The session reads the state pairs from the file's metadata (:mod:`gru_onnx.streaming`), feeds
 the last chunk's final states as the next chunk's initial states, and hides them from the
 caller: ``run`` takes and returns only the file's other inputs and outputs, by name.
+
+One session is one stream (or one batch of streams): calls from several threads are
+serialised by a lock, so no state update is lost, but the chunks of different callers then
+interleave in one state. Give each stream its own session, or each a batch row.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -32,6 +38,8 @@ class StreamInterface:
     all_outputs: tuple[str, ...]
     state_dtypes: dict[str, np.dtype]
     batch_axes: dict[str, int]
+    #: per non-state input: its NumPy dtype and axes (a size, or None where dynamic)
+    input_types: dict[str, tuple[np.dtype, tuple[int | None, ...]]]
 
     @classmethod
     def of(cls, proto: onnx.ModelProto, path: str | os.PathLike[str] = "the file") -> StreamInterface:
@@ -61,28 +69,36 @@ class StreamInterface:
                 batch_axes[info.name] = named[0]
             elif isinstance(batch, int) and dims:  # a static batch: axis 0, the whole-model rule
                 batch_axes[info.name] = 0
-        return cls(pairs, inputs, tuple(n for n in outputs if n not in states), outputs, dtypes, batch_axes)
+        types = {}
+        for name in inputs:
+            tensor = by_name[name].type.tensor_type
+            dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+            types[name] = (np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)), dims)
+        return cls(pairs, inputs, tuple(n for n in outputs if n not in states), outputs, dtypes, batch_axes, types)
 
 
 class StreamingSession:
     """A streaming file on one runtime, with its GRU states held between calls.
 
-    ``run(feeds)`` takes the file's non-state inputs by name and returns its non-state outputs
-    by name. States start at zero (in the file's dtype) with the batch size of the first call;
-    a call with another batch size is an error until :meth:`reset`. ``reset(rows)`` zeros the
-    given batch rows (a stream that ended), ``reset()`` all of them and forgets the batch size.
-    ``runner`` and ``model`` serve callers that opened the file already (the parity check).
+    ``run(feeds)`` takes the file's non-state inputs by name (NumPy arrays of the file's dtypes
+    and shapes) and returns its non-state outputs by name. States start at zero (in the file's
+    dtype) with the batch size of the first call; a call with another batch size is an error
+    until :meth:`reset`. ``reset(rows)`` zeros the given batch rows (a stream that ended),
+    ``reset()`` all of them and forgets the batch size. Calls from several threads are
+    serialised (one session is one stream). ``runner`` and ``model`` serve callers that opened
+    the file already (the parity check). Misuse is a :class:`~gru_onnx.GruOnnxUsageError`.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        providers: Sequence[str] = ("cpu",),
+        providers: Sequence[str] | str = ("cpu",),
         *,
         threads: int | None = None,
         runner: Runner | None = None,
         model: onnx.ModelProto | None = None,
     ) -> None:
+        providers = (providers,) if isinstance(providers, str) else tuple(providers)
         self.interface = StreamInterface.of(model if model is not None else load_model(path), path)
         self.pairs = self.interface.pairs
         self.input_names = self.interface.input_names
@@ -91,41 +107,74 @@ class StreamingSession:
         self._runner = runner if runner is not None else open_runner(path, providers, threads)
         self._owns_runner = runner is None
         self._states: dict[str, np.ndarray] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def states(self) -> dict[str, np.ndarray]:
         """The current states by state-input name (copies, ``[batch, L*D, H]``); empty before
         the first call and after :meth:`reset`."""
-        return {k: v.copy() for k, v in (self._states or {}).items()}
+        with self._lock:
+            return {k: v.copy() for k, v in (self._states or {}).items()}
 
     @property
     def batch_size(self) -> int | None:
         """The batch size the states have, or None before the first call."""
-        return None if self._states is None else int(next(iter(self._states.values())).shape[0])
+        states = self._states
+        return None if states is None else int(next(iter(states.values())).shape[0])
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one chunk; returns the non-state outputs by name and keeps the new states."""
+        self._check_open()
+        if not isinstance(feeds, Mapping):
+            raise GruOnnxUsageError(f"run() takes a mapping of input name to array, got a {type(feeds).__name__}")
         if feeds.keys() != self._input_set:
             missing = [n for n in self.input_names if n not in feeds]
             extra = [n for n in feeds if n not in self.input_names]
             problem = f"missing {missing[0]!r}" if missing else f"unknown input {extra[0]!r}"
             raise GruOnnxUsageError(f"{problem}: the session takes {', '.join(self.input_names)} (states are kept)")
+        for name, array in feeds.items():
+            if not isinstance(array, np.ndarray):
+                dtype, dims = self.interface.input_types[name]
+                raise GruOnnxUsageError(f"input {name!r} must be a NumPy array ({dtype}, {_shown(dims)}), got a "
+                                        f"{type(array).__name__}")  # fmt: skip
         batch = self._batch_of(feeds)
         fixed = self.pairs[0].shape[0]
         if isinstance(fixed, int) and batch != fixed:
             raise GruOnnxUsageError(f"this chunk has batch size {batch}; the file's batch is fixed at {fixed}")
-        if self._states is None:
-            dtypes = self.interface.state_dtypes
-            self._states = {p.input: np.zeros((batch, *p.shape[1:]), dtypes[p.input]) for p in self.pairs}
-        elif batch != self.batch_size:
-            raise GruOnnxUsageError(
-                f"this chunk has batch size {batch}, the session's states {self.batch_size}; "
-                "call reset() before changing the batch size"
-            )
-        outputs = self._runner.run({**feeds, **self._states})
-        by_name = dict(zip(self.interface.all_outputs, outputs, strict=True))
-        self._states = {p.input: by_name[p.output] for p in self.pairs}
+        for name, array in feeds.items():
+            self._check_feed(name, array)
+        with self._lock:
+            self._check_open()
+            if self._states is None:
+                dtypes = self.interface.state_dtypes
+                self._states = {p.input: np.zeros((batch, *p.shape[1:]), dtypes[p.input]) for p in self.pairs}
+            elif batch != self.batch_size:
+                raise GruOnnxUsageError(
+                    f"this chunk has batch size {batch}, the session's states {self.batch_size}; "
+                    "call reset() before changing the batch size"
+                )
+            outputs = self._runner.run({**feeds, **self._states})
+            by_name = dict(zip(self.interface.all_outputs, outputs, strict=True))
+            self._states = {p.input: by_name[p.output] for p in self.pairs}
         return {n: by_name[n] for n in self.output_names}
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GruOnnxUsageError("the streaming session is closed; open a new one")
+
+    def _check_feed(self, name: str, array: np.ndarray) -> None:
+        """One input against the file's type and shape, with a line naming what was expected."""
+        dtype, dims = self.interface.input_types[name]
+        shown = _shown(dims)
+        if array.dtype != dtype:
+            raise GruOnnxUsageError(f"input {name!r} is {array.dtype}; the file takes {dtype} {shown} (cast it first)")
+        if array.ndim != len(dims) or any(d is not None and d != n for d, n in zip(dims, array.shape, strict=True)):
+            raise GruOnnxUsageError(f"input {name!r} has shape {list(array.shape)}; the file takes {dtype} {shown}")
+        if array.size == 0:
+            raise GruOnnxUsageError(
+                f"input {name!r} is empty (shape {list(array.shape)}): a chunk needs at least 1 step"
+            )
 
     def _batch_of(self, feeds: Mapping[str, np.ndarray]) -> int:
         sizes = {feeds[n].shape[a] for n, a in self.interface.batch_axes.items() if feeds[n].ndim > a}
@@ -136,22 +185,29 @@ class StreamingSession:
         return sizes.pop()
 
     def reset(self, rows: Iterable[int] | None = None) -> None:
-        """Zero the states: all of them (and forget the batch size), or only ``rows``."""
-        if rows is None or self._states is None:
-            self._states = None
-            return
-        picked = list(rows)
-        batch = self.batch_size or 0
-        bad = [r for r in picked if not -batch <= r < batch]
-        if bad:
-            raise GruOnnxUsageError(f"reset rows {bad} are outside the batch of {batch}")
-        for state in self._states.values():
-            state[picked] = 0
+        """Zero the states: all of them (and forget the batch size), or only ``rows`` (batch indices)."""
+        self._check_open()
+        with self._lock:
+            if rows is None or self._states is None:
+                self._states = None
+                return
+            picked = list(rows) if not isinstance(rows, int | np.integer) else [rows]
+            bad = [r for r in picked if isinstance(r, bool | np.bool_) or not isinstance(r, numbers.Integral)]
+            if bad:
+                raise GruOnnxUsageError(f"reset rows must be batch indices (integers), got {bad[0]!r}")
+            batch = self.batch_size or 0
+            outside = [int(r) for r in picked if not -batch <= r < batch]
+            if outside:
+                raise GruOnnxUsageError(f"reset rows {outside} are outside the batch of {batch}")
+            for state in self._states.values():
+                state[[int(r) for r in picked]] = 0
 
     def close(self) -> None:
-        """Release the runtime (when the session opened it)."""
-        if self._owns_runner:
-            self._runner.close()
+        """Release the runtime (when the session opened it); the session cannot run after."""
+        with self._lock:
+            if self._owns_runner and not self._closed:
+                self._runner.close()
+            self._closed = True
 
     def __enter__(self) -> StreamingSession:
         return self
@@ -160,3 +216,7 @@ class StreamingSession:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _shown(dims: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"

@@ -95,6 +95,9 @@ class StateLifter:
     """Adds the state pair of each CustomGRU call while the placeholders are written."""
 
     exclude: tuple[str, ...] = ()
+    #: the batch the model's inputs carry on axis 0 (a lone GRU: by its layout): the axis name
+    #: when dynamic, the size when static; None skips the check
+    batch: str | int | None = None
     taken: set[str] = field(default_factory=set)
     pairs: list[StatePair] = field(default_factory=list)
     _calls: dict[str, int] = field(default_factory=dict)
@@ -129,6 +132,12 @@ class StateLifter:
         names = self._names(path, call)
         batch = x.shape[0 if cfg["batch_first"] else 1] if x.shape is not None else None
         batch_dim: str | int = batch if isinstance(batch, int) else str(batch or "batch")
+        if self.batch is not None and batch_dim != self.batch:
+            raise GruOnnxUsageError(
+                f"{_gru(path)} gets {batch_dim!r} as its batch axis where the model's inputs carry the batch "
+                f"({self.batch!r}): streaming needs batch-first inputs (axis 0 batch, axis 1 time); transpose "
+                "inside forward so the model takes [batch, time, ...]"
+            )
         rows = spec.num_layers * spec.num_directions
         state_in = ir.Value(
             name=names[0], type=ir.TensorType(x.dtype), shape=ir.Shape([batch_dim, rows, spec.hidden_size])
@@ -237,6 +246,16 @@ class StreamPlan:
     args: tuple[Any, ...]
     chunk: int | None
     input_axes: list[int | None]
+
+    def batch(self, dynamic: bool) -> str | int | None:
+        """What every streamed GRU's batch axis must be: ``batch`` when dynamic, else the
+        example's batch size (the axis before the first input's time axis)."""
+        if dynamic:
+            return "batch"
+        for arg, axis in zip(self.args, self.input_axes, strict=True):
+            if axis is not None:
+                return int(arg.shape[0 if axis == 1 else 1])
+        return None
 
     def input_axes_by_name(self, graph: ir.Graph, lifter: StateLifter) -> dict[str, int | None]:
         """The time axis of each graph input by name (state inputs left out)."""

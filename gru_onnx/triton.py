@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ import onnx
 from google.protobuf import text_format
 
 from gru_onnx.errors import GruOnnxUsageError
-from gru_onnx.metadata import find_metadata
+from gru_onnx.files import remove_stale_temps, temp_name
+from gru_onnx.metadata import find_metadata, load_model
 from gru_onnx.options import TritonOptions
 from gru_onnx.saving import validate_data_files
 
@@ -204,14 +204,7 @@ def package_triton(
     failure leaves nothing half-written; an existing entry is replaced only with ``force``.
     """
     source = Path(path)
-    try:
-        model = onnx.load(source, load_external_data=False)
-    except FileNotFoundError:
-        raise GruOnnxUsageError(f"{source}: no such file") from None
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise GruOnnxUsageError(f"{source} is not an ONNX file ({type(exc).__name__})") from None
-    if not model.graph.node and not model.graph.output:
-        raise GruOnnxUsageError(f"{source} is not an ONNX model (no graph)")
+    model = load_model(source, weights="none")
     name = options.name or re.sub(r"[^A-Za-z0-9_.\-]", "_", source.stem)
     TritonOptions(name=name)  # a name derived from the file must be valid too
     repo = Path(repo)
@@ -227,9 +220,11 @@ def package_triton(
 
     try:
         repo.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(target)
+        staging = temp_name(target)
+        staging.mkdir()
     except OSError as exc:
-        raise GruOnnxUsageError(f"cannot create {repo}: {exc.strerror}") from None
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+        raise GruOnnxUsageError(f"cannot write into {repo}: {exc.strerror or exc}") from None
     try:
         (staging / "1").mkdir()
         shutil.copyfile(source, staging / "1" / "model.onnx")
@@ -241,8 +236,8 @@ def package_triton(
             p.chmod(0o755 if p.is_dir() else 0o644)
         old = None
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=repo))
-            os.replace(target, old / name)
+            old = temp_name(target)
+            os.replace(target, old)
         os.replace(staging, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -28,6 +28,9 @@ from gru_onnx.spec import GRUSpec
 Getter = Callable[[str], np.ndarray]
 #: ``read(spec, weights_metadata, get) -> {nn.GRU parameter name: array}``
 Reader = Callable[[GRUSpec, Mapping[str, Any], Getter], dict[str, np.ndarray]]
+#: ``shapes(spec, weights_metadata) -> [(stored names, shape they make joined along axis 0)]``:
+#: what the file must hold for ``spec``, checked against its initializers before anything is read.
+Shapes = Callable[[GRUSpec, Mapping[str, Any]], list[tuple[list[str], tuple[int, ...]]]]
 
 
 @dataclass(frozen=True)
@@ -40,19 +43,91 @@ class WeightLayout:
     exact: bool
     read: Reader
     doc: str = ""
+    shapes: Shapes | None = None
 
 
 LAYOUTS: dict[str, WeightLayout] = {}
 
 
-def register_layout(name: str, *, version: int, exact: bool, doc: str = "") -> Callable[[Reader], Reader]:
-    """Decorator: add the rule that reads layout ``name`` (versions up to ``version``)."""
+def register_layout(
+    name: str, *, version: int, exact: bool, doc: str = "", shapes: Shapes | None = None
+) -> Callable[[Reader], Reader]:
+    """Decorator: add the rule that reads layout ``name`` (versions up to ``version``), and the
+    rule giving the shapes its stored tensors must have."""
 
     def wrap(read: Reader) -> Reader:
-        LAYOUTS[name] = WeightLayout(name, version, exact, read, doc)
+        LAYOUTS[name] = WeightLayout(name, version, exact, read, doc, shapes)
         return read
 
     return wrap
+
+
+def _names(value: Any, where: str) -> list[str]:
+    """A record entry as a list of names (a name, or row blocks); anything else is refused."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise GruOnnxUsageError(f"the metadata's weight record {where} is not an initializer name or a list of them")
+    return names
+
+
+def _entry(mapping: Any, key: str, where: str) -> Any:
+    if not isinstance(mapping, Mapping) or key not in mapping:
+        raise GruOnnxUsageError(f"the metadata's weight record has no {where}{key!r} (the spec needs it)")
+    return mapping[key]
+
+
+def _in_size(spec: GRUSpec, layer: int) -> int:
+    return spec.input_size if layer == 0 else spec.hidden_size * spec.num_directions
+
+
+def _torch_shapes(spec: GRUSpec, weights: Mapping[str, Any]) -> list[tuple[list[str], tuple[int, ...]]]:
+    h = spec.hidden_size
+    params = _entry(weights, "parameters", "")
+    out = []
+    for d in spec.directions():
+        want = {"weight_ih": (3 * h, _in_size(spec, d.layer)), "weight_hh": (3 * h, h), "bias_ih": (3 * h,),
+                "bias_hh": (3 * h,)}  # fmt: skip
+        for name in spec.parameter_names(d):
+            out.append((_names(_entry(params, name, "parameter "), name), want[name.removesuffix(d.suffix)]))
+    return out
+
+
+def _folded_shapes(spec: GRUSpec, weights: Mapping[str, Any]) -> list[tuple[list[str], tuple[int, ...]]]:
+    h = spec.hidden_size
+    directions = _entry(weights, "directions", "")
+    out = []
+    for d in spec.directions():
+        entry = _entry(directions, d.suffix, "direction ")
+        blocks = _names(_entry(entry, "weight_hh", f"{d.suffix} "), "weight_hh")
+        if len(blocks) != 2:
+            raise GruOnnxUsageError(f"the metadata's folded weight_hh of {d.suffix} must name 2 blocks (r/z and n)")
+        weight_ih = _names(_entry(entry, "weight_ih", f"{d.suffix} "), "weight_ih")
+        out += [(weight_ih, (3 * h, _in_size(spec, d.layer))), ([blocks[0]], (2 * h, h)), ([blocks[1]], (h, h))]
+        if spec.bias:
+            out.append((_names(_entry(entry, "bias_x", f"{d.suffix} "), "bias_x"), (3 * h,)))
+            if spec.reset_after:
+                out.append((_names(_entry(entry, "bias_hn", f"{d.suffix} "), "bias_hn"), (h,)))
+    return out
+
+
+def _onnx_gru_shapes(spec: GRUSpec, weights: Mapping[str, Any]) -> list[tuple[list[str], tuple[int, ...]]]:
+    h, dirs = spec.hidden_size, spec.num_directions
+    layers = _entry(weights, "layers", "")
+    out = []
+    for layer in range(spec.num_layers):
+        names = _entry(layers, f"l{layer}", "layer ")
+        out += [([_entry(names, "W", f"l{layer} ")], (dirs, 3 * h, _in_size(spec, layer))),
+                ([_entry(names, "R", f"l{layer} ")], (dirs, 3 * h, h))]  # fmt: skip
+        if spec.bias:
+            out.append(([_entry(names, "B", f"l{layer} ")], (dirs, 6 * h)))
+    return out
+
+
+def expected_shapes(spec: GRUSpec, weights: Mapping[str, Any]) -> list[tuple[list[str], tuple[int, ...]]]:
+    """``[(stored names, shape)]`` the file must hold for ``spec`` under its layout (names joined
+    along axis 0 when a parameter is stored as row blocks); a record missing an entry is refused."""
+    layout = get_layout(weights)
+    return layout.shapes(spec, weights) if layout.shapes is not None else []
 
 
 def layout_record(name: str, **fields: Any) -> dict[str, Any]:
@@ -66,7 +141,9 @@ def get_layout(weights: Mapping[str, Any]) -> WeightLayout:
     layout = LAYOUTS.get(name)  # type: ignore[arg-type]
     if layout is None:
         raise GruOnnxUsageError(f"unknown weight layout {name!r} in the metadata (a newer gru-onnx wrote it?)")
-    version = int(weights.get("version", 1))
+    version = weights.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise GruOnnxUsageError(f"weight layout {name!r} has version {version!r}, not an integer")
     if version > layout.version:
         raise GruOnnxUsageError(
             f"weight layout {name!r} version {version} is newer than this gru-onnx reads ({layout.version}); upgrade"
@@ -75,11 +152,11 @@ def get_layout(weights: Mapping[str, Any]) -> WeightLayout:
 
 
 def stored_names(record: Any) -> list[str]:
-    """Every initializer name a weights record mentions (strings anywhere in it)."""
+    """Every initializer name a weights record mentions (strings anywhere in it but the layout's name)."""
     if isinstance(record, str):
         return [record]
     if isinstance(record, Mapping):
-        return [n for v in record.values() for n in stored_names(v)]
+        return [n for k, v in record.items() if k != "layout" for n in stored_names(v)]
     if isinstance(record, list | tuple):
         return [n for v in record for n in stored_names(v)]
     return []
@@ -90,7 +167,10 @@ def read_state_dict(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> d
     return get_layout(weights).read(spec, weights, get)
 
 
-@register_layout("torch", version=1, exact=True, doc="nn.GRU tensors as they are; a parameter may be row blocks")
+@register_layout(
+    "torch", version=1, exact=True, shapes=_torch_shapes,
+    doc="nn.GRU tensors as they are; a parameter may be row blocks",
+)  # fmt: skip
 def _read_torch(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
     state = {}
     for param, stored in weights["parameters"].items():
@@ -105,7 +185,10 @@ def _rzn(w: np.ndarray) -> np.ndarray:
     return np.concatenate([r, z, n])
 
 
-@register_layout("onnx_gru", version=1, exact=True, doc="the ONNX GRU op's W, R, B per layer (gates z, r, h)")
+@register_layout(
+    "onnx_gru", version=1, exact=True, shapes=_onnx_gru_shapes,
+    doc="the ONNX GRU op's W, R, B per layer (gates z, r, h)",
+)  # fmt: skip
 def _read_onnx_gru(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
     # Reordering gate blocks moves values without changing them: still bit-exact.
     state = {}
@@ -129,6 +212,7 @@ def _read_onnx_gru(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> di
     doc="per direction: weight_ih as is, weight_hh as r/z and n row blocks, the input bias with the "
     "r/z (and, reset before, n) recurrent biases folded in, b_hn apart when reset after; optionally "
     "scaled for a candidate's scaled form (input_scale, state_scale)",
+    shapes=_folded_shapes,
 )
 def _read_folded(spec: GRUSpec, weights: Mapping[str, Any], get: Getter) -> dict[str, np.ndarray]:
     # The folded sums are all the recurrence uses, so the rule returns them as bias_ih and

@@ -16,12 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: dict[str, int] = {
     # 1: names, errors, graph naming and rewrites, the runners (no torch)
     "gru_onnx._version": 1, "gru_onnx.errors": 1, "gru_onnx.registry": 1, "gru_onnx.options": 1,
-    "gru_onnx.naming": 1, "gru_onnx.workarounds": 1, "gru_onnx.runners": 1, "gru_onnx.runners.base": 1,
+    "gru_onnx.naming": 1, "gru_onnx.workarounds": 1, "gru_onnx.files": 1, "gru_onnx.protos": 1,
+    "gru_onnx.runners": 1, "gru_onnx.runners.base": 1,
     "gru_onnx.runners.onnxruntime": 1, "gru_onnx.runners.openvino": 1,
     # 2: activations, spec and the dtype table, trees, weights, saving (IR versions), metadata, compat, names
     "gru_onnx.activations": 2, "gru_onnx.spec": 2, "gru_onnx.trees": 2, "gru_onnx.weights": 2,
     "gru_onnx.saving": 2, "gru_onnx.metadata": 2, "gru_onnx.compat": 2, "gru_onnx.irversion": 2,
-    "gru_onnx.compact": 2,
+    "gru_onnx.compact": 2, "gru_onnx.wiring": 2,
     # 3: the recurrence in PyTorch, the module, the torch op
     "gru_onnx.cell": 3, "gru_onnx.module": 3, "gru_onnx._export_op": 3,
     # 4: strategies, state lifting, quantization, loading, tracing
@@ -36,7 +37,7 @@ LAYERS: dict[str, int] = {
     "gru_onnx.check.weights": 6, "gru_onnx.check.runs": 6, "gru_onnx.check.plain": 6, "gru_onnx.check.streaming": 6,
     "gru_onnx.session": 6,
     # 7: what users call: check_parity, export, describe, triton, bench, keras, report, testing
-    "gru_onnx.parity": 7, "gru_onnx.exporting": 7, "gru_onnx.describe": 7, "gru_onnx.triton": 7,
+    "gru_onnx.parity": 7, "gru_onnx.exporting": 7, "gru_onnx.description": 7, "gru_onnx.triton": 7,
     "gru_onnx.bench": 7, "gru_onnx.report": 7, "gru_onnx.testing": 7, "gru_onnx.keras": 7,
     "gru_onnx.keras.backend": 7, "gru_onnx.keras.convert": 7, "gru_onnx.keras.load": 7, "gru_onnx.keras.check": 7,
     # 8: the command line
@@ -185,3 +186,12 @@ def test_the_wheel_holds_every_module(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     for data in ("report.schema.json", "bench.schema.json", "py.typed"):
         assert (unpacked / "gru_onnx" / data).is_file()
+
+
+def test_no_public_name_is_also_a_submodule() -> None:
+    """``gru_onnx.quantize(src, dst)`` raised AttributeError once: importing the submodule
+    ``gru_onnx.quantize`` replaced the function of that name on the package."""
+    import gru_onnx
+
+    submodules = {name.split(".")[1] for name in _modules() if name.count(".") >= 1}
+    assert sorted(set(gru_onnx.__all__) & submodules) == []

@@ -124,7 +124,7 @@ def test_a_failure_while_writing_leaves_the_old_entry_and_no_staging(tmp_path, t
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
-        (lambda p: p.write_text("not onnx"), ["bad.onnx", "--triton", "repo"], "is not an ONNX file"),
+        (lambda p: p.write_text("not onnx"), ["bad.onnx", "--triton", "repo"], "is not a readable ONNX file"),
         (lambda p: None, ["missing.onnx", "--triton", "repo"], "no such file"),
         (None, ["tagger", "--triton", "repo", "--name", "../escape"], "not a valid Triton model name"),
         (None, ["tagger", "--triton", "repo", "--name", ".hidden"], "not a valid Triton model name"),

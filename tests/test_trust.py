@@ -400,7 +400,7 @@ def test_a_weight_change_too_small_for_the_outputs_is_caught(tmp_path, run_cli):
             init.CopyFrom(numpy_helper.from_array(array, init.name))
     onnx.save(model, tmp_path / "changed.onnx")
     outputs_only = flat.check_parity(None, tmp_path / "changed.onnx")  # rebuilt from the file itself
-    assert outputs_only.passed and outputs_only.weights == []
+    assert outputs_only.passed and not any(w.compared for w in outputs_only.weights)  # wiring only
     result = run_cli("check", "changed.onnx", "--checkpoint", "source.pt")
     assert result.exit_code == 1
     assert "weights of the GRU differ from the source: weight_hh_l0: 1 value(s) differ, worst 0.05 at [5, 7]" in (

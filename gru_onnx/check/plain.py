@@ -64,7 +64,7 @@ def prepare(
             f"the ONNX file has {len(out_names)} {what}, the PyTorch model {len(references[0])}"
         )
     dtype = str(references[0][0].dtype) if references[0] else "float32"
-    weights = check_weights(source, proto, metadata) if kind != "metadata" else []
+    weights = check_weights(source if kind != "metadata" else None, proto, metadata)
     atol, rtol, kind = tolerances(metadata, dtype, kind, options.atol, options.rtol)
     warnings = dropped + reference_warnings(out_names, references)
     return Prepared(samples, references, warnings, weights, atol, rtol, kind, dtype)
@@ -98,7 +98,8 @@ def check_plain(
     keys, required = runtimes(options.providers, skip_unavailable=options.skip_unavailable)
     samples = plan_samples(
         proto, metadata, args=args, inputs=options.inputs, count=options.samples, seq_len=options.seq_len,
-        batch=options.batch, seed=options.seed, scales=options.scales,
+        batch=options.batch, seed=options.seed, scales=options.scales, allow_nonfinite=options.allow_nonfinite,
+        budget=options.memory_budget,
     )  # fmt: skip
     out_names = [o.name for o in proto.graph.output]
     prepared = prepare(source, kind, proto, metadata, samples, out_names, options)

@@ -36,19 +36,38 @@ class RuntimeResult:
 
 @dataclass(frozen=True)
 class WeightCheck:
-    """The stored weights of one GRU stack against its source's parameters."""
+    """One GRU stack's weights: whether the graph reads the tensors the metadata names (``wiring``
+    problems, found by ``method``), and, with a source, the stored values against its parameters
+    (``compared`` False when the reference was rebuilt from the file itself)."""
 
     stack: str
     layout: str
     mismatches: tuple[WeightMismatch, ...] = ()
+    method: str = ""
+    wiring: tuple[str, ...] = ()
+    compared: bool = True
 
     @property
     def passed(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and not self.wiring
+
+    @property
+    def where(self) -> str:
+        return repr(self.stack) if self.stack else "the GRU"
 
     def describe_failure(self) -> str:
-        where = repr(self.stack) if self.stack else "the GRU"
-        return f"weights of {where} differ from the source: " + "; ".join(m.describe() for m in self.mismatches)
+        lines = [f"weights of {self.where}: {problem}" for problem in self.wiring]
+        if self.mismatches:
+            lines.append(f"weights of {self.where} differ from the source: "
+                         + "; ".join(m.describe() for m in self.mismatches))  # fmt: skip
+        return "; ".join(lines)
+
+    def describe(self) -> str:
+        """One line: the verdict, and which checks ran."""
+        if not self.passed:
+            return self.describe_failure()
+        what = "match the source" if self.compared else "are the ones the graph reads"
+        return f"weights of {self.where}: {what} ({self.layout} layout; checked: {self.method})"
 
 
 
@@ -108,8 +127,7 @@ class ParityReport:
     def summary(self) -> str:
         """Plain lines: one per runtime and output, failures spelled out, then warnings."""
         lines = [f"warning: {w}" for w in self.warnings]
-        lines += [w.describe_failure() if not w.passed else f"weights of {w.stack or 'the GRU'}: match the source"
-                  for w in self.weights]  # fmt: skip
+        lines += [w.describe() for w in self.weights]
         for r in self.results:
             if r.status in ("skipped", "error"):
                 lines.append(f"{r.runtime}: {r.status} ({r.reason})")

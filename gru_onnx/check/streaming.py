@@ -25,7 +25,15 @@ from gru_onnx.check.runs import judge, one_line, run_each, runtimes
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.options import CheckOptions
 from gru_onnx.runners import Runner
-from gru_onnx.samples import Sample, derived_samples, file_scales, generate_samples, samples_from_npz, time_axes
+from gru_onnx.samples import (
+    Sample,
+    derived_samples,
+    file_scales,
+    generate_samples,
+    refuse_nonfinite,
+    samples_from_npz,
+    time_axes,
+)
 from gru_onnx.session import StreamingSession, StreamInterface
 from gru_onnx.streaming import FRAME_LOCAL_HINT, recorded_input_axes, resize_sequence, state_pairs
 
@@ -91,6 +99,7 @@ def plan_stream_samples(
     batch: int | None,
     seed: int,
     scales: Sequence[float],
+    budget: int,
 ) -> list[Sample]:
     """Whole-sequence samples: the ``.npz``, else the example fitted to the check's length and
     varied (batch grown, inputs scaled), else seeded random samples (lone-GRU files)."""
@@ -113,9 +122,11 @@ def plan_stream_samples(
     view = _view(proto, input_names, axes, length)
     if args is not None and by_position is not None:
         fitted = resize_sequence(args, by_position, length)
-        return derived_samples(view, fitted, count=count, scales=scales, batch=batch)
+        return derived_samples(view, fitted, count=count, scales=scales, batch=batch, budget=budget)
     if lone:
-        return generate_samples(view, metadata, count=count, seq_len=None, batch=batch, seed=seed, scales=scales)
+        return generate_samples(
+            view, metadata, count=count, seq_len=None, batch=batch, seed=seed, scales=scales, budget=budget
+        )
     raise GruOnnxUsageError("no inputs for this file: give example args (--model) or --inputs FILE.npz")
 
 
@@ -158,8 +169,10 @@ def check_streaming(
     scales = options.scales or file_scales(metadata)
     samples = plan_stream_samples(
         proto, metadata, interface.input_names, args=args, inputs=options.inputs, count=options.samples,
-        seq_len=options.seq_len, batch=options.batch, seed=options.seed, scales=scales,
+        seq_len=options.seq_len, batch=options.batch, seed=options.seed, scales=scales, budget=options.memory_budget,
     )  # fmt: skip
+    if not options.allow_nonfinite:
+        refuse_nonfinite(samples)
     out_names = list(interface.output_names)
     prepared = prepare(source, kind, proto, metadata, samples, out_names, options, what="outputs besides its states")
     in_axes = _input_axes(proto, metadata, interface.input_names)

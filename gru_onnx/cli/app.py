@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NoReturn
+import warnings
+from typing import Any, NoReturn, TextIO
 
 import click
 
 from gru_onnx.errors import GruOnnxError
 
-#: Exit status after a closed pipe: 128 + SIGPIPE, as a shell reports a command killed by it.
-BROKEN_PIPE = 141
+#: Exit status after a closed pipe (``| head``): quiet, as click ends a command whose output closed.
+BROKEN_PIPE = 1
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -54,10 +55,21 @@ class _Group(click.Group):
             fail(f"internal error, please report: {type(exc).__name__}: {first} (GRU_ONNX_DEBUG=1 shows more)", 3)
 
 
+def _warning_line(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+    line: str | None = None,
+) -> None:  # fmt: skip
+    """Warnings (torch's, NumPy's, ours) as one line without a source path: ``warning: ...``."""
+    text = (str(message).strip().splitlines() or [category.__name__])[0]
+    click.echo(f"warning: {text}", err=True)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gru-onnx")
 def cli() -> None:
     """Export GRUs with custom activations from PyTorch to ONNX, checked for parity."""
+    if not os.environ.get("GRU_ONNX_DEBUG"):
+        warnings.showwarning = _warning_line
 
 
 def _quiet_broken_pipe() -> NoReturn:

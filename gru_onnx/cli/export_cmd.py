@@ -73,10 +73,27 @@ def export(output: Path | None, given: Given) -> None:
     if given.values["checkpoint"] is not None:
         load_checkpoint(model, given.values["checkpoint"])
     options = groups_from_flat(given.flat(EXPORT_FIELDS, factory_options))
-    result = run_export(model, args, output or Path("gru.onnx"), **options.as_kwargs())
+    target = output or Path("gru.onnx")
+    _refuse_aliases(target, [("checkpoint", given.values["checkpoint"])])
+    existed = target.exists()
+    result = run_export(model, args, target, **options.as_kwargs())
     show(_summary(result))
     if not result.passed:
-        fail(f"parity check failed; {result.path} was written for inspection", 1)
+        fail(_failed(result.path, target, existed), 1)
+
+
+def _refuse_aliases(target: Path, inputs: list[tuple[str, Path | None]]) -> None:
+    """The output (and where a failed one would go) must not be an input."""
+    from gru_onnx.exporting import failed_path
+    from gru_onnx.files import refuse_aliases
+
+    refuse_aliases([("output", target), ("failed output", failed_path(target))], inputs)
+
+
+def _failed(written: Path, target: Path, existed: bool, against: str = "PyTorch") -> str:
+    """The one line a failed export ends with: where the file went, and that the target is untouched."""
+    left = "left as it was" if existed else "not written"
+    return f"parity check failed against {against}; the file was written as {written} for inspection, {target} {left}"
 
 
 def _summary(result: Any) -> Any:
@@ -116,7 +133,7 @@ def _export_keras(output: Path | None, given: Given) -> None:
     given.refuse(groups.EMBEDDED.fields, "cannot be combined with --keras (it describes the embedded model)")
     given.refuse(["checkpoint"], "cannot be combined with --keras (the weights are the Keras model's)")
     given.refuse(["factory"], "cannot be combined with --keras")
-    from gru_onnx.exporting import export as run_export
+    from gru_onnx.exporting import stage_export
     from gru_onnx.keras import from_keras, load_keras_model
     from gru_onnx.keras.check import keras_lengths, keras_parity, print_keras_reports
     from gru_onnx.options import KerasOptions, groups_from_flat
@@ -136,19 +153,31 @@ def _export_keras(output: Path | None, given: Given) -> None:
     args = module.example_inputs(batch=batch, seq_len=seq_len, seed=given.values["seed"])
     for note in notes:
         click.echo(f"note: {note}")
-    result = run_export(module, args, output or Path(path.stem + ".onnx"), **options.as_kwargs())
+    target = output or Path(path.stem + ".onnx")
+    _refuse_aliases(target, [("Keras model", path)])
+    existed = target.exists()
+    staged = stage_export(module, args, target, **options.as_kwargs())
+    try:
+        module_ok = staged.run_check().passed if staged.check is not None else True
+        keras_ok, reports = True, []
+        if staged.check is not None and module_ok:
+            time_len = int(args[0].shape[1]) if args[0].dim() > 1 else seq_len
+            dynamic = bool(staged.result.metadata.get("dynamic_seq")) and module.dynamic_time
+            report = staged.result.parity
+            check = dataclasses.replace(staged.check, atol=report.atol, rtol=report.rtol) if report else staged.check
+            reports = keras_parity(
+                keras_model, module, staged.candidate, keras_lengths(time_len, 3, dynamic), batch=batch,
+                seed=given.values["seed"], check=check,
+            )  # fmt: skip
+            keras_ok = all(r.passed for _, r in reports)
+    except BaseException:
+        staged.discard()
+        raise
+    result = staged.finish(passed=module_ok and keras_ok)
     show(_summary(result))
-    if not result.passed:
-        fail(f"parity check failed; {result.path} was written for inspection", 1)
-    if options.check is None:
-        return
-    time_len = int(args[0].shape[1]) if args[0].dim() > 1 else seq_len
-    dynamic = bool(result.metadata.get("dynamic_seq")) and module.dynamic_time
-    check = dataclasses.replace(options.check, atol=result.parity.atol, rtol=result.parity.rtol) \
-        if result.parity is not None else options.check  # fmt: skip
-    reports = keras_parity(
-        keras_model, module, result.path, keras_lengths(time_len, 3, dynamic), batch=batch,
-        seed=given.values["seed"], check=check,
-    )  # fmt: skip
-    if not print_keras_reports(click.echo, result.path, reports):
-        fail(f"parity check against Keras failed; {result.path} was written for inspection", 1)
+    if not module_ok:
+        fail(_failed(result.path, target, existed), 1)
+    if reports:
+        print_keras_reports(click.echo, result.path, reports)
+    if not keras_ok:
+        fail(_failed(result.path, target, existed, "Keras"), 1)

@@ -14,7 +14,7 @@ from gru_onnx.cli.app import cli, show
 def inspect(path: Path) -> None:
     """Describe an ONNX file: strategy, GRU stacks, inputs/outputs, nodes, runtimes."""
     from gru_onnx.cli.render import description
-    from gru_onnx.describe import describe
+    from gru_onnx.description import describe
 
     for part in description(describe(path)):
         show(part)

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gru_onnx.compat import file_support
-from gru_onnx.describe import FileDescription, describe_spec
+from gru_onnx.description import FileDescription, describe_spec
 from gru_onnx.exporting import ExportResult
 from gru_onnx.streaming import state_pairs
 
@@ -80,6 +80,8 @@ def description(info: FileDescription) -> list[Any]:
     for data in info.data_files:
         if data.problem == "missing":
             state = "MISSING: check, package and runtimes need it beside the model"
+        elif data.problem == "hard links":
+            state = f"{size(data.size or 0)}, HARD-LINKED: ONNX refuses to read it; give the pair its own copy"
         elif data.problem == "truncated":
             state = f"{size(data.size or 0)}, TRUNCATED: the model needs {data.needed} bytes, it has {data.size}"
         else:

@@ -105,7 +105,7 @@ def describe(path: str | os.PathLike[str]) -> FileDescription:
     """Describe the ONNX file at ``path`` (see :class:`FileDescription`)."""
     path = Path(path)
     model = load_model(path, weights="none")
-    found = validate_data_files(model, path, allow=("missing", "truncated"))  # refuses locations outside
+    found = validate_data_files(model, path, allow=("missing", "truncated", "hard links"))  # refuses locations outside
     meta = find_metadata(model)
     opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     initializers = {i.name for i in model.graph.initializer}
