@@ -184,7 +184,7 @@ def test_the_wheel_holds_every_module(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    for data in ("report.schema.json", "bench.schema.json", "py.typed"):
+    for data in ("report.schema.json", "bench.schema.json", "metadata.schema.json", "py.typed"):
         assert (unpacked / "gru_onnx" / data).is_file()
 
 
