@@ -43,10 +43,11 @@ class Flag:
         longest = max((d for d in self.decls if d.startswith("--")), key=len).split("/")[0]
         return longest.lstrip("-").replace("-", "_")
 
-    @property
-    def label(self) -> str:
-        """How a message names the flag (``--static-batch``)."""
-        return next(d for d in self.decls if d.startswith("--")).split("/")[0]
+    def label(self, value: Any = True) -> str:
+        """How a message names the flag as given (``--static-batch``; ``--no-bias`` for a false
+        ``--bias/--no-bias``)."""
+        on, _, off = next(d for d in self.decls if d.startswith("--")).partition("/")
+        return off if off and value is False else on
 
 
 @dataclass
@@ -90,10 +91,10 @@ class Group:
             ctx = click.get_current_context()
             given: Given = kwargs.setdefault("given", Given())
             for flag in self.flags:
-                value = kwargs.pop(flag.dest)
-                value = flag.convert(value) if flag.convert is not None and value is not None else value
+                raw = kwargs.pop(flag.dest)
+                value = flag.convert(raw) if flag.convert is not None and raw is not None else raw
                 given.values[flag.field] = value
-                given.labels[flag.field] = flag.label
+                given.labels[flag.field] = flag.label(raw)
                 source = ctx.get_parameter_source(flag.dest)
                 if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
                     given.given[flag.field] = value
