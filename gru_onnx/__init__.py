@@ -5,7 +5,8 @@ with its option groups (:class:`GraphOptions`, :class:`ShapeOptions`, :class:`St
 :class:`CheckOptions`, :class:`SavingOptions`, :class:`QuantizeOptions`), :func:`check_parity`,
 :func:`describe` and :func:`read_metadata`, :class:`StreamingSession`, :func:`quantize`,
 :func:`package_triton`, the activation and strategy registries (:func:`register_activation`,
-:func:`register_strategy`) and :func:`from_keras` (Keras 3 GRU models). Names are imported on
+:func:`register_strategy`) and :func:`from_keras` (Keras 3 GRU models, custom layers through
+:func:`register_keras_layer`). Names are imported on
 first use, so ``gru-onnx --help`` does not pay for importing torch.
 """
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from gru_onnx.errors import ExportError, GruOnnxError, GruOnnxUsageError
     from gru_onnx.exporters import register_strategy
     from gru_onnx.exporting import ExportResult, export
-    from gru_onnx.keras import from_keras, load_keras_model
+    from gru_onnx.keras import from_keras, load_keras_model, register_keras_layer
     from gru_onnx.metadata import read_metadata
     from gru_onnx.module import CustomGRU
     from gru_onnx.options import (
@@ -72,6 +73,7 @@ _PUBLIC = {
     "quantize": "gru_onnx.quantization",
     "read_metadata": "gru_onnx.metadata",
     "register_activation": "gru_onnx.activations",
+    "register_keras_layer": "gru_onnx.keras",
     "register_strategy": "gru_onnx.exporters",
 }
 
@@ -106,6 +108,7 @@ __all__ = [
     "quantize",
     "read_metadata",
     "register_activation",
+    "register_keras_layer",
     "register_strategy",
 ]
 

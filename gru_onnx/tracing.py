@@ -196,9 +196,11 @@ def name_io(
             outputs = None
         if outputs is not None and len(outputs) != len(graph.outputs):  # pragma: no cover
             outputs = None
-    if outputs is not None:
+    if outputs is not None and not output_names:
         outputs = naming.unique_outputs(outputs, inputs)
-    naming.rename_io(graph, None if input_names else inputs, None if output_names else outputs)
+    # Explicit names were applied by torch.onnx already, but one value returned twice (a Keras
+    # GRU's last output and its state) got one name: give each output its own value and name.
+    naming.rename_io(graph, None if input_names else inputs, outputs)
 
 
 def convert_dtype(model: nn.Module, args: tuple[Any, ...], dtype: str) -> tuple[nn.Module, tuple[Any, ...]]:
@@ -340,7 +342,10 @@ def trace(model: nn.Module, args: tuple[Any, ...], shapes: ShapeOptions, *, opse
         input_names = input_names or names
         output_names = output_names or ["output", "h_n"]
     dynamic_shapes = shapes.dynamic_shapes
-    if dynamic_shapes is None and (shapes.dynamic_batch or dynamic_seq):
+    own = getattr(model, "gru_onnx_dynamic_shapes", None)  # a model that knows its axes (from_keras's)
+    if dynamic_shapes is None and (shapes.dynamic_batch or dynamic_seq) and callable(own):
+        dynamic_shapes = own(batch=shapes.dynamic_batch, seq=dynamic_seq)
+    elif dynamic_shapes is None and (shapes.dynamic_batch or dynamic_seq):
         dynamic_shapes = dynamic_shapes_for(model, args, batch=shapes.dynamic_batch, seq=dynamic_seq)
     call_args, call_kwargs = args, {}
     if isinstance(model, CustomGRU):

@@ -43,6 +43,18 @@ def test_keras_relu_gru_example_trains_exports_and_matches_keras(tmp_path):
     assert (tmp_path / "relu.onnx").exists()
 
 
+def test_keras_custom_gru_example_exports_the_seeds_subclass_from_another_process(tmp_path):
+    """The seed's model in Keras 3 (a registered GRU subclass with relu), trained, saved, exported by
+    `gru-onnx export --keras --import` in a separate process, checked against Keras at T=3 and 41."""
+    proc = subprocess.run(
+        [sys.executable, "examples/keras_custom_gru.py", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "KERAS_BACKEND": "torch"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "PASS against Keras" in proc.stdout and "against Keras, T=41" in proc.stdout
+    assert proc.stdout.strip().endswith("PASS") and (tmp_path / "custom_gru.onnx").exists()
+
+
 def test_streaming_denoiser_example_streams_frame_by_frame(tmp_path):
     proc = subprocess.run(
         [sys.executable, "examples/streaming_denoiser.py", str(tmp_path / "denoiser.onnx")],

@@ -145,8 +145,6 @@ def _export_keras(output: Path | None, given: Given) -> None:
     streaming = bool(flat.get("streaming"))
     if "dynamic_seq" not in given.given and not streaming:  # a free Keras time axis stays free
         flat["dynamic_seq"] = module.dynamic_time and flat.get("strategy") != "unrolled"
-    if not streaming:
-        flat["dynamic_shapes"] = module.dynamic_shapes(batch=flat["dynamic_batch"], seq=flat["dynamic_seq"])
     options = groups_from_flat(flat)
     seq_len = given.values["example_seq_len"] or KERAS_SEQ_LEN
     batch = given.values["example_batch"]

@@ -7,7 +7,7 @@ torch backend (:mod:`gru_onnx.keras.backend`); Keras' activations keep their Ker
 """
 
 from gru_onnx.keras.backend import KERAS2_ACTIVATIONS, KERAS_ACTIVATIONS, keras2_hard_sigmoid
-from gru_onnx.keras.convert import CONVERTERS, KerasModule, from_keras
+from gru_onnx.keras.convert import CONVERTERS, KerasModule, from_keras, keras_gru, register_keras_layer
 from gru_onnx.keras.load import load_keras_model
 
 __all__ = [
@@ -17,5 +17,7 @@ __all__ = [
     "KerasModule",
     "from_keras",
     "keras2_hard_sigmoid",
+    "keras_gru",
     "load_keras_model",
+    "register_keras_layer",
 ]

@@ -101,18 +101,25 @@ class _Context:
     node: Any = None
 
 
-def _gru(layer: Any, ctx: _Context) -> KerasGRU:
-    """keras.layers.GRU -> KerasGRU (weights reordered z, r, h -> r, z, n and transposed)."""
-    where = f"Keras layer {layer.name!r} (GRU)"
-    if layer.stateful:
-        raise GruOnnxUsageError(
-            f"{where} is stateful=True: its state carries over between calls, which a plain export does not "
-            "model; export it for streaming instead (gru_onnx.export(..., streaming=True), with the state as an "
-            "input and output)"
-        )
+def keras_gru(
+    layer: Any,
+    *,
+    activation: str | BoundActivation | None = None,
+    recurrent_activation: str | BoundActivation | None = None,
+    activations: ActivationTable | None = None,
+) -> CustomGRU:
+    """A batch-first :class:`~gru_onnx.CustomGRU` holding a Keras GRU layer's weights (a ``GRU``,
+    or an ``RNN`` over a ``GRUCell``): Keras' gate blocks z, r, h reordered to PyTorch's r, z, n.
+
+    The activations are the cell's, read with their Keras meaning, unless given: a converter
+    registered for a layer whose cell computes its candidate in a method of its own says here
+    what that method computes (``keras_gru(layer, activation="relu")``).
+    """
+    where = f"Keras layer {layer.name!r} ({type(layer).__name__})"
     cell = layer.cell
     if not cell.built:
         raise GruOnnxUsageError(f"{where} is not built; call it on an input (or give the model a keras.Input)")
+    table = activations or ActivationTable(import_keras(), None)
     kernel, recurrent = variable_array(cell.kernel), variable_array(cell.recurrent_kernel)
     hidden = cell.units
     gru = CustomGRU(
@@ -120,10 +127,13 @@ def _gru(layer: Any, ctx: _Context) -> KerasGRU:
         hidden,
         bias=cell.use_bias,
         batch_first=True,
-        activation=ctx.activations.bound(cell.activation, where),
-        recurrent_activation=ctx.activations.bound(cell.recurrent_activation, where),
+        activation=activation if activation is not None else table.bound(cell.activation, where),
+        recurrent_activation=(
+            recurrent_activation if recurrent_activation is not None
+            else table.bound(cell.recurrent_activation, where)
+        ),
         reset_after=cell.reset_after,
-    )
+    )  # fmt: skip
     state = {"weight_ih_l0": _zrh_to_rzn(kernel).T, "weight_hh_l0": _zrh_to_rzn(recurrent).T}
     if cell.use_bias:
         bias = variable_array(cell.bias)
@@ -132,18 +142,61 @@ def _gru(layer: Any, ctx: _Context) -> KerasGRU:
         else:  # one bias, added with the input projection (b_hn = 0 is exact: Keras adds none)
             state["bias_ih_l0"], state["bias_hh_l0"] = _zrh_to_rzn(bias), np.zeros(3 * hidden, np.float32)
     gru.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+    return gru
+
+
+def _refuse_stateful(layer: Any) -> None:
+    if getattr(layer, "stateful", False):
+        raise GruOnnxUsageError(
+            f"Keras layer {layer.name!r} ({type(layer).__name__}) is stateful=True: its state carries over between "
+            "calls, which a plain export does not model; export it for streaming instead (gru_onnx.export(..., "
+            "streaming=StreamingOptions(enabled=True)), with the state as an input and output)"
+        )
+
+
+def _wrap(gru: CustomGRU, layer: Any) -> KerasGRU:
+    """A CustomGRU with the Keras layer's sequence options (go_backwards, what it returns)."""
+    _refuse_stateful(layer)
     return KerasGRU(
-        gru, go_backwards=layer.go_backwards, return_sequences=layer.return_sequences, return_state=layer.return_state
+        gru,
+        go_backwards=bool(getattr(layer, "go_backwards", False)),
+        return_sequences=bool(getattr(layer, "return_sequences", False)),
+        return_state=bool(getattr(layer, "return_state", False)),
     )
 
 
-def _bidirectional(layer: Any, ctx: _Context) -> KerasBidirectional:
-    inner = type(layer.forward_layer).__name__
-    if inner != "GRU" or type(layer.backward_layer).__name__ != "GRU":
+def _gru(layer: Any, ctx: _Context) -> KerasGRU:
+    """keras.layers.GRU, or RNN over a GRUCell, with stock math -> KerasGRU."""
+    _refuse_stateful(layer)
+    return _wrap(keras_gru(layer, activations=ctx.activations), layer)
+
+
+def _rnn(layer: Any, ctx: _Context) -> KerasGRU:
+    """keras.layers.RNN: converted when its cell is a GRUCell (or one with the stock math)."""
+    keras = import_keras()
+    cell = layer.cell
+    if not isinstance(cell, keras.layers.GRUCell):
         raise GruOnnxUsageError(
-            f"unsupported Keras layer {layer.name!r} (class Bidirectional around {inner}): gru-onnx converts GRUs"
+            f"unsupported Keras layer {layer.name!r} (class RNN around {type(cell).__name__}): gru-onnx converts "
+            "RNN over a GRUCell"
         )
-    return KerasBidirectional(_gru(layer.forward_layer, ctx), _gru(layer.backward_layer, ctx), layer.merge_mode)
+    return _gru(layer, ctx)
+
+
+def _bidirectional(layer: Any, ctx: _Context) -> KerasBidirectional:
+    halves = []
+    keras = import_keras()
+    for inner in (layer.forward_layer, layer.backward_layer):
+        converted = None
+        if isinstance(getattr(inner, "cell", None), keras.layers.GRUCell) or _user_converter(type(inner)):
+            converted = converter_for(inner)(inner, ctx)
+        if not isinstance(converted, KerasGRU):
+            raise GruOnnxUsageError(
+                f"unsupported Keras layer {layer.name!r} (class Bidirectional around {type(inner).__name__}): "
+                "gru-onnx converts Bidirectional around a GRU"
+            )
+        halves.append(converted)
+    return KerasBidirectional(halves[0], halves[1], layer.merge_mode)
 
 
 def _dense(layer: Any, ctx: _Context) -> nn.Module:
@@ -223,6 +276,7 @@ def _nested_model(layer: Any, ctx: _Context) -> nn.Module:
 #: the layer call's tensors in order and returns its outputs (a tuple when several).
 CONVERTERS: dict[str, Callable[[Any, _Context], nn.Module]] = {
     "GRU": _gru,
+    "RNN": _rnn,
     "Bidirectional": _bidirectional,
     "Dense": _dense,
     "Activation": _activation_layer,
@@ -244,6 +298,122 @@ CONVERTERS: dict[str, Callable[[Any, _Context], nn.Module]] = {
     "Functional": _nested_model,
     "Sequential": _nested_model,
 }
+
+
+#: Converters users registered (:func:`register_keras_layer`), by class or registered name.
+USER_CONVERTERS: dict[type | str, Callable[[Any], nn.Module]] = {}
+#: Methods a subclass may define without changing what a Keras GRU computes.
+_NOT_COMPUTING = frozenset({"__init__", "get_config", "from_config", "__repr__", "__str__"})
+#: Keras classes whose subclasses convert as the class itself when they keep its math.
+_STOCK = ("GRU", "GRUCell", "RNN", "Bidirectional")
+
+
+def register_keras_layer(
+    cls_or_name: type | str, converter: Callable[[Any], nn.Module], *, overwrite: bool = False
+) -> None:
+    """Convert Keras layers of class ``cls_or_name`` (a class, its registered name such as
+    ``"Custom>CustomGRU"``, or its class name) with ``converter(layer) -> torch module``.
+
+    For a cell class the converter gets the ``RNN`` layer that runs it. A converter returning a
+    :class:`~gru_onnx.CustomGRU` (:func:`keras_gru` builds one from the layer's weights) gets the
+    layer's ``go_backwards``, ``return_sequences`` and ``return_state``; any other module is used
+    as it is, called with the layer's inputs. A registered converter wins over the built-in ones.
+    """
+    if not (isinstance(cls_or_name, str | type)) or not callable(converter):
+        raise GruOnnxUsageError("register_keras_layer takes a class or a name, and a callable converter")
+    if cls_or_name in USER_CONVERTERS and not overwrite:
+        raise GruOnnxUsageError(f"a converter for {cls_or_name!r} is registered already (pass overwrite=True)")
+    USER_CONVERTERS[cls_or_name] = converter
+
+
+def _registered_name(cls: type) -> str:
+    try:
+        return str(import_keras().saving.get_registered_name(cls))
+    except Exception:  # not a Keras class
+        return cls.__name__
+
+
+def _user_converter(cls: type) -> Callable[[Any], nn.Module] | None:
+    for klass in cls.__mro__:
+        for key in (klass, _registered_name(klass), klass.__name__):
+            if key in USER_CONVERTERS:
+                return USER_CONVERTERS[key]
+    return None
+
+
+def _keras_base(cls: type) -> type | None:
+    """The first class of Keras' own in ``cls``'s ancestry (``cls`` itself for a Keras class)."""
+    return next((k for k in cls.__mro__ if k.__module__.startswith("keras.")), None)
+
+
+def computing_overrides(cls: type) -> list[str]:
+    """The methods ``cls`` (a subclass of a Keras class) defines above its Keras base that may
+    change what it computes: anything callable but ``__init__``, ``get_config``, ``from_config``."""
+    base = _keras_base(cls)
+    found = []
+    for klass in cls.__mro__:
+        if klass is base or klass is object:
+            break
+        for name, value in vars(klass).items():
+            if name in _NOT_COMPUTING or (name.startswith("__") and name.endswith("__")):
+                continue
+            if callable(value) or isinstance(value, property | staticmethod | classmethod):
+                found.append(name)
+    return sorted(set(found))
+
+
+def converter_for(layer: Any) -> Callable[[Any, _Context], nn.Module]:
+    """The converter of a Keras layer: a registered one; a built-in one for Keras' own classes
+    and for subclasses that keep their base's math (a GRU subclass overriding only ``__init__``);
+    else a usage error naming the class, the overridden methods, and the way to convert it."""
+    cls = type(layer)
+    cell = getattr(layer, "cell", None)
+    user = _user_converter(cls) or (_user_converter(type(cell)) if cell is not None else None)
+    if user is not None:
+        return lambda layer, ctx: _from_user(user, layer)
+    base = _keras_base(cls)
+    name = base.__name__ if base is not None else cls.__name__
+    if base is not cls and name not in _STOCK:
+        raise GruOnnxUsageError(
+            f"unsupported Keras layer {layer.name!r} (class {cls.__name__}, a subclass of {name}): register a "
+            f"converter with gru_onnx.register_keras_layer({cls.__name__}, converter)"
+        )
+    changed = computing_overrides(cls) if base is not cls else []
+    if cell is not None and _keras_base(type(cell)) is not type(cell):
+        changed += [f"{type(cell).__name__}.{m}" for m in computing_overrides(type(cell))]
+    if changed:
+        raise GruOnnxUsageError(
+            f"Keras layer {layer.name!r} (class {cls.__name__}) overrides {', '.join(changed)}, which may change "
+            f"what a {name} computes; register a converter: gru_onnx.register_keras_layer({cls.__name__}, "
+            "lambda layer: gru_onnx.keras.keras_gru(layer, activation=...))"
+        )
+    converter = CONVERTERS.get(name)
+    if converter is None:
+        raise GruOnnxUsageError(
+            f"unsupported Keras layer {layer.name!r} (class {cls.__name__}); gru-onnx converts "
+            f"{', '.join(sorted(k for k in CONVERTERS if k != 'Masking'))}, and what register_keras_layer adds"
+        )
+    return converter
+
+
+def _from_user(converter: Callable[[Any], nn.Module], layer: Any) -> nn.Module:
+    try:
+        module = converter(layer)
+    except GruOnnxUsageError:
+        raise
+    except Exception as exc:
+        raise GruOnnxUsageError(
+            f"the converter registered for Keras layer {layer.name!r} ({type(layer).__name__}) raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    if isinstance(module, CustomGRU):
+        return _wrap(module, layer)
+    if not isinstance(module, nn.Module):
+        raise GruOnnxUsageError(
+            f"the converter registered for Keras layer {layer.name!r} returned a {type(module).__name__}, not a "
+            "torch module"
+        )
+    return module
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,6 +496,10 @@ class KerasModule(nn.Module):
             shapes.append({a: d for a, d in axes.items() if d is not None} or None)
         return tuple(shapes)
 
+    def gru_onnx_dynamic_shapes(self, *, batch: bool, seq: bool) -> tuple[dict[int, Any] | None, ...]:
+        """What ``gru_onnx.export`` uses when not given ``dynamic_shapes``: :meth:`dynamic_shapes`."""
+        return self.dynamic_shapes(batch=batch, seq=seq)
+
     def example_inputs(self, *, batch: int = 2, seq_len: int = 16, seed: int = 0) -> tuple[torch.Tensor, ...]:
         """Seeded inputs shaped like the Keras inputs (free time axis: ``seq_len``); integer inputs
         get ids below their Embedding's ``input_dim``, floating ones standard normal values."""
@@ -392,7 +566,7 @@ def _call_tensors(node: Any, layer: Any) -> tuple[list[Any], list[Any]]:
         flat = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
         if key == "mask":
             masks.extend(flat)
-        elif key == "initial_state" and type(layer).__name__ in ("GRU", "Bidirectional"):
+        elif key == "initial_state" and isinstance(layer, keras.layers.RNN | keras.layers.Bidirectional):
             tensors.extend(flat)
         elif flat:
             raise GruOnnxUsageError(f"Keras layer {layer.name!r} is called with {key}=; gru-onnx does not convert that")
@@ -438,12 +612,7 @@ def _convert_model(model: Any, activations: ActivationTable) -> KerasModule:
         if masks:
             raise _masking_error(op, "called with a mask")
         if id(op) not in names:
-            converter = CONVERTERS.get(cls)
-            if converter is None:
-                raise GruOnnxUsageError(
-                    f"unsupported Keras layer {op.name!r} (class {cls}); gru-onnx converts "
-                    f"{', '.join(sorted(k for k in CONVERTERS if k != 'Masking'))}"
-                )
+            converter = converter_for(op)
             name = _module_name(op.name, layers)
             layers[name] = converter(op, _Context(activations, node))
             names[id(op)] = name
@@ -470,9 +639,9 @@ def _module_name(name: str, taken: Mapping[str, Any]) -> str:
 
 
 def _convert_layer(layer: Any, activations: ActivationTable) -> KerasModule:
-    """A lone GRU or Bidirectional(GRU) layer: one input ``input``, outputs named after the layer."""
-    module = CONVERTERS[type(layer).__name__](layer, _Context(activations))
-    gru = layer.forward_layer if type(layer).__name__ == "Bidirectional" else layer
+    """A lone GRU, RNN(GRUCell) or Bidirectional layer: one input ``input``, outputs named after the layer."""
+    module = converter_for(layer)(layer, _Context(activations))
+    gru = getattr(layer, "forward_layer", layer)
     features = int(gru.cell.kernel.shape[0])
     with torch.no_grad():  # how many outputs this configuration returns
         probe = module(torch.zeros(2, 2, features))
@@ -485,7 +654,7 @@ def _convert_layer(layer: Any, activations: ActivationTable) -> KerasModule:
 
 
 def from_keras(obj: Any, *, activations: Mapping[str, str | BoundActivation] | None = None) -> KerasModule:
-    """Convert a Keras 3 GRU, Bidirectional(GRU) or whole model to a torch module computing the same.
+    """Convert a Keras 3 GRU, RNN(GRUCell), Bidirectional or whole model to a torch module computing the same.
 
     Each Keras GRU becomes a batch-first :class:`~gru_onnx.CustomGRU`; inputs, outputs (including
     ``return_state``) and their order are Keras'. ``activations`` maps Keras activation names to
@@ -496,13 +665,13 @@ def from_keras(obj: Any, *, activations: Mapping[str, str | BoundActivation] | N
     table = ActivationTable(keras, activations)
     if isinstance(obj, keras.Model):
         return _convert_model(obj, table)
-    cls = type(obj).__name__
-    if cls == "GRU" or cls == "Bidirectional":
+    if isinstance(obj, keras.layers.RNN | keras.layers.Bidirectional) or _user_converter(type(obj)) is not None:
         if not obj.built:
             raise GruOnnxUsageError(f"Keras layer {obj.name!r} is not built; call it on an input first")
         return _convert_layer(obj, table)
     raise GruOnnxUsageError(
-        f"from_keras takes a keras.Model, a keras.layers.GRU or a Bidirectional around one, not {cls}"
+        "from_keras takes a keras.Model, a keras.layers.GRU (or an RNN over a GRUCell) or a Bidirectional around "
+        f"one, not {type(obj).__name__}"
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.files import regular_file
 from gru_onnx.keras.backend import import_keras, keras2_hard_sigmoid
 from gru_onnx.loading import import_user_module
 from gru_onnx.options import KerasOptions
@@ -56,13 +59,19 @@ def load_keras_model(
     for name in options.imports:
         import_user_module(name, "--import")
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise GruOnnxUsageError(f"Keras model not found: {path}")
+    regular_file(path, "Keras model")
     if path.suffix.lower() not in _KERAS_FILE_SUFFIXES:
         raise GruOnnxUsageError(f"{path} is not a Keras model file (.keras, or legacy .h5)")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise GruOnnxUsageError(f"{path} is not a Keras archive (a .keras file is a zip archive Keras 3 writes)")
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
+        missing = missing_classes(path, keras)
+        if missing:
+            raise GruOnnxUsageError(f"cannot read Keras model {path}: {missing}") from None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise GruOnnxUsageError(f"cannot read Keras model {path}: {first[:300]}") from None
     if not isinstance(model, keras.Model):
@@ -79,3 +88,54 @@ def load_keras_model(
     return model, notes
 
 
+
+
+def _config(path: Path) -> Any:
+    """The model config a Keras file holds (``config.json`` of a ``.keras`` archive, the
+    ``model_config`` attribute of a legacy ``.h5``), or None when it cannot be read."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            text = f.attrs.get("model_config")
+        return json.loads(text.decode() if isinstance(text, bytes) else text) if text is not None else None
+    except Exception:
+        return None
+
+
+def _classes(config: Any) -> list[dict[str, Any]]:
+    """Every serialized object (``class_name`` with ``module``) in a Keras config, depth first."""
+    found = []
+    if isinstance(config, dict):
+        if isinstance(config.get("class_name"), str) and "module" in config:
+            found.append(config)
+        for value in config.values():
+            found += _classes(value)
+    elif isinstance(config, list):
+        for value in config:
+            found += _classes(value)
+    return found
+
+
+def missing_classes(path: Path, keras: Any) -> str | None:
+    """One line naming the custom classes of the file that are not registered in this process,
+    with the ``--import`` that would register them, or None when none is missing."""
+    missing: dict[str, str] = {}
+    for entry in _classes(_config(path)):
+        module = str(entry.get("module") or "")
+        if module.startswith("keras") or module in ("builtins", ""):
+            continue
+        registered = entry.get("registered_name") or entry["class_name"]
+        if keras.saving.get_registered_object(registered) is None:
+            missing.setdefault(registered, module)
+    if not missing:
+        return None
+    named = ", ".join(f"{name} (module {module!r})" for name, module in missing.items())
+    imports = " ".join(f"--import {module}" for module in dict.fromkeys(missing.values()))
+    return (
+        f"it uses custom Keras classes not registered in this process: {named}; import the code that registers "
+        f"them first: {imports} (in Python: gru_onnx.KerasOptions(imports=...))"
+    )
