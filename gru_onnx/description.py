@@ -17,6 +17,7 @@ import onnx
 
 from gru_onnx.compat import Support, file_support
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.irversion import needed_ir_version
 from gru_onnx.metadata import find_metadata, load_model
 from gru_onnx.samples import time_axes
 from gru_onnx.saving import DataFile, validate_data_files
@@ -55,6 +56,8 @@ class FileDescription:
     path: Path
     size: int
     ir_version: int
+    ir_needed: int  # the lowest IR version the content needs
+    ir_reason: str  # what sets it (the opset floor, a newer type)
     opsets: dict[str, int]
     producer: str
     data_files: list[DataFile]
@@ -107,6 +110,7 @@ def describe(path: str | os.PathLike[str]) -> FileDescription:
     model = load_model(path, weights="none")
     found = validate_data_files(model, path, allow=("missing", "truncated", "hard links"))  # refuses locations outside
     meta = find_metadata(model)
+    needed = needed_ir_version(model)
     opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     initializers = {i.name for i in model.graph.initializer}
     output_time = dict(zip([o.name for o in model.graph.output], time_axes(model, meta), strict=True))
@@ -128,6 +132,8 @@ def describe(path: str | os.PathLike[str]) -> FileDescription:
         path=path,
         size=path.stat().st_size,
         ir_version=model.ir_version,
+        ir_needed=needed[0],
+        ir_reason=needed[1],
         opsets=opsets,
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         data_files=found,

@@ -21,7 +21,7 @@ import onnx
 import onnx_ir as ir
 from torch import nn
 
-from gru_onnx import lowering, saving, tracing, workarounds
+from gru_onnx import irversion, lowering, saving, tracing, workarounds
 from gru_onnx._version import __version__
 from gru_onnx.axes import probe_time_axes
 from gru_onnx.check.runs import runtimes
@@ -169,6 +169,7 @@ def stage_export(
 ) -> StagedExport:
     """Everything :func:`export` does but the check: the file is written beside ``f``, waiting."""
     ExportOptions(graph, shapes, streaming, check, saving, quantize)  # the rules across groups
+    irversion.check_request(saving.ir_version, graph.opset)
     if check is not None:  # a runtime asked for by name must be usable here, before the work
         runtimes(check.providers, skip_unavailable=check.skip_unavailable)
     started = time.perf_counter()

@@ -17,6 +17,7 @@ from gru_onnx.check.plain import check_plain
 from gru_onnx.check.reference import source
 from gru_onnx.check.results import ParityReport, RuntimeResult
 from gru_onnx.check.streaming import check_streaming
+from gru_onnx.irversion import ir_report
 from gru_onnx.metadata import find_metadata, load_model
 from gru_onnx.options import CheckOptions
 from gru_onnx.trees import as_args
@@ -47,5 +48,9 @@ def check_parity(
     module, kind = source(model, proto, metadata, checkpoint)
     example = as_args(args) if args is not None else None
     if check.streaming or (metadata or {}).get("streaming"):
-        return check_streaming(module, kind, proto, metadata, onnx_path, example, check)
-    return check_plain(module, kind, proto, metadata, onnx_path, example, check)
+        report = check_streaming(module, kind, proto, metadata, onnx_path, example, check)
+    else:
+        report = check_plain(module, kind, proto, metadata, onnx_path, example, check)
+    if (warning := ir_report(proto).warning()) is not None:
+        report.warnings.append(warning)
+    return report

@@ -218,3 +218,18 @@ def test_save_model_refuses_a_too_low_request_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     save_model(ir.from_proto(_model(18)), tmp_path / "m.onnx", ir_version=9)
     assert onnx.load(tmp_path / "m.onnx").ir_version == 9
+
+
+def test_the_cli_asks_for_an_ir_version_shows_it_and_warns_when_higher(tmp_path, run_cli):
+    """--ir-version (the saving group): refused before any work when the content needs more;
+    inspect shows the stored and needed versions; check warns when the file is stamped higher."""
+    refused = run_cli("export", "--no-check", "--opset", "17", "--ir-version", "7", "-o", "low.onnx")
+    assert refused.exit_code == 2 and "cannot write IR version 7: opset 17 needs IR 8" in refused.output
+    assert not (tmp_path / "low.onnx").exists()
+    assert run_cli("export", "--no-check", "--ir-version", "10", "-o", "high.onnx").exit_code == 0
+    assert onnx.load(tmp_path / "high.onnx").ir_version == 10
+    shown = run_cli("inspect", "high.onnx")
+    assert "10, higher than its content needs 8: opset 18 needs IR 8" in shown.output.replace("\n", " ")
+    checked = run_cli("check", "high.onnx")
+    assert checked.exit_code == 0
+    assert "stamped IR 10 but its content needs only IR 8" in checked.output.replace("\n", " ")

@@ -194,6 +194,9 @@ EXPORT_CHECK = Group(
 SAVING = Group(
     Flag(("--external-data/--no-external-data",), "external_data", {"default": None, "help": "Write the tensors "
          "to a data file beside the model (default: only when the model reaches 2 GiB)."}),
+    Flag(("--ir-version",), "ir_version", {"type": click.IntRange(min=1), "metavar": "N", "help": "Stamp the file "
+         "with this ONNX IR version (default: the lowest its content needs, so older runtimes load it); refused "
+         "when the content needs more."}),
 )  # fmt: skip
 
 QUANTIZE = Group(

@@ -24,7 +24,8 @@ def quantize(path: Path, output: Path, given: Given) -> None:
 
     v = given.values
     options = QuantizeOptions(mode=v["quantize"], per_channel=v["per_channel"])
-    result = run_quantize(path, output, options, saving=SavingOptions(external_data=v["external_data"]))
+    saving = SavingOptions(external_data=v["external_data"], ir_version=v["ir_version"])
+    result = run_quantize(path, output, options, saving=saving)
     granularity = "per channel" if options.per_channel else "per tensor"
     click.echo(
         f"wrote {output}: {len(result.quantized)} weight(s) int8 ({options.mode}, {granularity}), "

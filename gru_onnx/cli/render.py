@@ -88,7 +88,9 @@ def description(info: FileDescription) -> list[Any]:
             state = size(data.size or 0)
         head.add_row("external data", escape(f"{data.location} ({state})"))
     head.add_row("opset", ", ".join(f"{domain} {version}" for domain, version in info.opsets.items()))
-    head.add_row("IR version", str(info.ir_version))
+    needs = f"its content needs {info.ir_needed}: {info.ir_reason}"
+    head.add_row("IR version", f"{info.ir_version} ({needs})" if info.ir_version == info.ir_needed
+                 else f"[yellow]{info.ir_version}[/], higher than {needs}")  # fmt: skip
     head.add_row("producer", info.producer)
     meta = info.metadata
     if meta is None:

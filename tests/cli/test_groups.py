@@ -105,6 +105,7 @@ EXPORT_FLAGS = {
     "--samples": (["--samples", "5"], lambda c: c["check"].samples, 5),
     "--scale": (["--scale", "3", "--scale", "7"], lambda c: c["check"].scales, (3.0, 7.0)),
     "--external-data": (["--external-data"], lambda c: c["saving"].external_data, True),
+    "--ir-version": (["--ir-version", "9"], lambda c: c["saving"].ir_version, 9),
     "--quantize": (["--quantize", "weights"], lambda c: c["quantize"].mode, "weights"),
     "--per-tensor": (["--quantize", "dynamic", "--per-tensor"], lambda c: c["quantize"].per_channel, False),
     "-o": (["-o", "named.onnx"], lambda c: c["path"].name, "named.onnx"),
