@@ -28,7 +28,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from strategies import machine, versions
 
-from gru_onnx import CustomGRU, GraphOptions, QuantizeOptions, ShapeOptions, compact, export, irversion, quantize
+from gru_onnx import (
+    CustomGRU,
+    GraphOptions,
+    QuantizeOptions,
+    ShapeOptions,
+    compact,
+    export,
+    exporting,
+    irversion,
+    quantization,
+    quantize,
+)
 
 RESULT = Path(__file__).resolve().parent / "results" / "compact_names.md"
 VARIANTS = ("before", "ir8", "compact")
@@ -38,15 +49,19 @@ KINDS = ("float32", "weights", "dynamic")
 @contextlib.contextmanager
 def variant(name: str) -> Iterator[None]:
     """gru-onnx as it writes files in ``name`` (see the module docstring)."""
+    users = (exporting, quantization)  # the modules that call compact_names when they write
     keep_names, keep_stamp = compact.compact_names, irversion.stamp
     if name in ("before", "ir8"):
-        compact.compact_names = lambda model: model
+        for user in users:
+            user.compact_names = lambda model: model
     if name == "before":
         irversion.stamp = lambda model, ir_version=None: keep_stamp(model, 10)
     try:
         yield
     finally:
-        compact.compact_names, irversion.stamp = keep_names, keep_stamp
+        for user in users:
+            user.compact_names = keep_names
+        irversion.stamp = keep_stamp
 
 
 def write(module: CustomGRU, strategy: str, folder: Path) -> dict[str, Path]:
