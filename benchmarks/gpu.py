@@ -92,17 +92,36 @@ class Sizes:
 
 
 GPU = Sizes(
-    64, 128, (1, 16), (1, 200), 200, (64, 128, 256, 512), 0.2, 200,
-    tuple(itertools.product(STRATEGIES, ACTIVATIONS, DTYPES)), (1, 16),
-)  # fmt: skip
+    input=64,
+    hidden=128,
+    batches=(1, 16),
+    lengths=(1, 200),
+    ort_len=200,
+    cap_lengths=(64, 128, 256, 512),
+    timing_s=0.2,
+    max_runs=200,
+    ort_cases=tuple(itertools.product(STRATEGIES, ACTIVATIONS, DTYPES)),
+    compile_batches=(1, 16),
+)
 #: The dry run exports and compiles less (an export or a compile takes about a second on a small
 #: CPU); every code path stays, the refusal of gelu by the native strategy included.
 DRY = Sizes(
-    8, 8, (1, 2), (1, 4), 4, (4, 8), 0.01, 5,
-    (*((s, "relu", "float32") for s in STRATEGIES), ("loop", "gelu", "float32"), ("native", "gelu", "float32"),
-     ("loop", "hard_sigmoid gates", "float16")),
-    (1,),
-)  # fmt: skip
+    input=8,
+    hidden=8,
+    batches=(1, 2),
+    lengths=(1, 4),
+    ort_len=4,
+    cap_lengths=(4, 8),
+    timing_s=0.01,
+    max_runs=5,
+    ort_cases=(
+        *((strategy, "relu", "float32") for strategy in STRATEGIES),
+        ("loop", "gelu", "float32"),
+        ("native", "gelu", "float32"),
+        ("loop", "hard_sigmoid gates", "float16"),
+    ),
+    compile_batches=(1,),
+)
 #: The order steps run in, by group: what matters most first, the slow compiles last but TensorRT.
 ORDER = ("torch", "ort-float32", "ort-cap", "ort-float16", "ort-extra", "torch-compile", "torch-compile-long", "trt")
 
@@ -115,18 +134,20 @@ def export_file(
     strategy: str,
     opset: int = OPSET,
     dtype: str | None = None,
+    dynamic_batch: bool = True,
     dynamic_seq: bool = False,
     streaming: bool = False,
     chunk: int | None = None,
     quantize: str | None = None,
     target: str = "any",
 ) -> Path:
-    """The one call of ``gru_onnx.export`` in this script (no parity check: we check here)."""
+    """Every export of this script goes through here (no parity check: the steps measure it), so a
+    change of ``gru_onnx.export``'s keywords is adapted in this one place."""
     import gru_onnx
 
     gru_onnx.export(
-        model, args, path, strategy=strategy, opset=opset, dtype=dtype, dynamic_seq=dynamic_seq,
-        streaming=streaming, chunk=chunk, quantize=quantize, target=target, check=False,
+        model, args, path, strategy=strategy, opset=opset, dtype=dtype, dynamic_batch=dynamic_batch,
+        dynamic_seq=dynamic_seq, streaming=streaming, chunk=chunk, quantize=quantize, target=target, check=False,
     )  # fmt: skip
     return path
 
@@ -187,13 +208,11 @@ def part_status(part: dict[str, Any]) -> str:
     if not counts:
         return NOT_YET
     if not counts["measured"]:
-        if counts["error"] or len(counts) > 1:
-            return (
-                "error"
-                if counts["error"]
-                else "not measured (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")"
-            )
-        return next(iter(counts))
+        if counts["error"]:
+            return "error"
+        if len(counts) == 1:
+            return next(iter(counts))
+        return "not measured (" + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) + ")"
     others = [f"{n} {kind}" for kind, n in sorted(counts.items()) if kind != "measured"]
     return "measured" + (f" ({', '.join(others)})" if others else "")
 
@@ -289,10 +308,12 @@ def _render_onnxruntime(rows: list[dict[str, Any]]) -> list[str]:
     files = [r for r in rows if r.get("table") == "files"]
     if files:
         out += [
-            "Per file: max abs error against the float64 model on the CPU; compute nodes off the provider and "
-            "every node's provider, from ONNX Runtime's profiler (shape ops on the CPU are normal); median latency "
-            "with I/O binding, and replayed as a CUDA graph (`enable_cuda_graph`), with the ratio to ONNX Runtime's "
-            "fused `GRU` op (tanh, same sizes and dtype) run the same way.",
+            "Per file: max abs error against the float64 model on the CPU (the float32 weights, the input rounded "
+            "to the dtype). Placement from ONNX Runtime's profiler after one run: compute nodes (GRU, Scan, Loop, "
+            "MatMul, Gemm) off the provider, and every node as ONNX Runtime ran it (after its fusions, loop bodies "
+            "included; shape ops on the CPU are normal). Median latency with I/O binding, and replayed as a CUDA "
+            "graph (`enable_cuda_graph`, unrolled files), with the ratio to ONNX Runtime's fused `GRU` op (tanh, "
+            "same sizes and dtype) run the same way.",
             "",
             *_table(FILE_COLUMNS, files),
             "",
@@ -300,7 +321,7 @@ def _render_onnxruntime(rows: list[dict[str, Any]]) -> list[str]:
     cap = [r for r in rows if r.get("table") == "cap"]
     if cap:
         out += [
-            "### Unrolled against loop (auto's unrolled cap for `--target cuda`, today 256 by reasoning)",
+            "### Unrolled against loop: auto's unrolled cap for `--target cuda` (256 by reasoning, not measured)",
             "",
             "relu, float32; median ms with I/O binding; unrolled also as a CUDA graph. The loop file is one "
             "file with a dynamic length.",
@@ -343,21 +364,23 @@ RENDER: dict[str, Callable[[list[dict[str, Any]]], list[str]]] = {
 }
 
 HOWTO = """
-Produced by `benchmarks/gpu.py` (see its docstring). On a machine with one NVIDIA GPU and a CUDA
-build of torch, from the checkout:
+Produced by `benchmarks/gpu.py` (its docstring says what each part measures). On a machine with one
+NVIDIA GPU and a CUDA build of torch, from the checkout:
 
-    pip install --no-deps -e .         # the package must be installed, not imported from the checkout
-    python benchmarks/gpu.py           # at most 5 minutes; rewrites this file after every step
+    pip install --no-deps -e .     # installed, not imported from the checkout (gru_onnx.exporters)
+    python benchmarks/gpu.py       # at most 5 minutes (--budget-s 280); rewrites this file after every step
 
-Part 2 needs `onnxruntime-gpu`. Where it cannot be downloaded (the lent machine), it travels in
-60 MB parts, one per call, reassembled and sha256-checked there (`benchmarks/gpu_transport.sh`):
+Part 2 needs `onnxruntime-gpu` (1.31.1 for CUDA 13). Where it cannot be downloaded (the lent machine),
+`benchmarks/gpu_transport.sh` carries its 255 MB wheel in 60 MB parts under the ignored `build/ort-parts/`:
 
-    bash benchmarks/gpu_transport.sh split             # here: download the wheel, split it into build/ort-parts/
-    bash benchmarks/gpu_transport.sh receive           # there, once per part (carry that part + SHA256SUMS)
-    bash benchmarks/gpu_transport.sh install && \\
-        python benchmarks/gpu.py --ort-path /tmp/ort-gpu   # there: cat, sha256sum -c, pip install --target
+    bash benchmarks/gpu_transport.sh split      # here: pip download, split -b 60M, SHA256SUMS
+    bash benchmarks/gpu_transport.sh receive    # there, one call per part, back to back (carry:
+                                                # build/ort-parts/part-NN and build/ort-parts/SHA256SUMS)
+    bash benchmarks/gpu_transport.sh receive && bash benchmarks/gpu_transport.sh install \\
+      && pip install --no-deps -e . && python benchmarks/gpu.py --ort-path /tmp/ort-gpu   # the last call
 
-`--ort-path` puts that `--target` folder first on `sys.path`, ahead of the CPU `onnxruntime`.
+`install` reassembles the parts, checks the SHA-256 and runs `pip install --no-deps --target /tmp/ort-gpu`;
+`--ort-path` puts that folder first on `sys.path`, ahead of the image's CPU `onnxruntime`.
 """
 
 
@@ -736,31 +759,32 @@ def fused_file(ctx: Context, dtype: str) -> Path:
     return ctx.cached(("fused", dtype), make)
 
 
-def example_args(ctx: Context, seq: int) -> tuple[Any, ...]:
+def gru_file(
+    ctx: Context, strategy: str, activation: str, dtype: str, seq: int, *, batch: int | None = None, **options: Any
+) -> Path:
+    """An exported CustomGRU file (cached): loop files take any length, the others ``seq`` only;
+    any batch size, or only ``batch`` when given (static shapes, for CUDA graphs)."""
     import torch
 
-    # Batch 2 in the example: torch.export keeps an axis dynamic only from size 2.
-    return (torch.randn(seq, 2, ctx.sizes.input, generator=torch.Generator().manual_seed(seq)),)
-
-
-def gru_file(ctx: Context, strategy: str, activation: str, dtype: str, seq: int, **options: Any) -> Path:
-    """An exported CustomGRU file (cached): loop files take any length, the others ``seq`` only."""
     from gru_onnx import ExportError, GruOnnxUsageError
 
     options.setdefault("target", "any")
-    key = ("file", strategy, activation, dtype, seq, tuple(sorted(options.items())))
+    key = ("file", strategy, activation, dtype, seq, batch, tuple(sorted(options.items())))
 
     def make() -> tuple[Path | None, str | None, float]:
-        tag = "_".join(str(p) for p in (strategy, activation.replace(" ", "-"), dtype, seq, *options.values()))
-        path = ctx.folder / f"{tag}.onnx"
+        parts = (strategy, activation.replace(" ", "-"), dtype, seq, f"b{batch or 'any'}", *options.values())
+        path = ctx.folder / ("_".join(str(p) for p in parts) + ".onnx")
+        # A dynamic batch axis needs an example of at least 2 rows (torch.export).
+        x = torch.randn(seq, batch or 2, ctx.sizes.input, generator=torch.Generator().manual_seed(seq))
         started = time.perf_counter()
         try:
             export_file(
                 master_gru(ctx, activation),
-                example_args(ctx, seq),
+                (x,),
                 path,
                 strategy=strategy,
                 dtype=dtype,
+                dynamic_batch=batch is None,
                 dynamic_seq=strategy == "loop",
                 **options,
             )
@@ -802,6 +826,23 @@ def ort_measure(ctx: Context, path: Path, provider: str, feeds: dict[str, Any], 
     return row
 
 
+def graph_measure(
+    ctx: Context, path: Path, static: Callable[[], Path], feeds: dict[str, Any], ref: Any
+) -> dict[str, Any]:
+    """A file replayed as a CUDA graph. ONNX Runtime refuses a graph when the shape nodes a dynamic
+    batch axis needs bring copies from the host; then the same model exported with static shapes
+    (``static()``) is timed and the status says why."""
+    try:
+        return ort_measure(ctx, path, ctx.provider, feeds, ref, "CUDA graph")
+    except NotMeasurable:
+        raise
+    except Exception as exc:
+        refusal = error_line(exc)
+    row = ort_measure(ctx, static(), ctx.provider, feeds, ref, "CUDA graph")
+    row["status"] = f"measured (static shapes; the dynamic-batch file: {refusal})"
+    return row
+
+
 def file_step(strategy: str, activation: str, dtype: str, batch: int, mode: str, provider_of: Callable) -> Callable:
     """Part 2/3: one exported file (or the fused op when ``strategy`` is "fused") in one mode."""
 
@@ -813,16 +854,12 @@ def file_step(strategy: str, activation: str, dtype: str, batch: int, mode: str,
         else:
             target = "cuda" if strategy == "auto" else "any"
             path, ref_act = gru_file(ctx, strategy, activation, dtype, seq, target=target), activation
-        if mode == "CUDA graph" and strategy not in ("fused", "unrolled") and chosen_strategy(path) != "unrolled":
-            raise NotMeasurable("CUDA graphs refuse control flow and CPU nodes: only unrolled files qualify")
-        row = ort_measure(
-            ctx,
-            path,
-            provider,
-            feeds_for(ctx, path, batch, seq, dtype),
-            reference(ctx, ref_act, batch, seq, dtype),
-            mode,
-        )
+        feeds, ref = feeds_for(ctx, path, batch, seq, dtype), reference(ctx, ref_act, batch, seq, dtype)
+        if mode == "CUDA graph" and strategy != "fused":
+            static = lambda: gru_file(ctx, strategy, activation, dtype, seq, batch=batch)  # noqa: E731
+            row = graph_measure(ctx, path, static, feeds, ref)
+        else:
+            row = ort_measure(ctx, path, provider, feeds, ref, mode)
         if strategy == "auto":
             row["file"] = f"auto (target cuda: {chosen_strategy(path)}), {activation}"
         key = ("fused_ms", provider, dtype, batch, mode)
@@ -872,9 +909,12 @@ def streaming_step(chunk: int | None) -> Callable[[Context], dict[str, Any]]:
 
 
 def _inputs(path: Path) -> list[Any]:
+    """The file's graph inputs that are not initializers."""
     import onnx
 
-    return list(onnx.load(path, load_external_data=False).graph.input)
+    graph = onnx.load(path, load_external_data=False).graph
+    stored = {t.name for t in graph.initializer}
+    return [i for i in graph.input if i.name not in stored]
 
 
 def _dims(value: Any) -> list[int | str]:
@@ -912,16 +952,20 @@ def cap_step(seq: int, batch: int) -> Callable[[Context], dict[str, Any]]:
         loop = gru_file(ctx, "loop", "relu", "float32", ctx.sizes.ort_len)  # one file serves every length
         ref = reference(ctx, "relu", batch, seq, "float32")
         errors, notes = [], []
-        for key, path, mode in (
-            ("unrolled_ms", unrolled, "I/O binding"),
-            ("loop_ms", loop, "I/O binding"),
-            ("graph_ms", unrolled, "CUDA graph"),
+        static = lambda: gru_file(ctx, "unrolled", "relu", "float32", seq, batch=batch)  # noqa: E731
+        feeds = feeds_for(ctx, unrolled, batch, seq, "float32")
+        for key, label, measure in (
+            ("unrolled_ms", "unrolled", lambda: ort_measure(ctx, unrolled, provider, feeds, ref, "I/O binding")),
+            ("loop_ms", "loop", lambda: ort_measure(ctx, loop, provider, feeds, ref, "I/O binding")),
+            ("graph_ms", "CUDA graph", lambda: graph_measure(ctx, unrolled, static, feeds, ref)),
         ):
             try:  # each guarded: a CUDA graph that fails to capture leaves the other two numbers
-                measured = ort_measure(ctx, path, provider, feeds_for(ctx, path, batch, seq, "float32"), ref, mode)
+                measured = measure()
             except Exception as exc:
-                notes.append(f"{mode if key != 'loop_ms' else 'loop'}: {error_line(exc)}")
+                notes.append(f"{label}: {error_line(exc)}")
                 continue
+            if measured.get("status", "measured") != "measured":
+                notes.append(f"{label}: {measured['status'].removeprefix('measured (').removesuffix(')')}")
             row[key] = measured["ms"]
             errors.append(measured["max_abs_err"])
         if "unrolled_ms" not in row or "loop_ms" not in row:
@@ -955,8 +999,8 @@ def ort_steps(sizes: Sizes, part: str) -> list[Step]:
             add(group, base, file_step("fused", "tanh", dtype, batch, mode, provider_of), estimate)
         for strategy, activation, case_dtype in cases:
             for batch, mode in itertools.product(batches, modes):
-                if case_dtype != dtype or (mode == "CUDA graph" and strategy not in ("unrolled", "auto")):
-                    continue
+                if case_dtype != dtype or (mode == "CUDA graph" and strategy != "unrolled"):
+                    continue  # auto (target cuda) writes unrolled files at this length: timed once
                 label = f"{strategy} (target cuda), {activation}" if strategy == "auto" else f"{strategy}, {activation}"
                 base = {"file": label, "dtype": dtype, "batch": batch, "mode": mode}
                 add(group, base, file_step(strategy, activation, dtype, batch, mode, provider_of), estimate)
@@ -1003,8 +1047,8 @@ def ort_problem(ctx: Context, provider: str) -> str | None:
 
     problem = provider_problem(provider)
     if problem:
-        hint = " (onnxruntime-gpu not importable: see the header)" if "does not include" in problem else ""
-        return problem + hint
+        # The CPU wheel: onnxruntime-gpu is not installed, or an --ort-path install is not first.
+        return f"onnxruntime-gpu not importable ({problem})" if "does not include" in problem else problem
     try:
         with OnnxRuntimeRunner(fused_file(ctx, "float32"), provider):
             return None
@@ -1173,8 +1217,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         results = Results.start(out, header, keep)
         results.started = started
-        for key in selected:  # a part without rows yet: say it is running
-            results.part(key)["status"] = NOT_YET
         reasons = {"pytorch": problem}
         if "onnxruntime" in selected:
             ctx.provider = "cpu" if args.dry_run else "cuda"
