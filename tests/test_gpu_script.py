@@ -7,10 +7,12 @@ The script runs in a subprocess, as on a GPU machine, importing the installed pa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +136,93 @@ def test_committed_results_say_per_part_whether_they_were_measured(tmp_path: Pat
         done = run_script("--placeholder", "--out", str(tmp_path))
         assert done.returncode == 0, done.stderr
         assert (tmp_path / "gpu.md").read_text() == markdown
+
+
+# ---------------------------------------------------------------- the step runner, in process
+
+
+@pytest.fixture(scope="module")
+def gpu() -> Any:
+    """benchmarks/gpu.py as a module (its top level imports only the standard library)."""
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+HEADER = {"mode": "dry-run", "command": "c", "started": "s", "budget_s": 1.0, "machine": "m", "versions": {},
+          "sizes": {"input": 1, "hidden": 1}}  # fmt: skip
+
+
+def test_each_step_is_guarded_and_written_before_the_next_one_runs(gpu, tmp_path: Path) -> None:
+    results = gpu.Results.start(tmp_path, HEADER)
+    written: list[int] = []
+
+    def fails(ctx: Any) -> dict[str, Any]:
+        raise ValueError("boom\nmore detail")
+
+    def reads_the_file(ctx: Any) -> dict[str, Any]:
+        written.append(len(json.loads((tmp_path / "gpu.json").read_text())["parts"]["pytorch"]["rows"]))
+        return {"ms": 1.0, "max_abs_err": 0.0}
+
+    def needs_cuda(ctx: Any) -> dict[str, Any]:
+        raise gpu.NotMeasurable("CUDA graphs need CUDA")
+
+    def refused(ctx: Any) -> dict[str, Any]:
+        raise gpu.Refused("the native op cannot express gelu")
+
+    base = {"activation": "relu", "dtype": "float32", "batch": 1, "seq": 1, "variant": "eager"}
+    steps = [gpu.Step("pytorch", "torch", {**base, "n": i}, run) for i, run in
+             enumerate((fails, reads_the_file, needs_cuda, refused))]  # fmt: skip
+    steps.append(gpu.Step("pytorch", "torch", {**base, "n": 4}, reads_the_file, estimate_s=1e9))
+    gpu.run_steps(steps, None, results, deadline=time.monotonic() + 60)
+    rows = json.loads((tmp_path / "gpu.json").read_text())["parts"]["pytorch"]["rows"]
+    assert [r["status"] for r in rows] == [
+        "error: ValueError: boom",
+        "measured",
+        "not measurable here: CUDA graphs need CUDA",
+        "refused: the native op cannot express gelu",
+        "not measured: time budget",
+    ]
+    assert written == [1]  # the error row was on disk before the next step ran
+    assert "ValueError" in rows[0]["traceback"]
+    assert gpu.part_status(results.part("pytorch")) == (
+        "measured (1 error, 1 not measurable here, 1 not measured: time budget, 1 refused)"
+    )
+    markdown = (tmp_path / "gpu.md").read_text()
+    assert "| relu | float32 | 1 | 1 | eager |  |  |  |  | error: ValueError: boom |" in markdown
+
+
+def test_a_refused_cuda_graph_falls_back_to_static_shapes_and_says_why(gpu, monkeypatch) -> None:
+    calls = []
+
+    def ort_measure(ctx: Any, path: Path, *args: Any) -> dict[str, Any]:
+        calls.append(path)
+        if path.name == "dynamic.onnx":
+            raise RuntimeError("This session cannot use the graph capture feature\nas requested")
+        return {"ms": 1.0, "max_abs_err": 0.0}
+
+    monkeypatch.setattr(gpu, "ort_measure", ort_measure)
+    ctx = gpu.Context(gpu.DRY, dry_run=False, folder=Path("."), provider="cuda")
+    row = gpu.graph_measure(ctx, Path("dynamic.onnx"), lambda: Path("static.onnx"), {}, None)
+    assert calls == [Path("dynamic.onnx"), Path("static.onnx")]
+    assert row["status"] == (
+        "measured (static shapes; the dynamic-batch file: RuntimeError: This session cannot use the graph capture "
+        "feature)"
+    )
+
+
+def test_the_crossover_is_the_longest_length_where_unrolled_keeps_up(gpu) -> None:
+    def cap(batch: int, seq: int, ratio: float | None) -> dict[str, Any]:
+        return {"batch": batch, "seq": seq, "unrolled_vs_loop": ratio}
+
+    rows = [cap(1, 64, 0.5), cap(1, 128, 0.9), cap(1, 256, 1.1), cap(1, 512, 1.3), cap(16, 64, 1.2),
+            cap(16, 128, None), cap(4, 64, 0.8)]  # fmt: skip
+    assert gpu.crossover_lines(rows) == [
+        "- Crossover at B=1: unrolled at least as fast up to T=128, loop faster beyond.",
+        "- Crossover at B=4: unrolled at least as fast up to the longest measured, T=64.",
+        "- Crossover at B=16: loop faster at every measured length (64).",
+    ]
