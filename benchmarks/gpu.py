@@ -17,7 +17,11 @@ steps are recorded as "not measured: time budget" instead of the run being kille
    the measured basis for auto's unrolled length cap with ``--target cuda``.
 3. TensorRT's execution provider: measured where it loads, else "not measurable here" and why.
 
-TF32 is off throughout (``NVIDIA_TF32_OVERRIDE=0``, torch's TF32 flags, ``use_tf32=0``).
+TF32 is off throughout (``NVIDIA_TF32_OVERRIDE=0``, torch's TF32 flags, ``use_tf32=0``). Steps run
+most useful first (:data:`ORDER`): PyTorch eager and CUDA graphs, ONNX Runtime float32, the unrolled
+cap, float16, streaming and int8, then ``torch.compile`` (it unrolls the loop over time steps: at
+T=200 inductor took 150 s on a 2-core CPU here; the first such compile estimates the next), then TensorRT.
+``--parts`` reruns some parts and keeps the others' results from the existing ``gpu.json``.
 
 On a GPU machine, from the checkout (``gru_onnx`` must be installed: a bare checkout cannot
 import ``gru_onnx.exporters``)::
@@ -173,7 +177,10 @@ class Results:
 
     @classmethod
     def start(cls, out: Path, header: dict[str, Any], keep: dict[str, Any] | None = None) -> Results:
-        parts = {key: {"title": title, "status": NOT_YET, "reason": None, "rows": []} for key, title in PARTS.items()}
+        parts = {
+            key: {"title": title, "status": NOT_YET, "reason": None, "rows": [], "started": header.get("started")}
+            for key, title in PARTS.items()
+        }
         for key, part in (keep or {}).items():  # parts not selected by --parts keep their last results
             parts[key] = part
         return cls(out, {**header, "finished": False, "parts": parts})
@@ -275,6 +282,8 @@ def render(data: dict[str, Any]) -> str:
         ]
     for key, part in data["parts"].items():
         lines += [f"## {part['title']}: {part['status']}", ""]
+        if part.get("started") != data.get("started"):
+            lines += [f"Kept from the run of {part.get('started')} (this run left the part out: `--parts`).", ""]
         if part.get("reason"):
             lines += [f"Not measurable here: {part['reason']}.", ""]
         if part.get("note"):
@@ -1209,7 +1218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "schema": 1,
             "mode": "dry-run" if args.dry_run else "gpu",
             "command": command,
-            "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "budget_s": args.budget_s,
             "machine": machine_line(ctx.device),
             "versions": versions(),
