@@ -1227,6 +1227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = Results.start(out, header, keep)
         results.started = started
         reasons = {"pytorch": problem}
+        if args.dry_run:
+            results.part("pytorch")["note"] = (
+                "Dry run: the CPU stands in (nn.GRU is PyTorch's CPU kernel); compiled with the aot_eager backend, "
+                "as inductor's C++ build takes tens of seconds on a CPU."
+            )
         if "onnxruntime" in selected:
             ctx.provider = "cpu" if args.dry_run else "cuda"
             reasons["onnxruntime"] = ort_problem(ctx, ctx.provider)
