@@ -150,8 +150,12 @@ def export_file(
     import gru_onnx
 
     gru_onnx.export(
-        model, args, path, strategy=strategy, opset=opset, dtype=dtype, dynamic_batch=dynamic_batch,
-        dynamic_seq=dynamic_seq, streaming=streaming, chunk=chunk, quantize=quantize, target=target, check=False,
+        model, args, path,
+        graph=gru_onnx.GraphOptions(strategy=strategy, opset=opset, dtype=dtype, target=target),
+        shapes=gru_onnx.ShapeOptions(dynamic_batch=dynamic_batch, dynamic_seq=dynamic_seq and not streaming),
+        streaming=gru_onnx.StreamingOptions(enabled=streaming, chunk=chunk),
+        quantize=gru_onnx.QuantizeOptions(mode=quantize),
+        check=None,
     )  # fmt: skip
     return path
 
