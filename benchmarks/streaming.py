@@ -7,8 +7,9 @@ carried from call to call:
 - PyTorch eager: the model's layers called by hand with each GRU's ``hx`` (1 thread, inference mode);
 - ONNX Runtime CPU (1 intra-op thread) on streaming files: a dynamic chunk length (auto: loop),
   ``chunk=1`` (auto: unrolled) and the native ONNX GRU op (exact here: relu and sigmoid are in the
-  op's list), each fed by hand with ``InferenceSession.run``, and the dynamic file through
-  ``gru_onnx.StreamingSession`` (its bookkeeping included).
+  op's list), each fed by hand with ``InferenceSession.run``, and the dynamic and ``chunk=1`` files
+  through ``gru_onnx.StreamingSession`` (its bookkeeping included), with the states carried as
+  NumPy arrays or kept bound as ONNX Runtime values between calls (I/O binding, the default).
 
 Each variant's outputs are compared with eager's over the timed frames (max error column).
 
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import gru_onnx  # noqa: E402
 from examples.streaming_denoiser import Denoiser  # noqa: E402
+from gru_onnx.options import groups_from_flat  # noqa: E402
 
 FILES = {  # label -> export options
     "dynamic chunk (auto: loop)": {"streaming": True},
@@ -97,8 +99,9 @@ def ort_stepper(path: Path, batch: int) -> Callable[[np.ndarray], np.ndarray]:
     return step
 
 
-def session_stepper(path: Path, batch: int) -> Callable[[np.ndarray], np.ndarray]:
-    session = gru_onnx.StreamingSession(path, threads=1)
+def session_stepper(path: Path, batch: int, io_binding: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """StreamingSession: states bound as ONNX Runtime values (``io_binding``) or carried as NumPy."""
+    session = gru_onnx.StreamingSession(path, threads=1, io_binding=io_binding)
     return lambda frame: session.run({"features": frame})["gains"]
 
 
@@ -124,7 +127,7 @@ def run(batches: list[int], count: int, warmup: int) -> list[dict]:
         paths = {}
         for label, options in FILES.items():
             paths[label] = Path(tmp) / f"{len(paths)}.onnx"
-            groups = gru_onnx.options.groups_from_flat(options).as_kwargs()
+            groups = groups_from_flat(options).as_kwargs()
             result = gru_onnx.export(model, (torch.randn(2, 8, 42),), paths[label], **groups)
             assert result.passed, result.parity.summary()
         for batch in batches:
@@ -137,8 +140,10 @@ def run(batches: list[int], count: int, warmup: int) -> list[dict]:
             for label, path in paths.items():
                 s, out = measure(ort_stepper(path, batch), np_frames, warmup)
                 variants.append((f"ORT: {label}", s, out))
-            s, out = measure(session_stepper(paths["dynamic chunk (auto: loop)"], batch), np_frames, warmup)
-            variants.append(("ORT via StreamingSession: dynamic chunk", s, out))
+            for label, binding in (("states as NumPy", False), ("states bound (I/O binding)", True)):
+                for file in ("dynamic chunk (auto: loop)", "chunk=1 (auto: unrolled)"):
+                    s, out = measure(session_stepper(paths[file], batch, binding), np_frames, warmup)
+                    variants.append((f"StreamingSession, {label}: {file}", s, out))
             reference = np.concatenate(eager_out, axis=1)
             eager_median = float(np.median(eager_s))
             for label, seconds, outputs in variants:
@@ -174,6 +179,23 @@ def table(rows: list[dict], count: int, warmup: int) -> str:
     return "\n".join(lines)
 
 
+def reading(rows: list[dict]) -> str:
+    """What the binding rows say: bound / NumPy states per batch and file (>1: binding is slower)."""
+    median = {(r["batch"], r["variant"]): r["median_us"] for r in rows}
+    ratios = []
+    for batch, variant in median:
+        if variant.startswith("StreamingSession, states bound"):
+            file = variant.split(": ", 1)[1]
+            plain = median[(batch, f"StreamingSession, states as NumPy: {file}")]
+            ratios.append(f"batch {batch}, {file}: {median[(batch, variant)] / plain:.2f}x")
+    return (
+        "Reading: on the CPU provider, states kept bound as ONNX Runtime values take longer per "
+        f"frame than states carried as NumPy arrays ({'; '.join(ratios)}: bound / NumPy median), "
+        "so `StreamingSession` binds by default only on GPU providers, where binding saves the "
+        "host-device copies of the states (not yet measured here: no GPU was lent)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few frames; print only")
@@ -196,7 +218,7 @@ def main() -> None:
         f"Produced by `python benchmarks/streaming.py` on {time.strftime('%Y-%m-%d')}.\n\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(header + text + "\n")
+    args.out.write_text(header + text + "\n\n" + reading(rows) + "\n")
     print(f"wrote {args.out}")
 
 

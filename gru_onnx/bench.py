@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 
 from gru_onnx.errors import GruOnnxUsageError
@@ -34,8 +35,10 @@ from gru_onnx.files import atomic_write
 from gru_onnx.metadata import find_metadata, load_model, stack_spec
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import BenchOptions, GraphOptions
+from gru_onnx.protos import control_flow_ops
 from gru_onnx.rebuild import reference_from_file, state_dict_from_file
 from gru_onnx.runners import Runner, make_runner, unavailable_reason
+from gru_onnx.runners.onnxruntime import OnnxRuntimeRunner
 from gru_onnx.samples import timing_feeds
 
 SCHEMA_ID = "gru-onnx/bench-report/1"
@@ -186,6 +189,8 @@ def bench(path: str | os.PathLike[str], options: BenchOptions = _BENCH, *, model
     path = Path(path)
     proto = load_model(path)
     metadata = find_metadata(proto)
+    if options.cuda_graph:
+        _refuse_uncapturable(proto)
     feeds, seq_len = timing_feeds(proto, metadata, options.batch, options.seq_len)
     report = BenchReport(
         str(path), options.batch, seq_len, options.threads, options.warmup, options.runs, machine(), versions()
@@ -197,8 +202,12 @@ def bench(path: str | os.PathLike[str], options: BenchOptions = _BENCH, *, model
             if reason := unavailable_reason(key):
                 report.skipped.append(reason)
                 continue
-            runner = _open(make_runner(key, path, threads=options.threads), runners)
-            note = "static shapes (reshaped)" if key == "openvino" else ""
+            if options.cuda_graph:  # BenchOptions allows it with the CUDA provider alone
+                runner = OnnxRuntimeRunner(path, key, threads=options.threads, cuda_graph=True)
+            else:
+                runner = make_runner(key, path, threads=options.threads)
+            _open(runner, runners)
+            note = "static shapes (reshaped)" if key == "openvino" else "CUDA graph" if options.cuda_graph else ""
             entries.append(("file", "file", runner.name, runner.timed(feeds), note))
         fused: list[int] = []
         with tempfile.TemporaryDirectory() as tmp:
@@ -240,6 +249,15 @@ def bench(path: str | os.PathLike[str], options: BenchOptions = _BENCH, *, model
             )
         )
     return report
+
+
+def _refuse_uncapturable(model: onnx.ModelProto) -> None:
+    """CUDA graphs capture a run without control flow (an unrolled file): others are refused, saying why."""
+    if ops := control_flow_ops(model):
+        raise GruOnnxUsageError(
+            f"CUDA graphs cannot capture this file: it has control flow ({', '.join(ops)}), which ONNX Runtime runs "
+            "from the CPU; export it unrolled (a static length) to replay it as a graph"
+        )
 
 
 def _open(runner: Runner, opened: list[Runner]) -> Runner:

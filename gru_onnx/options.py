@@ -237,6 +237,11 @@ TRITON_DEVICES = ("cpu", "gpu")
 #: The longest Triton model name: a folder name (most file systems allow 255 bytes), less room for
 #: the temporary names the entry is assembled under.
 TRITON_NAME_BYTES = 200
+#: How long Triton keeps a silent stream's state by default here: Triton's own default (1 s) frees
+#: the state of a stream that pauses for a second (a speaker thinking), so a minute.
+DEFAULT_SEQUENCE_IDLE_US = 60_000_000
+SEQUENCE_STRATEGIES = ("direct", "oldest")
+TENSORRT_PRECISIONS = ("FP32", "FP16")
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,17 @@ class TritonOptions:
     instances: int = 1
     device: str = "cpu"
     force: bool = False
+    #: streaming files: how long a silent stream keeps its state (Triton's default is 1 s)
+    max_sequence_idle_us: int = DEFAULT_SEQUENCE_IDLE_US
+    #: streaming files: ``direct`` (a batch slot per stream) or ``oldest`` (batches the oldest requests)
+    sequence_strategy: str = "direct"
+    max_candidate_sequences: int | None = None  # oldest only
+    preferred_batch_sizes: tuple[int, ...] = ()  # oldest only
+    max_queue_delay_us: int | None = None
+    #: ONNX Runtime's CUDA graphs on the GPU (files without control flow, static shapes only)
+    cuda_graph: bool = False
+    #: ONNX Runtime's TensorRT accelerator on the GPU, at this precision (None: off)
+    tensorrt: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.name, str) and len(self.name.encode()) > TRITON_NAME_BYTES:
@@ -269,6 +285,29 @@ class TritonOptions:
         _positive_int("instances", self.instances)
         if self.device not in TRITON_DEVICES:
             raise GruOnnxUsageError(f"unknown device {self.device!r}; use {' or '.join(TRITON_DEVICES)}")
+        _positive_int("max_sequence_idle_us", self.max_sequence_idle_us)
+        _positive_int("max_candidate_sequences", self.max_candidate_sequences, allow_none=True)
+        if self.max_queue_delay_us is not None and (not isinstance(self.max_queue_delay_us, int)
+                                                    or self.max_queue_delay_us < 0):  # fmt: skip
+            raise GruOnnxUsageError(f"max_queue_delay_us must be an integer >= 0, got {self.max_queue_delay_us!r}")
+        _set(self, "preferred_batch_sizes", tuple(self.preferred_batch_sizes))
+        for size in self.preferred_batch_sizes:
+            _positive_int("preferred batch sizes", size)
+        if self.sequence_strategy not in SEQUENCE_STRATEGIES:
+            raise GruOnnxUsageError(
+                f"unknown sequence strategy {self.sequence_strategy!r}; use {' or '.join(SEQUENCE_STRATEGIES)}"
+            )
+        if self.sequence_strategy == "direct" and (self.max_candidate_sequences or self.preferred_batch_sizes):
+            raise GruOnnxUsageError(
+                "max_candidate_sequences and preferred batch sizes belong to the oldest sequence strategy "
+                "(--sequence-strategy oldest)"
+            )
+        if self.tensorrt is not None and self.tensorrt not in TENSORRT_PRECISIONS:
+            raise GruOnnxUsageError(
+                f"unknown TensorRT precision {self.tensorrt!r}; use {' or '.join(TENSORRT_PRECISIONS)}"
+            )
+        if (self.cuda_graph or self.tensorrt) and self.device != "gpu":
+            raise GruOnnxUsageError("CUDA graphs and the TensorRT accelerator run on the GPU: add --device gpu")
 
 
 @dataclass(frozen=True)
@@ -283,6 +322,8 @@ class BenchOptions:
     warmup: int = 10
     runs: int = 100
     baselines: bool = True
+    #: replay the file as a CUDA graph on the CUDA provider (unrolled files: no control flow)
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         providers = _tuple_of_str("providers", self.providers) or ()
@@ -296,6 +337,10 @@ class BenchOptions:
         _positive_int("seq_len", self.seq_len, allow_none=True)
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise GruOnnxUsageError(f"warmup must be an integer >= 0, got {self.warmup!r}")
+        if self.cuda_graph and providers != ("cuda",):
+            raise GruOnnxUsageError(
+                "CUDA graphs replay on the CUDA provider: use --cuda-graph with --provider cuda only"
+            )
 
 
 @dataclass(frozen=True)

@@ -52,3 +52,13 @@ def all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     for function in model.functions:
         for node in function.node:
             yield from _attribute_tensors(node)
+
+
+#: Ops that run subgraphs; ONNX Runtime drives them from the CPU, so a run with one of them cannot
+#: be captured as a CUDA graph.
+CONTROL_FLOW_OPS = frozenset({"Loop", "Scan", "If"})
+
+
+def control_flow_ops(model: onnx.ModelProto) -> list[str]:
+    """The control-flow ops (:data:`CONTROL_FLOW_OPS`) anywhere in ``model``, sorted."""
+    return sorted({n.op_type for g in all_graphs(model.graph) for n in g.node} & CONTROL_FLOW_OPS)

@@ -7,6 +7,11 @@ caller: ``run`` takes and returns only the file's other inputs and outputs, by n
 One session is one stream (or one batch of streams): calls from several threads are
 serialised by a lock, so no state update is lost, but the chunks of different callers then
 interleave in one state. Give each stream its own session, or each a batch row.
+
+On ONNX Runtime the states stay where the provider keeps its tensors (on the GPU for CUDA and
+TensorRT), as ONNX Runtime values bound with I/O binding: no copy through NumPy per call. They
+are read back only when asked for (:attr:`StreamingSession.states`, or ``run(...,
+as_numpy=False)`` for the outputs too). Other runtimes (OpenVINO) carry NumPy arrays.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import onnx
@@ -24,6 +30,7 @@ import onnx
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import find_metadata, load_model
 from gru_onnx.runners import Runner, open_runner
+from gru_onnx.runners.onnxruntime import Binding
 from gru_onnx.streaming import StatePair, state_pairs
 
 
@@ -85,8 +92,11 @@ class StreamingSession:
     dtype) with the batch size of the first call; a call with another batch size is an error
     until :meth:`reset`. ``reset(rows)`` zeros the given batch rows (a stream that ended),
     ``reset()`` all of them and forgets the batch size. Calls from several threads are
-    serialised (one session is one stream). ``runner`` and ``model`` serve callers that opened
-    the file already (the parity check). Misuse is a :class:`~gru_onnx.GruOnnxUsageError`.
+    serialised (one session is one stream). ``io_binding`` keeps the states as ONNX Runtime values
+    on the provider's device between calls; the default turns it on for GPU providers only (on
+    the CPU it costs more than the copies it saves, see ``benchmarks/results/streaming.md``).
+    ``runner`` and ``model`` serve callers that opened the file already (the parity check).
+    Misuse is a :class:`~gru_onnx.GruOnnxUsageError`.
     """
 
     def __init__(
@@ -97,6 +107,7 @@ class StreamingSession:
         threads: int | None = None,
         runner: Runner | None = None,
         model: onnx.ModelProto | None = None,
+        io_binding: bool | None = None,
     ) -> None:
         providers = (providers,) if isinstance(providers, str) else tuple(providers)
         self.interface = StreamInterface.of(model if model is not None else load_model(path), path)
@@ -106,25 +117,40 @@ class StreamingSession:
         self._input_set = set(self.input_names)
         self._runner = runner if runner is not None else open_runner(path, providers, threads)
         self._owns_runner = runner is None
-        self._states: dict[str, np.ndarray] | None = None
+        bind = getattr(self._runner, "binding", None)
+        if io_binding is None:  # measured: binding pays on a GPU, costs ~20 us a call on the CPU
+            io_binding = getattr(self._runner, "provider", "cpu") != "cpu"
+        #: I/O binding of the runner's session (ONNX Runtime), None for NumPy-only runtimes
+        self._binding: Binding | None = bind() if callable(bind) and io_binding else None
+        self._states: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._closed = False
 
     @property
     def states(self) -> dict[str, np.ndarray]:
-        """The current states by state-input name (copies, ``[batch, L*D, H]``); empty before
-        the first call and after :meth:`reset`."""
+        """The current states by state-input name (NumPy copies, ``[batch, L*D, H]``); empty
+        before the first call and after :meth:`reset`."""
         with self._lock:
-            return {k: v.copy() for k, v in (self._states or {}).items()}
+            return {k: _to_numpy(v, copy=True) for k, v in (self._states or {}).items()}
+
+    @property
+    def io_binding(self) -> bool:
+        """True when the states stay as ONNX Runtime values on the provider's device."""
+        return self._binding is not None
 
     @property
     def batch_size(self) -> int | None:
         """The batch size the states have, or None before the first call."""
         states = self._states
-        return None if states is None else int(next(iter(states.values())).shape[0])
+        if states is None:
+            return None
+        first = next(iter(states.values()))
+        return int((first.shape() if callable(first.shape) else first.shape)[0])
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one chunk; returns the non-state outputs by name and keeps the new states."""
+    def run(self, feeds: Mapping[str, np.ndarray], *, as_numpy: bool = True) -> dict[str, Any]:
+        """Run one chunk; returns the non-state outputs by name and keeps the new states.
+        ``as_numpy=False`` leaves the outputs as ONNX Runtime values where the provider keeps
+        them (with I/O binding; NumPy arrays otherwise)."""
         self._check_open()
         if not isinstance(feeds, Mapping):
             raise GruOnnxUsageError(f"run() takes a mapping of input name to array, got a {type(feeds).__name__}")
@@ -148,16 +174,21 @@ class StreamingSession:
             self._check_open()
             if self._states is None:
                 dtypes = self.interface.state_dtypes
-                self._states = {p.input: np.zeros((batch, *p.shape[1:]), dtypes[p.input]) for p in self.pairs}
+                zeros = {p.input: np.zeros((batch, *p.shape[1:]), dtypes[p.input]) for p in self.pairs}
+                self._states = {k: self._binding.upload(v) for k, v in zeros.items()} if self._binding else zeros
             elif batch != self.batch_size:
                 raise GruOnnxUsageError(
                     f"this chunk has batch size {batch}, the session's states {self.batch_size}; "
                     "call reset() before changing the batch size"
                 )
-            outputs = self._runner.run({**feeds, **self._states})
-            by_name = dict(zip(self.interface.all_outputs, outputs, strict=True))
+            names = list(self.interface.all_outputs)
+            if self._binding is not None:
+                outputs = self._binding.run({**feeds, **self._states}, names)
+            else:
+                outputs = self._runner.run({**feeds, **self._states})
+            by_name = dict(zip(names, outputs, strict=True))
             self._states = {p.input: by_name[p.output] for p in self.pairs}
-        return {n: by_name[n] for n in self.output_names}
+        return {n: _to_numpy(by_name[n]) if as_numpy else by_name[n] for n in self.output_names}
 
     def _check_open(self) -> None:
         if self._closed:
@@ -199,8 +230,15 @@ class StreamingSession:
             outside = [int(r) for r in picked if not -batch <= r < batch]
             if outside:
                 raise GruOnnxUsageError(f"reset rows {outside} are outside the batch of {batch}")
-            for state in self._states.values():
-                state[[int(r) for r in picked]] = 0
+            rows_ = [int(r) for r in picked]
+            for name, state in self._states.items():
+                if isinstance(state, np.ndarray):
+                    state[rows_] = 0
+                else:  # an ONNX Runtime value: its rows zeroed, written back in place
+                    array = _to_numpy(state, copy=True)
+                    array[rows_] = 0
+                    state.update_inplace(array)
+                    self._states[name] = state
 
     def close(self) -> None:
         """Release the runtime (when the session opened it); the session cannot run after."""
@@ -220,3 +258,10 @@ class StreamingSession:
 
 def _shown(dims: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _to_numpy(value: Any, copy: bool = False) -> np.ndarray:
+    """A NumPy array from an ONNX Runtime value (read back from its device) or an array."""
+    if isinstance(value, np.ndarray):
+        return value.copy() if copy else value
+    return np.array(value.numpy(), copy=True)

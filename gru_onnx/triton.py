@@ -20,10 +20,12 @@ from typing import Any
 import onnx
 from google.protobuf import text_format
 
+from gru_onnx.compat import file_support
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.files import remove_stale_temps, temp_name
 from gru_onnx.metadata import find_metadata, load_model
 from gru_onnx.options import TritonOptions
+from gru_onnx.protos import control_flow_ops
 from gru_onnx.saving import validate_data_files
 
 _TRITON_TYPES = {
@@ -103,15 +105,11 @@ def _dims(t: _Tensor, batched: bool) -> list[int]:
 
 
 def build_config(
-    model: onnx.ModelProto,
-    name: str,
-    *,
-    max_batch_size: int | None = None,
-    instances: int = 1,
-    device: str = "cpu",
+    model: onnx.ModelProto, name: str, options: TritonOptions = TritonOptions()  # noqa: B008 (frozen)
 ) -> tuple[Any, list[tuple[str, str]], list[str]]:
     """The ``ModelConfig`` for ``model``, its implicit state pairs and notes for the user."""
     pb = _schema()
+    max_batch_size, instances, device = options.max_batch_size, options.instances, options.device
     meta = find_metadata(model) or {}
     states = [(s["input"], s["output"]) for s in (meta.get("streaming") or {}).get("states", [])]
     state_names = {n for pair in states for n in pair}
@@ -165,11 +163,85 @@ def build_config(
             data_type = getattr(pb, _triton_type(t))
             state = batching.state.add(input_name=state_in, output_name=state_out, data_type=data_type, dims=dims)
             state.initial_state.add(name="zeros", data_type=data_type, dims=dims, zero_data=True)
-    elif max_batch_size > 0:
-        config.dynamic_batching.SetInParent()
+        _sequence_settings(batching, options)
+    else:
+        _refuse_sequence_settings(options)
+        if max_batch_size == 0 and options.max_queue_delay_us is not None:
+            raise GruOnnxUsageError(
+                "max_queue_delay_us applies to batching, and this file is packaged without (max_batch_size 0)"
+            )
+        if max_batch_size > 0:
+            config.dynamic_batching.SetInParent()
+            if options.max_queue_delay_us is not None:
+                config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
     kind = pb.ModelInstanceGroup.KIND_GPU if device == "gpu" else pb.ModelInstanceGroup.KIND_CPU
     config.instance_group.add(count=instances, kind=kind)
+    _accelerators(config, model, meta, options, inputs + outputs + list(state_inputs.values()), notes)
     return config, states, notes
+
+
+def _sequence_settings(batching: Any, options: TritonOptions) -> None:
+    """What keeps a live stream alive and how streams share a batch (see :class:`TritonOptions`)."""
+    batching.max_sequence_idle_microseconds = options.max_sequence_idle_us
+    if options.sequence_strategy == "oldest":
+        oldest = batching.oldest
+        oldest.SetInParent()
+        if options.max_candidate_sequences is not None:
+            oldest.max_candidate_sequences = options.max_candidate_sequences
+        oldest.preferred_batch_size.extend(options.preferred_batch_sizes)
+        if options.max_queue_delay_us is not None:
+            oldest.max_queue_delay_microseconds = options.max_queue_delay_us
+    else:
+        batching.direct.SetInParent()
+        if options.max_queue_delay_us is not None:
+            batching.direct.max_queue_delay_microseconds = options.max_queue_delay_us
+
+
+def _refuse_sequence_settings(options: TritonOptions) -> None:
+    """Sequence-batcher settings given for a file that is not streaming: refused, not dropped."""
+    default = TritonOptions()
+    settings = ("sequence_strategy", "max_sequence_idle_us", "max_candidate_sequences", "preferred_batch_sizes")
+    given = [name for name in settings if getattr(options, name) != getattr(default, name)]
+    if given:
+        raise GruOnnxUsageError(
+            f"{given[0]} is a sequence-batcher setting, for streaming files (export --streaming); this file has no "
+            "states for Triton to carry"
+        )
+
+
+def _accelerators(
+    config: Any, model: onnx.ModelProto, meta: dict[str, Any], options: TritonOptions, tensors: list[_Tensor],
+    notes: list[str],
+) -> None:  # fmt: skip
+    """The ONNX Runtime backend's CUDA-graph and TensorRT accelerators, where the file allows them."""
+    if options.cuda_graph:
+        if ops := control_flow_ops(model):
+            raise GruOnnxUsageError(
+                f"CUDA graphs cannot capture this file: it has control flow ({', '.join(ops)}); export it unrolled "
+                "(a static length) for them"
+            )
+        dynamic = [t.name for t in tensors if any(not isinstance(d, int) for d in t.dims)]
+        if dynamic or config.max_batch_size > 0:
+            where = f" ({', '.join(dynamic)} dynamic)" if dynamic else " (Triton batches requests of any size)"
+            raise GruOnnxUsageError(
+                f"CUDA graphs replay one shape: the file needs static shapes and --max-batch-size 0{where}"
+            )
+        cuda = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="cuda")
+        cuda.parameters["enable_cuda_graph"] = "1"
+        notes.append(
+            "CUDA graphs use the backend's \"cuda\" execution accelerator: Triton 24.06 or newer (older onnxruntime "
+            "backends refuse the model: unknown Execution Accelerator 'cuda')"
+        )
+    if options.tensorrt is not None:
+        support = {row.runtime: row for row in file_support(meta)} if meta else {}
+        row = support.get("onnxruntime-tensorrt")
+        if row is not None and row.status != "yes":
+            raise GruOnnxUsageError(f"TensorRT does not run this file as intended: {row.note}")
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+        accelerator.parameters["precision_mode"] = options.tensorrt
+        accelerator.parameters["trt_engine_cache_enable"] = "1"
+        if options.tensorrt == "FP16" and meta.get("dtype") == "float32":
+            notes.append("TensorRT at FP16 computes a float32 file in half precision: check it on TensorRT first")
 
 
 def _external_files(model: onnx.ModelProto, source: Path) -> list[str]:
@@ -211,9 +283,7 @@ def package_triton(
     target = repo / name
     if target.exists() and not options.force:
         raise GruOnnxUsageError(f"{target} exists; pass --force to replace it")
-    config, states, notes = build_config(
-        model, name, max_batch_size=options.max_batch_size, instances=options.instances, device=options.device
-    )
+    config, states, notes = build_config(model, name, options)
     text = text_format.MessageToString(config)
     verify_config(text, model, states)
     data_files = _external_files(model, source)

@@ -16,7 +16,7 @@ import torch
 
 import gru_onnx
 from gru_onnx import CustomGRU
-from gru_onnx.bench import fused_op_files
+from gru_onnx.bench import bench, fused_op_files
 
 import flat
 from conftest import numpy_reference, run_ort
@@ -78,6 +78,8 @@ def test_activations_without_a_native_form_get_a_labelled_yardstick(tmp_path, ru
         (["{path}", "--json", "nodir/x.json"], "cannot write"),
         (["{static}", "--seq-len", "9", "--json", "x.json"], "fixed at 5"),
         (["{static}", "--provider", "gpu", "--json", "x.json"], "--provider"),
+        (["{static}", "--cuda-graph", "--json", "x.json"], "--cuda-graph with --provider cuda only"),
+        (["{static}", "--cuda-graph", "--provider", "cpu", "--provider", "cuda"], "--provider cuda only"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, loop_file, tmp_path):
@@ -89,6 +91,26 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, loop_fil
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cuda_graphs_refuse_control_flow_before_any_runtime_opens(loop_file):
+    # ONNX Runtime runs Scan/Loop/If from the CPU, so a capture would fail on the GPU: refused
+    # from the file's content, here on a machine without CUDA as on one with it.
+    _, path = loop_file
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match=r"control flow \((Loop|Scan)\).*unrolled"):
+        bench(path, gru_onnx.BenchOptions(providers=("cuda",), cuda_graph=True))
+
+
+def test_cuda_graph_timing_on_the_cuda_provider(tmp_path):
+    from gru_onnx.runners import unavailable_reason
+
+    if reason := unavailable_reason("cuda"):
+        pytest.skip(reason)
+    path = tmp_path / "u.onnx"
+    flat.export(CustomGRU(3, 4, activation="relu"), (torch.randn(5, 2, 3),), path, strategy="unrolled", check=False)
+    report = bench(path, gru_onnx.BenchOptions(providers=("cuda",), cuda_graph=True, runs=5, warmup=2))
+    file = report.timings[0]
+    assert file.note == "CUDA graph" and file.median_ms > 0
 
 
 def test_openvino_runs_a_dynamic_file_reshaped_to_the_feeds(loop_file, run_cli, tmp_path):

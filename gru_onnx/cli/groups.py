@@ -19,7 +19,13 @@ from typing import Any
 import click
 
 from gru_onnx import registry
-from gru_onnx.options import DEFAULT_MEMORY_BUDGET, TRITON_DEVICES
+from gru_onnx.options import (
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_SEQUENCE_IDLE_US,
+    SEQUENCE_STRATEGIES,
+    TENSORRT_PRECISIONS,
+    TRITON_DEVICES,
+)
 
 #: The embedded default model of ``gru-onnx export`` (documented in the README).
 DEFAULTS = {"input_size": 16, "hidden_size": 32, "num_layers": 1, "seq_len": 20, "batch": 2, "seed": 0}
@@ -303,6 +309,23 @@ TRITON = Group(
          "help": "Instances per device."}),
     Flag(("--device",), "device", {"type": click.Choice(TRITON_DEVICES), "default": "cpu", "show_default": True}),
     Flag(("--force",), "force", {"is_flag": True, "help": "Replace an existing REPO/NAME."}),
+    Flag(("--max-sequence-idle-us",), "max_sequence_idle_us", {"type": click.IntRange(min=1),
+         "default": DEFAULT_SEQUENCE_IDLE_US, "show_default": True, "metavar": "US", "help": "Streaming files: how "
+         "long a silent stream keeps its state (Triton's own default, 1 s, cuts a stream that pauses)."}),
+    Flag(("--sequence-strategy",), "sequence_strategy", {"type": click.Choice(SEQUENCE_STRATEGIES),
+         "default": "direct", "show_default": True, "help": "Streaming files: direct (one batch slot per stream) "
+         "or oldest (batch the oldest requests of the candidate streams)."}),
+    Flag(("--max-candidate-sequences",), "max_candidate_sequences", {"type": click.IntRange(min=1),
+         "help": "With --sequence-strategy oldest: streams considered for each batch."}),
+    Flag(("--preferred-batch-size", "preferred_batch_sizes"), "preferred_batch_sizes", {"type": click.IntRange(
+         min=1), "multiple": True, "help": "With --sequence-strategy oldest: batch sizes to form (repeatable)."},
+         convert=tuple),
+    Flag(("--max-queue-delay-us",), "max_queue_delay_us", {"type": click.IntRange(min=0), "metavar": "US",
+         "help": "How long a request may wait for others to form a batch."}),
+    Flag(("--cuda-graph",), "cuda_graph", {"is_flag": True, "help": "With --device gpu: ONNX Runtime's CUDA "
+         "graphs (files without control flow, static shapes, --max-batch-size 0)."}),
+    Flag(("--tensorrt",), "tensorrt", {"type": click.Choice(TENSORRT_PRECISIONS), "help": "With --device gpu: "
+         "ONNX Runtime's TensorRT accelerator at this precision, where TensorRT runs the file as intended."}),
 )  # fmt: skip
 
 BENCH = Group(
@@ -317,4 +340,6 @@ BENCH = Group(
     Flag(("--warmup",), "warmup", {"type": click.IntRange(min=0), "default": 10, "show_default": True}),
     Flag(("--runs",), "runs", {"type": click.IntRange(min=1), "default": 100, "show_default": True,
          "help": "Timed runs per runner."}),
+    Flag(("--cuda-graph",), "cuda_graph", {"is_flag": True, "help": "With --provider cuda: capture the file once "
+         "as a CUDA graph and time its replays (unrolled files; control flow is refused with the reason)."}),
 )  # fmt: skip
