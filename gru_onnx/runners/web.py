@@ -74,7 +74,8 @@ class WebRunner(Runner):
         if problem := web_runner_problem(self.backend, self.cache):
             raise RuntimeUnavailable(problem)
         model = self.path.resolve()
-        data = [d.location for d in validate_data_files(load_model(model, weights="none"), model)]
+        proto = load_model(model, weights="none")
+        data = [d.location for d in validate_data_files(proto, model)]
         server = StaticServer(isolated=True)
         try:
             ort_url = server.mount("ort", package_dir("onnxruntime-web", self.cache) / "dist")
@@ -99,6 +100,13 @@ class WebRunner(Runner):
             self._close()
             raise
         self.output_names = list(info["outputs"])
+        if self.backend == "webgpu" and not info["shaderF16"] and _uses_float16(proto):
+            adapter = info["adapter"]
+            self._close()
+            raise RuntimeUnavailable(
+                f"onnxruntime-web (WebGPU) not available: the WebGPU adapter ({adapter}) lacks shader-f16, "
+                "which this float16 file needs"
+            )
         chromium = self._browser.version
         if self.backend == "webgpu":
             where = f"WebGPU (adapter: {info['adapter']}; ops it lacks run in WebAssembly)"
@@ -146,3 +154,14 @@ class WebRunner(Runner):
         server, self._server = self._server, None
         if server is not None:
             server.close()
+
+
+def _uses_float16(proto: Any) -> bool:
+    """True when a float16 tensor enters, leaves or is stored in the graph."""
+    import onnx
+
+    half = onnx.TensorProto.FLOAT16
+    values = [*proto.graph.input, *proto.graph.output]
+    return any(v.type.tensor_type.elem_type == half for v in values) or any(
+        t.data_type == half for t in proto.graph.initializer
+    )

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,14 +259,3 @@ def setup_web(cache: str | os.PathLike[str] | None = None, *, force: bool = Fals
         seconds=time.perf_counter() - started,
         missing=tuple(missing),
     )
-
-
-def environment(cache: str | os.PathLike[str] | None = None) -> Mapping[str, str | None]:
-    """What the web runtimes would use here, for a report: cache, node, chromium and versions."""
-    chromium = find_chromium()
-    return {
-        "cache": str(cache_dir(cache)),
-        "node": node_version(),
-        "chromium": str(chromium) if chromium else None,
-        **{p: installed_version(p, cache) for p in PINS},
-    }

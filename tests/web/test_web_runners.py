@@ -134,6 +134,20 @@ def test_denoiser_frame_by_frame_equals_pytorch_on_the_whole_sequence(runner_kin
     assert max(errors.values()) < ATOL
 
 
+def test_float16_file_streams_in_float16(kind, tmp_path):
+    path = export_file(lone_gru(), (torch.randn(2, 3, 5),), tmp_path / "half.onnx", strategy="loop", streaming=True,
+                       dtype="float16")  # fmt: skip
+    x = torch.randn(1, 12, 5).half()
+    with torch.no_grad():
+        want, _ = lone_gru().half()(x)
+    with opened(make(kind, path)) as runner, StreamingSession(path, runner=runner) as session:
+        got = stream(session, x.numpy(), [1] * 12)
+        assert session.states["state_in"].dtype == np.float16
+    error = max_error(got["output"], want)
+    print(f"PARITY {kind} float16 loop streaming, 12 frames one per call: output {error:.1e}")
+    assert error < 2e-3  # float16's tolerance in the parity check
+
+
 def identity_file(path: Path) -> Path:
     """A model passing through one input of every dtype the files use (and float64, uint8)."""
     dtypes = {"f32": onnx.TensorProto.FLOAT, "f16": onnx.TensorProto.FLOAT16, "i64": onnx.TensorProto.INT64,

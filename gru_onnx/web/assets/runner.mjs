@@ -39,6 +39,7 @@ window.gruOpen = async (cfg) => {
     isolated: self.crossOriginIsolated,
     version: ort.env.versions.web,
     adapter: adapter ? [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "unnamed" : null,
+    shaderF16: adapter ? adapter.features.has("shader-f16") : null,
     userAgent: navigator.userAgent,
   };
 };
