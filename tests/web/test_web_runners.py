@@ -13,7 +13,7 @@ import pytest
 import torch
 from webtools import ATOL, STRATEGIES, denoiser, export_file, lone_gru
 
-from gru_onnx import StreamingSession
+from gru_onnx import CustomGRU, StreamingSession
 from gru_onnx.runners.base import Runner, RuntimeUnavailable
 from gru_onnx.runners.node import NodeRunner
 from gru_onnx.runners.web import WebRunner, web_runner_problem
@@ -146,6 +146,20 @@ def test_float16_file_streams_in_float16(kind, tmp_path):
     error = max_error(got["output"], want)
     print(f"PARITY {kind} float16 loop streaming, 12 frames one per call: output {error:.1e}")
     assert error < 2e-3  # float16's tolerance in the parity check
+
+
+def test_external_data_file_is_read(kind, tmp_path):
+    torch.manual_seed(3)
+    gru = CustomGRU(16, 32, batch_first=True, activation="relu").eval()
+    path = export_file(gru, (torch.randn(2, 3, 16),), tmp_path / "big.onnx", strategy="loop", dynamic_seq=True,
+                       external_data=True)  # fmt: skip
+    assert len(list(tmp_path.glob("big.onnx.*.data"))) == 1
+    x = torch.randn(1, 6, 16)
+    with torch.no_grad():
+        want, _ = gru(x)
+    with opened(make(kind, path)) as runner:
+        y, _ = runner.run({"input": x.numpy()})
+    assert max_error(y, want) < ATOL
 
 
 def identity_file(path: Path) -> Path:
