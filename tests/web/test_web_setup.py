@@ -1,0 +1,140 @@
+"""``setup_web``: where the cache is, what it installs (with a stand-in npm: no network), that a
+failed or foreign install leaves things as they were, and the one-line reasons."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from gru_onnx.errors import GruOnnxError, GruOnnxUsageError
+from gru_onnx.web.setup import (
+    CACHE_ENV,
+    CHROMIUM_ENV,
+    PINS,
+    cache_dir,
+    find_chromium,
+    find_node,
+    installed_version,
+    node_version,
+    setup_web,
+)
+
+#: A stand-in for npm: installs each dependency of ./package.json as a bare package.json.
+FAKE_NPM = """#!/bin/sh
+echo "$@" >> "$NPM_LOG"
+python3 - <<'EOF'
+import json, pathlib
+for name, version in json.load(open("package.json"))["dependencies"].items():
+    folder = pathlib.Path("node_modules") / name
+    folder.mkdir(parents=True)
+    (folder / "package.json").write_text(json.dumps({"name": name, "version": version}))
+EOF
+"""
+FAILING_NPM = """#!/bin/sh
+echo "npm ERR! code E404" >&2
+echo "npm ERR! 404 Not Found - GET https://registry.npmjs.org/onnxruntime-web" >&2
+exit 1
+"""
+
+
+@pytest.fixture
+def with_npm(tmp_path, monkeypatch):
+    """Put a stand-in npm (``FAKE_NPM`` or another script) first on PATH, Node.js kept."""
+    node = find_node()
+    if node is None or node_version(node) is None:
+        pytest.skip("Node.js not found: `apt-get install nodejs npm`")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("NPM_LOG", str(tmp_path / "npm.log"))
+
+    def install(script: str) -> Path:
+        npm = bin_dir / "npm"
+        npm.write_text(script)
+        npm.chmod(npm.stat().st_mode | stat.S_IEXEC)
+        return tmp_path / "npm.log"
+
+    return install
+
+
+def test_cache_folder_argument_then_variable_then_xdg(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert cache_dir() == tmp_path / "xdg" / "gru-onnx" / "web"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env"))
+    assert cache_dir() == tmp_path / "env"
+    assert cache_dir(tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_chromium_variable_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv(CHROMIUM_ENV, str(tmp_path / "my-chromium"))
+    assert find_chromium() == tmp_path / "my-chromium"
+
+
+def test_install_is_atomic_and_skipped_when_the_pins_are_there(with_npm, tmp_path, monkeypatch):
+    log = with_npm(FAKE_NPM)
+    monkeypatch.setenv(CHROMIUM_ENV, str(tmp_path / "no-chromium"))
+    cache = tmp_path / "cache"
+    first = setup_web(cache)
+    assert first.installed and first.cache == cache and first.versions == PINS
+    assert json.loads((cache / "package.json").read_text())["dependencies"] == PINS
+    assert log.read_text().split() == ["install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+    assert first.missing == (
+        f"{CHROMIUM_ENV}={tmp_path / 'no-chromium'} is not an executable file: `apt-get install chromium` or fix the "
+        "variable",
+    )
+    assert "missing: GRU_ONNX_CHROMIUM=" in first.summary()[-1]
+    second = setup_web(cache)
+    assert not second.installed and len(log.read_text().splitlines()) == 1  # npm not run again
+    assert "already in" in second.summary()[0]
+    third = setup_web(cache, force=True)
+    assert third.installed and len(log.read_text().splitlines()) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "cache", "npm.log"]  # no temporary folders left
+
+
+def test_failed_install_keeps_the_previous_cache(with_npm, tmp_path):
+    with_npm(FAKE_NPM)
+    cache = tmp_path / "cache"
+    setup_web(cache)
+    (cache / "node_modules" / "onnxruntime-web" / "package.json").write_text('{"version": "1.0.0"}')  # an old pin
+    with_npm(FAILING_NPM)
+    with pytest.raises(GruOnnxError, match=r"^npm install onnxruntime-web@1\.30\.0 onnxruntime-node@1\.30\.0 failed: "
+                                           r"npm ERR! code E404$"):  # fmt: skip
+        setup_web(cache)
+    assert installed_version("onnxruntime-web", cache) == "1.0.0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "cache", "npm.log"]
+
+
+def test_a_folder_it_did_not_make_is_refused(with_npm, tmp_path):
+    with_npm(FAKE_NPM)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    with pytest.raises(GruOnnxUsageError, match=r"mine holds files gru-onnx did not put there"):
+        setup_web(mine)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(GruOnnxUsageError, match=r"the web cache .*file is not a folder"):
+        setup_web(tmp_path / "file")
+    assert (mine / "thesis.tex").read_text() == "keep"
+
+
+def test_without_npm_the_package_is_named(tmp_path, monkeypatch):
+    node = find_node()
+    if node is None:
+        pytest.skip("Node.js not found: `apt-get install nodejs npm`")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "node").symlink_to(node.resolve())
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("GRU_ONNX_NODE", raising=False)
+    with pytest.raises(GruOnnxUsageError, match=r"^npm not found on PATH: `apt-get install nodejs npm`$"):
+        setup_web(tmp_path / "cache")
+
+
+def test_the_real_cache_holds_the_pins(node_ready, ort_web_ready):
+    result = setup_web()
+    assert not result.installed and result.versions == PINS
