@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         ShapeOptions,
         StreamingOptions,
         TritonOptions,
+        WebOptions,
     )
     from gru_onnx.parity import ParityReport, check_parity
     from gru_onnx.quantization import quantize
@@ -63,6 +64,7 @@ _PUBLIC = {
     "StreamingOptions": "gru_onnx.options",
     "StreamingSession": "gru_onnx.session",
     "TritonOptions": "gru_onnx.options",
+    "WebOptions": "gru_onnx.options",
     "check_parity": "gru_onnx.parity",
     "describe": "gru_onnx.description",
     "export": "gru_onnx.exporting",
@@ -97,6 +99,7 @@ __all__ = [
     "StreamingOptions",
     "StreamingSession",
     "TritonOptions",
+    "WebOptions",
     "__version__",
     "check_parity",
     "describe",

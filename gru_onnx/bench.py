@@ -5,10 +5,13 @@ the activations have an exact native form, else a sigmoid/tanh op of the same si
 a yardstick) and PyTorch eager (the CustomGRU rebuilt from the file, or a ``--model``
 factory's module). Every timed call of every runner is interleaved with the others, round by
 round, so machine noise is shared; ratios are medians of the per-round ratios to the fused op
-(the sum of the stacks' fused ops for a file with several). OpenVINO gets the feeds' static
-shapes before compiling: with dynamic shapes it runs far slower. Every runner is timed through
-its timing mode (:meth:`gru_onnx.runners.Runner.timed`), on inputs from
-:func:`gru_onnx.samples.timing_feeds`.
+(the sum of the stacks' fused ops for a file with several) in the same runtime: the JavaScript
+runtimes (``node``, ``web``, ``webgpu``) time their own fused op, everything else ONNX Runtime
+CPU's. OpenVINO gets the feeds' static shapes before compiling: with dynamic shapes it runs far
+slower. Every runner is timed through its timing mode (:meth:`gru_onnx.runners.Runner.timed`),
+on inputs from :func:`gru_onnx.samples.timing_feeds`; runtimes in another process time each run
+inside themselves (:attr:`~gru_onnx.runners.Runner.times_inside`), so the round trip is not
+counted.
 """
 
 from __future__ import annotations
@@ -158,20 +161,24 @@ def fused_op_files(
 # ---------------------------------------------------------------- timing
 
 
-def interleaved(runners: Sequence[Callable[[], Any]], warmup: int, runs: int) -> list[list[float]]:
+def interleaved(
+    runners: Sequence[Callable[[], Any]], warmup: int, runs: int, inside: Sequence[bool] = ()
+) -> list[list[float]]:
     """Seconds per call, ``runs`` calls of each runner, one call of each per round (the order
-    rotating), after ``warmup`` calls of each."""
+    rotating), after ``warmup`` calls of each. A runner flagged in ``inside`` returns the seconds
+    it measured itself; the others are timed here."""
     for run in runners:
         for _ in range(warmup):
             run()
     times: list[list[float]] = [[] for _ in runners]
     clock = time.perf_counter
+    flags = list(inside) or [False] * len(runners)
     for r in range(runs):
         for k in range(len(runners)):
             i = (k + r) % len(runners)
             start = clock()
-            runners[i]()
-            times[i].append(clock() - start)
+            measured = runners[i]()
+            times[i].append(float(measured) if flags[i] else clock() - start)
     return times
 
 
@@ -196,7 +203,7 @@ def bench(path: str | os.PathLike[str], options: BenchOptions = _BENCH, *, model
         str(path), options.batch, seq_len, options.threads, options.warmup, options.runs, machine(), versions()
     )
     runners: list[Runner] = []
-    entries: list[tuple[str, str, str, Callable[[], Any], str]] = []  # name, kind, runtime, call, note
+    entries: list[_Entry] = []
     try:
         for key in options.providers:
             if reason := unavailable_reason(key):
@@ -208,32 +215,32 @@ def bench(path: str | os.PathLike[str], options: BenchOptions = _BENCH, *, model
                 runner = make_runner(key, path, threads=options.threads)
             _open(runner, runners)
             note = "static shapes (reshaped)" if key == "openvino" else "CUDA graph" if options.cuda_graph else ""
-            entries.append(("file", "file", runner.name, runner.timed(feeds), note))
-        fused: list[int] = []
+            if runner.times_inside:
+                note = "timed inside the runtime"
+            entries.append(_Entry("file", "file", runner.name, runner.timed(feeds), note, runner.times_inside, key))
         with tempfile.TemporaryDirectory() as tmp:
             if options.baselines and metadata is not None:
-                for label, kind, fused_path, fused_feeds in fused_op_files(
-                    proto, metadata, options.batch, seq_len, Path(tmp)
-                ):
-                    runner = _open(make_runner("cpu", fused_path, threads=options.threads), runners)
-                    name = f"fused GRU op ({label})" if kind == "fused-op" else f"fused GRU op, sigmoid/tanh ({label})"
-                    note = "same weights" if kind == "fused-op" else "yardstick: same sizes, default activations"
-                    fused.append(len(entries))
-                    entries.append((name, kind, runner.name, runner.timed(fused_feeds), note))
+                files = fused_op_files(proto, metadata, options.batch, seq_len, Path(tmp))
+                # ONNX Runtime CPU's fused op, and the JavaScript runtimes' own (their ratios' base)
+                for key in ["cpu", *(e.key for e in entries if e.inside)]:
+                    entries.extend(_fused_entries(files, key, options.threads, runners))
             if options.baselines:
                 torch_call = _pytorch_call(proto, metadata, feeds, model)
                 if torch_call is not None:
-                    entries.append(("PyTorch eager", "pytorch", "torch-cpu", torch_call[0], torch_call[1]))
+                    entries.append(_Entry("PyTorch eager", "pytorch", "torch-cpu", torch_call[0], torch_call[1]))
             if not entries:
                 raise GruOnnxUsageError("nothing to time: " + "; ".join(report.skipped))
             with _torch_threads(options.threads):
-                times = interleaved([e[3] for e in entries], options.warmup, options.runs)
+                calls, inside = [e.call for e in entries], [e.inside for e in entries]
+                times = interleaved(calls, options.warmup, options.runs, inside)
     finally:
         for runner in runners:
             runner.close()
-    base = [sum(times[i][r] for i in fused) for r in range(options.runs)] if fused else None
-    for (name, kind, runtime, _, note), samples in zip(entries, times, strict=True):
+    bases = _bases(entries, times, options.runs)
+    for entry, samples in zip(entries, times, strict=True):
+        name, kind, runtime, note = entry.name, entry.kind, entry.runtime, entry.note
         median = statistics.median(samples)
+        base = bases.get(entry.key if entry.key in bases else "cpu")
         ratio = statistics.median(s / b for s, b in zip(samples, base, strict=True)) if base else None
         report.timings.append(
             Timing(
@@ -258,6 +265,43 @@ def _refuse_uncapturable(model: onnx.ModelProto) -> None:
             f"CUDA graphs cannot capture this file: it has control flow ({', '.join(ops)}), which ONNX Runtime runs "
             "from the CPU; export it unrolled (a static length) to replay it as a graph"
         )
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One timed runner: what it is, its call, whether the call times itself, its provider key."""
+
+    name: str
+    kind: str
+    runtime: str
+    call: Callable[[], Any]
+    note: str
+    inside: bool = False
+    key: str = "cpu"
+
+
+def _fused_entries(
+    files: list[tuple[str, str, Path, dict[str, np.ndarray]]], key: str, threads: int, opened: list[Runner]
+) -> list[_Entry]:
+    """The fused-op baselines (one per GRU stack) on runtime ``key``, opened (and remembered)."""
+    entries = []
+    for label, kind, fused_path, fused_feeds in files:
+        runner = _open(make_runner(key, fused_path, threads=threads), opened)
+        name = f"fused GRU op ({label})" if kind == "fused-op" else f"fused GRU op, sigmoid/tanh ({label})"
+        note = "same weights" if kind == "fused-op" else "yardstick: same sizes, default activations"
+        entries.append(_Entry(name, kind, runner.name, runner.timed(fused_feeds), note, runner.times_inside, key))
+    return entries
+
+
+def _bases(entries: Sequence[_Entry], times: Sequence[Sequence[float]], runs: int) -> dict[str, list[float]]:
+    """Per provider key, the per-round sum of its fused-op (or yardstick) runs: the ratios' base."""
+    bases: dict[str, list[float]] = {}
+    for entry, samples in zip(entries, times, strict=True):
+        if entry.kind in ("fused-op", "yardstick"):
+            base = bases.setdefault(entry.key, [0.0] * runs)
+            for r, seconds in enumerate(samples):
+                base[r] += seconds
+    return bases
 
 
 def _open(runner: Runner, opened: list[Runner]) -> Runner:

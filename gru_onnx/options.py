@@ -343,6 +343,37 @@ class BenchOptions:
             )
 
 
+#: Frames of a web bundle's generated reference input (a streaming file runs them one call each).
+DEFAULT_WEB_FRAMES = 100
+
+
+@dataclass(frozen=True)
+class WebOptions:
+    """A static web bundle (``package --web``): its name (None: the file's), whether an existing
+    bundle may be replaced, and the reference its page checks itself against: ``frames`` seeded
+    random frames (``seed``) for a lone CustomGRU, held to ``atol``/``rtol`` (None: the check's
+    defaults for the file's dtype)."""
+
+    name: str | None = None
+    force: bool = False
+    frames: int = DEFAULT_WEB_FRAMES
+    seed: int = 0
+    atol: float | None = None
+    rtol: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None and (
+            not isinstance(self.name, str) or not self.name.strip() or not self.name.isprintable()
+            or len(self.name) > TRITON_NAME_BYTES
+        ):  # fmt: skip
+            raise GruOnnxUsageError(f"bundle name {self.name!r}: printable text of 1 to {TRITON_NAME_BYTES} characters")
+        _positive_int("frames", self.frames)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise GruOnnxUsageError(f"seed must be an integer >= 0, got {self.seed!r}")
+        _tolerance("atol", self.atol)
+        _tolerance("rtol", self.rtol)
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     """Every group of one export, with the rules that cross groups checked once, here."""

@@ -93,6 +93,10 @@ _RUNNERS: dict[str, RunnerName] = {
         RunnerName("cuda", "onnxruntime-cuda"),
         RunnerName("tensorrt", "onnxruntime-tensorrt"),
         RunnerName("openvino", "openvino"),
+        # JavaScript runtimes in other processes (gru-onnx setup web): asked for by name only
+        RunnerName("node", "onnxruntime-node", in_all=False),
+        RunnerName("web", "onnxruntime-web-wasm", in_all=False),
+        RunnerName("webgpu", "onnxruntime-web-webgpu", in_all=False),
     )
 }
 

@@ -17,12 +17,17 @@ LAYERS: dict[str, int] = {
     # 1: names, errors, graph naming and rewrites, the runners (no torch)
     "gru_onnx._version": 1, "gru_onnx.errors": 1, "gru_onnx.registry": 1, "gru_onnx.options": 1,
     "gru_onnx.naming": 1, "gru_onnx.workarounds": 1, "gru_onnx.files": 1, "gru_onnx.protos": 1,
-    "gru_onnx.runners": 1, "gru_onnx.runners.base": 1,
-    "gru_onnx.runners.onnxruntime": 1, "gru_onnx.runners.openvino": 1,
+    "gru_onnx.runners.base": 1, "gru_onnx.runners.onnxruntime": 1, "gru_onnx.runners.openvino": 1,
+    "gru_onnx.runners.node": 1,
+    # the JavaScript runtimes' setup, wire format, static server and shared browser (no torch)
+    "gru_onnx.web": 1, "gru_onnx.web.setup": 1, "gru_onnx.web.wire": 1, "gru_onnx.web.serve": 1,
+    "gru_onnx.web.browser": 1,
     # 2: activations, spec and the dtype table, trees, weights, saving (IR versions), metadata, compat, names
     "gru_onnx.activations": 2, "gru_onnx.spec": 2, "gru_onnx.trees": 2, "gru_onnx.weights": 2,
     "gru_onnx.saving": 2, "gru_onnx.metadata": 2, "gru_onnx.compat": 2, "gru_onnx.irversion": 2,
     "gru_onnx.compact": 2, "gru_onnx.wiring": 2,
+    # the runners' table, and the web runner (it serves a file's external data, checked by saving)
+    "gru_onnx.runners": 2, "gru_onnx.runners.web": 2,
     # 3: the recurrence in PyTorch, the module, the torch op
     "gru_onnx.cell": 3, "gru_onnx.module": 3, "gru_onnx._export_op": 3,
     # 4: strategies, state lifting, quantization, loading, tracing
@@ -40,11 +45,13 @@ LAYERS: dict[str, int] = {
     "gru_onnx.parity": 7, "gru_onnx.exporting": 7, "gru_onnx.description": 7, "gru_onnx.triton": 7,
     "gru_onnx.bench": 7, "gru_onnx.report": 7, "gru_onnx.testing": 7, "gru_onnx.keras": 7,
     "gru_onnx.keras.backend": 7, "gru_onnx.keras.convert": 7, "gru_onnx.keras.load": 7, "gru_onnx.keras.check": 7,
+    "gru_onnx.web.bundle": 7,
     # 8: the command line
     "gru_onnx.cli": 8, "gru_onnx.cli.app": 8, "gru_onnx.cli.groups": 8, "gru_onnx.cli.factory": 8,
     "gru_onnx.cli.render": 8, "gru_onnx.cli.export_cmd": 8, "gru_onnx.cli.check_cmd": 8,
     "gru_onnx.cli.inspect_cmd": 8, "gru_onnx.cli.quantize_cmd": 8, "gru_onnx.cli.package_cmd": 8,
     "gru_onnx.cli.bench_cmd": 8, "gru_onnx.cli.activations_cmd": 8, "gru_onnx.cli.__main__": 8,
+    "gru_onnx.cli.setup_cmd": 8,
     # 9: the public names, loaded lazily
     "gru_onnx": 9,
 }  # fmt: skip

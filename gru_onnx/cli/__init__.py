@@ -14,6 +14,7 @@ from gru_onnx.cli import (  # noqa: F401 (each registers its command)
     inspect_cmd,
     package_cmd,
     quantize_cmd,
+    setup_cmd,
 )
 from gru_onnx.cli.app import cli, main
 

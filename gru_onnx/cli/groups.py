@@ -22,6 +22,7 @@ from gru_onnx import registry
 from gru_onnx.options import (
     DEFAULT_MEMORY_BUDGET,
     DEFAULT_SEQUENCE_IDLE_US,
+    DEFAULT_WEB_FRAMES,
     SEQUENCE_STRATEGIES,
     TENSORRT_PRECISIONS,
     TRITON_DEVICES,
@@ -301,14 +302,22 @@ QUANTIZE_MODE = Group(
     QUANTIZE.flags[1],
 )  # fmt: skip
 
+# ---------------------------------------------------------------- package's option groups
+
+#: Flags of both package forms (--triton, --web).
+PACKAGE = Group(
+    Flag(("--name",), "name", {"help": "Model name (Triton: in the repository; web: in the manifest and page). "
+         "Default: the file's name without .onnx."}),
+    Flag(("--force",), "force", {"is_flag": True, "help": "Replace an existing entry (Triton: REPO/NAME; web: a "
+         "bundle or empty DIR)."}),
+)  # fmt: skip
+
 TRITON = Group(
-    Flag(("--name",), "name", {"help": "Model name in the repository (default: the file's name without .onnx)."}),
     Flag(("--max-batch-size",), "max_batch_size", {"type": click.IntRange(min=0), "help": "Triton's max_batch_size "
          "(default: 8 with a dynamic batch axis first on every tensor, else 0)."}),
     Flag(("--instances",), "instances", {"type": click.IntRange(min=1), "default": 1, "show_default": True,
          "help": "Instances per device."}),
     Flag(("--device",), "device", {"type": click.Choice(TRITON_DEVICES), "default": "cpu", "show_default": True}),
-    Flag(("--force",), "force", {"is_flag": True, "help": "Replace an existing REPO/NAME."}),
     Flag(("--max-sequence-idle-us",), "max_sequence_idle_us", {"type": click.IntRange(min=1),
          "default": DEFAULT_SEQUENCE_IDLE_US, "show_default": True, "metavar": "US", "help": "Streaming files: how "
          "long a silent stream keeps its state (Triton's own default, 1 s, cuts a stream that pauses)."}),
@@ -326,6 +335,17 @@ TRITON = Group(
          "graphs (files without control flow, static shapes, --max-batch-size 0)."}),
     Flag(("--tensorrt",), "tensorrt", {"type": click.Choice(TENSORRT_PRECISIONS), "help": "With --device gpu: "
          "ONNX Runtime's TensorRT accelerator at this precision, where TensorRT runs the file as intended."}),
+)  # fmt: skip
+
+WEB = Group(
+    Flag(("--frames",), "frames", {"type": click.IntRange(min=1), "default": DEFAULT_WEB_FRAMES, "show_default": True,
+         "help": "Web: frames of the page's reference input (a lone CustomGRU's seeded random input)."}),
+    Flag(("--seed",), "seed", {"type": click.IntRange(min=0), "default": 0, "show_default": True,
+         "help": "Web: seed of the reference input."}),
+    Flag(("--atol",), "atol", {"type": click.FloatRange(min=0.0), "help": "Web: the page's absolute tolerance "
+         "(default per dtype, as the check's)."}),
+    Flag(("--rtol",), "rtol", {"type": click.FloatRange(min=0.0), "help": "Web: the page's relative tolerance "
+         "(default per dtype)."}),
 )  # fmt: skip
 
 BENCH = Group(

@@ -14,8 +14,10 @@ from functools import partial
 from gru_onnx import registry
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.runners.base import Runner, RuntimeUnavailable
+from gru_onnx.runners.node import NodeRunner, node_runner_problem
 from gru_onnx.runners.onnxruntime import OnnxRuntimeRunner, provider_problem
 from gru_onnx.runners.openvino import OpenVINORunner, openvino_problem
+from gru_onnx.runners.web import WebRunner, web_runner_problem
 
 #: ``factory(path, *, threads=None) -> Runner`` per provider key.
 RUNNERS: dict[str, Callable[..., Runner]] = {
@@ -23,6 +25,9 @@ RUNNERS: dict[str, Callable[..., Runner]] = {
     "cuda": partial(OnnxRuntimeRunner, provider="cuda"),
     "tensorrt": partial(OnnxRuntimeRunner, provider="tensorrt"),
     "openvino": OpenVINORunner,
+    "node": NodeRunner,
+    "web": partial(WebRunner, backend="wasm"),
+    "webgpu": partial(WebRunner, backend="webgpu"),
 }
 #: Why a runner cannot run here (checked without a file), per key; None when it can.
 _PROBLEMS: dict[str, Callable[[], str | None]] = {
@@ -30,6 +35,9 @@ _PROBLEMS: dict[str, Callable[[], str | None]] = {
     "cuda": partial(provider_problem, "cuda"),
     "tensorrt": partial(provider_problem, "tensorrt"),
     "openvino": openvino_problem,
+    "node": node_runner_problem,
+    "web": partial(web_runner_problem, "wasm"),
+    "webgpu": partial(web_runner_problem, "webgpu"),
 }
 ALL = tuple(k for k in RUNNERS if registry.runner_name(k).in_all)
 
@@ -76,10 +84,12 @@ def open_runner(path: str | os.PathLike[str], keys: Iterable[str], threads: int 
 __all__ = [
     "ALL",
     "RUNNERS",
+    "NodeRunner",
     "OnnxRuntimeRunner",
     "OpenVINORunner",
     "Runner",
     "RuntimeUnavailable",
+    "WebRunner",
     "make_runner",
     "open_runner",
     "register_runner",

@@ -30,6 +30,9 @@ class Runner(ABC):
     """
 
     name: str = "runner"
+    #: True when the call :meth:`timed` returns measures itself inside the runtime and returns
+    #: the seconds of one run (a runtime in another process, where the round trip is not its cost)
+    times_inside: bool = False
 
     def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None) -> None:
         self.path = Path(path)
@@ -73,7 +76,8 @@ class Runner(ABC):
         return self._run(feeds)
 
     def timed(self, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
-        """The timing mode: a call that runs ``feeds`` once, for a benchmark to time round by round."""
+        """The timing mode: a call that runs ``feeds`` once, for a benchmark to time round by round
+        (with :attr:`times_inside`, the call returns the seconds the runtime measured)."""
         self._require_open("timed()")
         return self._timed(feeds)
 

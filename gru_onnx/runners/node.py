@@ -14,6 +14,7 @@ import contextlib
 import os
 import subprocess
 import threading
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -21,13 +22,20 @@ import numpy as np
 
 from gru_onnx.runners.base import Runner, RuntimeUnavailable
 from gru_onnx.web import wire
-from gru_onnx.web.setup import find_node, node_problem
+from gru_onnx.web.setup import cache_dir, find_node, node_problem
+
+
+def node_runner_problem(cache: str | os.PathLike[str] | None = None) -> str | None:
+    """Why the Node.js runner cannot run here (checked without a file), or None."""
+    problem = node_problem(cache)
+    return f"onnxruntime-node not available: {problem}" if problem else None
 
 
 class NodeRunner(Runner):
     """onnxruntime-node in a Node.js child process; ``threads`` sets its intra-op threads."""
 
     name = "onnxruntime-node"
+    times_inside = True  # timed in Node.js (performance.now), not across the pipe
 
     def __init__(
         self, path: str | os.PathLike[str], *, threads: int | None = None, cache: str | os.PathLike[str] | None = None
@@ -40,10 +48,8 @@ class NodeRunner(Runner):
         self.output_names: list[str] = []
 
     def _open(self) -> None:
-        from gru_onnx.web.setup import cache_dir
-
-        if problem := node_problem(self.cache):
-            raise RuntimeUnavailable(f"onnxruntime-node not available: {problem}")
+        if problem := node_runner_problem(self.cache):
+            raise RuntimeUnavailable(problem)
         driver = resources.files("gru_onnx.web") / "assets" / "node_driver.mjs"
         self._process = subprocess.Popen(
             [str(find_node()), str(driver), str(cache_dir(self.cache))],
@@ -73,10 +79,14 @@ class NodeRunner(Runner):
     def _call(
         self, header: dict[str, Any], tensors: dict[str, np.ndarray] | None = None
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return self._send(wire.encode(header, tensors))
+
+    def _send(self, request: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Send one encoded message and read the answer (a RuntimeError when Node.js says no or died)."""
         process = self._process
         assert process is not None and process.stdin is not None and process.stdout is not None
         try:
-            process.stdin.write(wire.encode(header, tensors))
+            process.stdin.write(request)
             process.stdin.flush()
             message = wire.read(process.stdout)
         except (BrokenPipeError, OSError):
@@ -93,6 +103,10 @@ class NodeRunner(Runner):
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         _, outputs = self._call({"op": "run"}, feeds)
         return [outputs[name] for name in self.output_names]
+
+    def _timed(self, feeds: dict[str, np.ndarray]) -> Callable[[], float]:
+        message = wire.encode({"op": "time"}, feeds)  # encoded once: the call sends bytes only
+        return lambda: float(self._send(message)[0]["seconds"])
 
     def _close(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -17,14 +17,18 @@ import base64
 import collections
 import contextlib
 import os
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Literal
 
 import numpy as np
+import onnx
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.runners.base import Runner, RuntimeUnavailable
-from gru_onnx.web import wire
+from gru_onnx.saving import validate_data_files
+from gru_onnx.web import browser, wire
+from gru_onnx.web.serve import StaticServer
 from gru_onnx.web.setup import package_dir, web_problem
 
 BACKENDS = {"wasm": "WebAssembly", "webgpu": "WebGPU"}
@@ -43,6 +47,8 @@ def web_runner_problem(backend: str = "wasm", cache: str | os.PathLike[str] | No
 
 class WebRunner(Runner):
     """onnxruntime-web in a headless Chromium page; ``threads`` sets its WebAssembly threads."""
+
+    times_inside = True  # timed in the page (performance.now), not across Playwright
 
     def __init__(
         self,
@@ -66,15 +72,10 @@ class WebRunner(Runner):
         self._console: collections.deque[str] = collections.deque(maxlen=20)
 
     def _open(self) -> None:
-        from gru_onnx.metadata import load_model
-        from gru_onnx.saving import validate_data_files
-        from gru_onnx.web import browser
-        from gru_onnx.web.serve import StaticServer
-
         if problem := web_runner_problem(self.backend, self.cache):
             raise RuntimeUnavailable(problem)
         model = self.path.resolve()
-        proto = load_model(model, weights="none")
+        proto = onnx.load(str(model), load_external_data=False)  # the caller checked the file
         data = [d.location for d in validate_data_files(proto, model)]
         server = StaticServer(isolated=True)
         try:
@@ -141,9 +142,11 @@ class WebRunner(Runner):
         _, outputs = wire.decode(base64.b64decode(answer))
         return [outputs[name] for name in self.output_names]
 
-    def _close(self) -> None:
-        from gru_onnx.web import browser
+    def _timed(self, feeds: dict[str, np.ndarray]) -> Callable[[], float]:
+        message = wire.encode({}, feeds)
+        return lambda: float(self._evaluate("message => window.gruTime(message)", message, RUN_TIMEOUT))
 
+    def _close(self) -> None:
         page, self._page = self._page, None
         if page is not None:
             with contextlib.suppress(Exception):  # the browser may be gone already
@@ -158,8 +161,6 @@ class WebRunner(Runner):
 
 def _uses_float16(proto: Any) -> bool:
     """True when a float16 tensor enters, leaves or is stored in the graph."""
-    import onnx
-
     half = onnx.TensorProto.FLOAT16
     values = [*proto.graph.input, *proto.graph.output]
     return any(v.type.tensor_type.elem_type == half for v in values) or any(

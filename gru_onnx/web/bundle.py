@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -28,14 +27,25 @@ from typing import Any
 
 import numpy as np
 import onnx
+import torch
 
+from gru_onnx._version import __version__
+from gru_onnx.check.compare import DEFAULT_TOLERANCES
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.files import remove_stale_temps, temp_name
+from gru_onnx.metadata import load_model, read_metadata
+from gru_onnx.options import DEFAULT_WEB_FRAMES, WebOptions
+from gru_onnx.rebuild import reference_from_file
+from gru_onnx.samples import flatten_tensors, time_axes
+from gru_onnx.saving import validate_data_files
+from gru_onnx.spec import float_type
+from gru_onnx.streaming import recorded_input_axes, state_pairs
 from gru_onnx.web.setup import PINS, SETUP_COMMAND, package_dir, package_problem
 
 FORMAT = "gru-onnx-web"
 FORMAT_VERSION = 1
 #: Frames of the generated reference input (a streaming file runs them one call each).
-DEFAULT_FRAMES = 100
+DEFAULT_FRAMES = DEFAULT_WEB_FRAMES
 #: onnxruntime-web's files the bundle's WebAssembly backend loads (entry, its loader, the binary).
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 #: The bundle's own files, copied from ``gru_onnx/web/assets``.
@@ -74,10 +84,6 @@ class WebBundle:
 
 
 def _default_tolerances(dtype: str) -> tuple[float, float]:
-    try:  # the check package of the restructure
-        from gru_onnx.check.compare import DEFAULT_TOLERANCES
-    except ImportError:
-        from gru_onnx.parity import DEFAULT_TOLERANCES
     return DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
 
 
@@ -100,9 +106,6 @@ class _Interface:
 
 
 def _interface(proto: onnx.ModelProto, metadata: Mapping[str, Any]) -> _Interface:
-    from gru_onnx.samples import time_axes
-    from gru_onnx.streaming import recorded_input_axes, state_pairs
-
     pairs = state_pairs(metadata)
     state_in = {p.input for p in pairs}
     state_out = {p.output for p in pairs}
@@ -130,11 +133,6 @@ def torch_reference(
     """The PyTorch ``model``'s outputs for ``inputs`` (by the file's input names), named as the
     file's outputs (states excluded): the ``outputs`` :func:`package_web` takes for a whole model.
     The model is called with the inputs in the file's order, in eval mode, without gradients."""
-    import torch
-
-    from gru_onnx.metadata import load_model, read_metadata
-    from gru_onnx.samples import flatten_tensors
-
     proto = load_model(path, weights="none")
     interface = _interface(proto, read_metadata(proto))
     names = [i["name"] for i in interface.inputs]
@@ -162,14 +160,9 @@ def _lone_reference(
     proto: onnx.ModelProto, metadata: Mapping[str, Any], interface: _Interface, frames: int, seed: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Seeded inputs (batch 1, ``frames`` steps) and the rebuilt PyTorch reference's outputs."""
-    import torch
-
-    from gru_onnx.rebuild import reference_from_file, torch_dtype
-    from gru_onnx.samples import flatten_tensors
-
     reference = reference_from_file(proto, metadata)
     generator = torch.Generator().manual_seed(seed)
-    dtype = torch_dtype(metadata.get("dtype", "float32"))
+    dtype = float_type(metadata.get("dtype", "float32")).torch
     args: dict[str, torch.Tensor] = {}
     for info in interface.inputs:
         shape = [1 if isinstance(d, str) else d for d in info["shape"]]
@@ -251,35 +244,27 @@ def _prepare_target(out_dir: Path, force: bool) -> None:
 def package_web(
     path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
+    options: WebOptions = WebOptions(),  # noqa: B008 (frozen)
     *,
-    name: str | None = None,
-    force: bool = False,
-    frames: int = DEFAULT_FRAMES,
     inputs: Mapping[str, np.ndarray] | None = None,
     outputs: Mapping[str, np.ndarray] | None = None,
-    seed: int = 0,
-    atol: float | None = None,
-    rtol: float | None = None,
     cache: str | os.PathLike[str] | None = None,
 ) -> WebBundle:
     """Write the static bundle of the gru-onnx file ``path`` to the folder ``out_dir``.
 
     The reference is ``inputs`` and ``outputs`` (whole-sequence arrays by the file's names,
     states excluded, batch 1 advised; see :func:`torch_reference`), or for a lone CustomGRU
-    ``frames`` seeded random frames run through its rebuilt PyTorch reference. ``atol``/``rtol``
-    set the page's verdict (the check's defaults for the file's dtype). An existing ``out_dir``
-    is replaced only with ``force`` (and only when it is a bundle or empty).
+    ``options.frames`` seeded random frames run through its rebuilt PyTorch reference.
+    ``options.atol``/``rtol`` set the page's verdict (the check's defaults for the file's dtype).
+    An existing ``out_dir`` is replaced only with ``options.force`` (and only when it is a bundle
+    or empty). ``cache``: the npm cache of ``gru-onnx setup web`` (None: the default one).
     """
-    from gru_onnx._version import __version__
-    from gru_onnx.metadata import load_model, read_metadata
-    from gru_onnx.saving import validate_data_files
-
     source = Path(path)
     target = Path(out_dir)
+    name, force, frames, seed, atol, rtol = (options.name, options.force, options.frames, options.seed,
+                                             options.atol, options.rtol)  # fmt: skip
     if problem := package_problem("onnxruntime-web", cache):
         raise GruOnnxUsageError(problem)
-    if frames < 1:
-        raise GruOnnxUsageError(f"frames must be positive, got {frames}")
     if inputs is None and outputs is not None:
         raise GruOnnxUsageError("reference outputs given without their inputs: pass inputs= too")
     _prepare_target(target, force)
@@ -304,8 +289,6 @@ def package_web(
         stacks = metadata.get("stacks", [])
         if len(stacks) != 1 or stacks[0]["path"] != "":
             raise GruOnnxUsageError("pass the PyTorch outputs for the reference inputs too (outputs=...)")
-        from gru_onnx.rebuild import reference_from_file
-
         outputs = torch_reference(reference_from_file(proto, metadata), inputs, source)
         described = "PyTorch reference rebuilt from the file's weights, on the given inputs"
     else:
@@ -316,8 +299,13 @@ def package_web(
     default_atol, default_rtol = _default_tolerances(dtype)
     name = name or source.stem
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(target)
+        work = temp_name(target)
+        work.mkdir()
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot write into {target.parent}: {exc.strerror or exc}") from None
     try:
         shutil.copyfile(source, work / source.name)
         data_entries = []
@@ -397,7 +385,7 @@ def _replace(work: Path, target: Path) -> None:
     """Move the finished folder ``work`` to ``target`` (an old bundle there goes only after)."""
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        old = temp_name(target)
         target.rename(old)
     try:
         work.rename(target)

@@ -15,6 +15,7 @@ import torch
 from webtools import ATOL, denoiser, export_file, lone_gru
 
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.options import WebOptions
 from gru_onnx.web import browser
 from gru_onnx.web.bundle import ORT_FILES, package_web, torch_reference
 from gru_onnx.web.serve import StaticServer
@@ -65,7 +66,7 @@ def verdict_error(text: str) -> float:
 )
 def test_lone_gru_bundle_passes_in_chromium(strategy, options, web_ready, tmp_path):
     path = export_file(lone_gru(), (torch.randn(2, 3, 5),), tmp_path / f"{strategy}.onnx", **options)
-    bundle = package_web(path, tmp_path / "site", frames=40)
+    bundle = package_web(path, tmp_path / "site", WebOptions(frames=40))
     manifest = bundle.manifest
     assert manifest["reference"]["frames"] == 40
     assert manifest["reference"]["step"] == (40 if strategy == "loop-plain" else 1)
@@ -135,7 +136,7 @@ def test_external_data_travels_with_the_bundle(web_ready, tmp_path):
     gru = CustomGRU(16, 32, batch_first=True, activation="relu").eval()
     path = export_file(gru, (torch.randn(2, 3, 16),), tmp_path / "big.onnx", strategy="loop", streaming=True,
                        external_data=True)  # fmt: skip
-    bundle = package_web(path, tmp_path / "site", frames=12)
+    bundle = package_web(path, tmp_path / "site", WebOptions(frames=12))
     (data,) = bundle.manifest["data"]
     assert (bundle.path / data["file"]).stat().st_size > 1024
     text, _, requested = open_bundle(bundle.path, tmp_path / "page.png")
@@ -155,17 +156,17 @@ def stream_file(tmp_path: Path) -> Path:
 
 def test_existing_folder_needs_force_and_only_a_bundle_is_replaced(stream_file, ort_web_ready, tmp_path):
     target = tmp_path / "site"
-    package_web(stream_file, target, frames=4)
+    package_web(stream_file, target, WebOptions(frames=4))
     with pytest.raises(GruOnnxUsageError, match=r"site exists; pass force=True \(--force\) to replace it$"):
-        package_web(stream_file, target, frames=4)
-    again = package_web(stream_file, target, frames=6, force=True)
+        package_web(stream_file, target, WebOptions(frames=4))
+    again = package_web(stream_file, target, WebOptions(frames=6, force=True))
     assert again.manifest["reference"]["frames"] == 6
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]  # no temporary folder left
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(GruOnnxUsageError, match="holds files that are not a gru-onnx web bundle"):
-        package_web(stream_file, mine, force=True)
+        package_web(stream_file, mine, WebOptions(force=True))
     assert (mine / "notes.txt").read_text() == "keep me"
 
 
@@ -197,8 +198,8 @@ def test_lone_gru_reference_from_given_inputs(stream_file, ort_web_ready, tmp_pa
 
 
 def test_bad_arguments_are_one_line(stream_file, ort_web_ready, tmp_path):
-    with pytest.raises(GruOnnxUsageError, match="frames must be positive, got 0"):
-        package_web(stream_file, tmp_path / "site", frames=0)
+    with pytest.raises(GruOnnxUsageError, match="frames must be a positive integer, got 0"):
+        package_web(stream_file, tmp_path / "site", WebOptions(frames=0))
     with pytest.raises(GruOnnxUsageError, match="reference outputs given without their inputs"):
         package_web(stream_file, tmp_path / "site", outputs={"output": np.zeros(1)})
     with pytest.raises(GruOnnxUsageError, match=r"^no such file: .*missing\.onnx$"):

@@ -13,6 +13,7 @@ import pytest
 import torch
 from webtools import export_file, lone_gru
 
+from gru_onnx.options import WebOptions
 from gru_onnx.web.bundle import package_web
 from gru_onnx.web.setup import cache_dir, find_node
 
@@ -87,7 +88,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for strategy, options in (("loop", {}), ("unrolled", {"chunk": 1})):
         path = export_file(lone_gru(), (torch.randn(2, 1, 5),), folder / f"{strategy}.onnx", strategy=strategy,
                            streaming=True, **options)  # fmt: skip
-        made[strategy] = package_web(path, folder / f"{strategy}-web", frames=30).path
+        made[strategy] = package_web(path, folder / f"{strategy}-web", WebOptions(frames=30)).path
     return made
 
 

@@ -254,11 +254,18 @@ def test_missing_playwright_names_the_extra(monkeypatch):
     )
 
 
-def test_importing_the_web_modules_starts_nothing():
+@pytest.mark.parametrize(
+    ("modules", "loaded"),
+    [
+        ("gru_onnx.runners, gru_onnx.runners.web, gru_onnx.runners.node, gru_onnx.web.setup", "[]"),
+        ("gru_onnx.web.bundle", "['torch']"),  # it computes the PyTorch reference; no runtime starts
+    ],
+)
+def test_importing_the_web_modules_starts_nothing(modules, loaded):
     import subprocess
     import sys
 
-    code = ("import sys, gru_onnx.runners.web, gru_onnx.runners.node, gru_onnx.web.bundle, gru_onnx.web.setup; "
+    code = (f"import sys, {modules}; "
             "print(sorted(m for m in ('playwright', 'torch', 'onnxruntime') if m in sys.modules))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.strip() == "[]"
+    assert done.stdout.strip() == loaded

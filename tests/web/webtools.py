@@ -14,6 +14,8 @@ import torch
 
 import gru_onnx
 
+import flat
+
 ROOT = Path(__file__).resolve().parents[2]
 #: The tolerance every parity test here holds the JavaScript runtimes to.
 ATOL = 1e-5
@@ -21,7 +23,7 @@ ATOL = 1e-5
 
 def export_file(model: torch.nn.Module, args: tuple[Any, ...], path: Path, **options: Any) -> Path:
     """Export without the check (the tests compare themselves); the one call of gru_onnx.export."""
-    return gru_onnx.export(model, args, path, check=False, **options).path
+    return flat.export(model, args, path, check=False, **options).path
 
 
 def denoiser() -> torch.nn.Module:

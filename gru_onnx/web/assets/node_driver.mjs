@@ -3,6 +3,7 @@
 // Reads messages (wire.mjs) on stdin, answers each on stdout, in order:
 //   {op: "open", path, threads}  -> {ok, inputs, outputs, versions, node, threads}
 //   {op: "run"} + feeds          -> {ok} + the outputs in the graph's order
+//   {op: "time"} + feeds         -> {ok, seconds}: one run timed here (performance.now), no outputs
 //   {op: "close"}                -> {ok}, then exits
 // Any failure answers {ok: false, error: "one line"}; nothing else is ever written to stdout.
 import { createRequire } from "node:module";
@@ -32,6 +33,12 @@ async function handle(header, tensors) {
     const feeds = Object.fromEntries(tensors.map((t) => [t.name, toOrt(ort, t)]));
     const results = await session.run(feeds);
     return [{ ok: true }, session.outputNames.map((name) => fromOrt(name, results[name]))];
+  }
+  if (header.op === "time") {
+    const feeds = Object.fromEntries(tensors.map((t) => [t.name, toOrt(ort, t)]));
+    const start = performance.now();
+    await session.run(feeds);
+    return [{ ok: true, seconds: (performance.now() - start) / 1e3 }, []];
   }
   if (header.op === "close") {
     if (session) await session.release();
