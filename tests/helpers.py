@@ -1,13 +1,15 @@
-"""Shared helpers that are not fixtures: NumPy references for a module, running a file on ONNX
-Runtime, streaming a file chunk by chunk, and writing one GRU stack without a torch export.
+"""Shared helpers that are not fixtures (those are in ``conftest.py``): NumPy references and
+running files, small cases, a lone CustomGRU written at the graph level, whole models, Keras.
 
-:func:`stack_file` builds, for a lone CustomGRU, the graph ``torch.onnx`` traces (graph inputs
-``input``/``h0``/``lengths``, the weights as initializers, one placeholder node, outputs
-``output``/``h_n``) directly with onnx_ir, then lowers it as :func:`gru_onnx.export` does
-(:func:`gru_onnx.lowering.replace_placeholders`, the workarounds, the metadata, compact names,
-the checked atomic save). Tests of a strategy's numbers run it in milliseconds instead of a
-torch export's second; what tracing does (names, axes, dtype conversion) stays tested through
-:func:`gru_onnx.export`.
+Graph level: :func:`stack_model` builds, for a lone CustomGRU, the graph ``torch.onnx`` traces
+(graph inputs ``input``/``h0``/``lengths``, the weights as initializers, one placeholder node,
+outputs ``output``/``h_n``) directly with onnx_ir, then lowers it as :func:`gru_onnx.export`
+does (:func:`gru_onnx.lowering.replace_placeholders`, the state lifting of a streaming file,
+the workarounds, the metadata, compact names, the checked atomic save). :func:`graph_export`
+is ``flat.export`` for a lone CustomGRU on that path: the same file, byte for byte
+(``exporters/test_strategies.py::test_graph_level_files_are_the_files_export_writes``), in
+milliseconds instead of a torch export's second. What tracing does (names, axes, dtype
+conversion) stays tested through :func:`gru_onnx.export`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from gru_onnx.tracing import TORCH_MIN_OPSET
 
 import reference
 
-# ---------------------------------------------------------------------------------- references
+# ------------------------------------------------------------------------ references and running files
 
 
 def numpy_params(module: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -71,16 +73,6 @@ def feeds_for(args) -> dict[str, np.ndarray]:
     return {n: a.numpy() for n, a in zip(names, args, strict=False) if a is not None}
 
 
-def make_inputs(gru, batch=3, seq=6, with_lengths=False, with_h0=False):
-    """``(input, h0, lengths)`` for a CustomGRU: lengths ``[seq, 1, seq - 2]`` with ``with_lengths``,
-    a random ``h0`` (x0.5) with ``with_h0``; None where not asked for."""
-    spec = gru.spec
-    x = torch.randn((batch, seq, spec.input_size) if spec.batch_first else (seq, batch, spec.input_size))
-    h0 = 0.5 * torch.randn(spec.num_layers * spec.num_directions, batch, spec.hidden_size) if with_h0 else None
-    lengths = torch.tensor([seq, 1, seq - 2][:batch]) if with_lengths else None
-    return x, h0, lengths
-
-
 def stream(session, feeds: dict[str, np.ndarray], sizes, axis: int = 1) -> dict[str, np.ndarray]:
     """Run ``feeds`` through a StreamingSession in chunks of ``sizes`` steps; outputs joined on ``axis``."""
     pieces: dict[str, list[np.ndarray]] = {}
@@ -94,7 +86,75 @@ def stream(session, feeds: dict[str, np.ndarray], sizes, axis: int = 1) -> dict[
     return {k: np.concatenate(v, axis=axis) for k, v in pieces.items()}
 
 
-# ---------------------------------------------------------------------------------- graph level
+def scan_bodies(model: onnx.ModelProto) -> list[onnx.GraphProto]:
+    """The bodies of the main graph's Scan nodes."""
+    return [a.g for n in model.graph.node if n.op_type == "Scan" for a in n.attribute if a.name == "body"]
+
+
+def perturb(path, out, name, delta):
+    """Add ``delta`` to parameter ``name`` (all its stored row blocks, ``name.rz``/``name.n``)."""
+    model = onnx.load(path)
+    for init in model.graph.initializer:
+        if init.name == name or init.name.startswith(f"{name}."):
+            array = onnx.numpy_helper.to_array(init) + np.float32(delta)
+            init.CopyFrom(onnx.numpy_helper.from_array(array.astype(np.float32), init.name))
+    onnx.save(model, out)
+
+
+# ----------------------------------------------------------------------------------------- small cases
+
+#: CustomGRU(5, 7) shapes against nn.GRU: layers, bidirectional, batch_first, with h0, bias.
+NN_GRU_SHAPES = [
+    (1, False, False, False, True),
+    (2, True, False, True, True),
+    (3, False, True, True, True),
+    (2, True, True, False, False),
+    (3, True, False, True, True),
+]
+
+
+def make_pair(layers, bidirectional, batch_first, bias, **custom):
+    """An nn.GRU(5, 7) and a CustomGRU with its weights."""
+    ref = torch.nn.GRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
+    gru = gru_onnx.CustomGRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
+                             bias=bias, **custom)  # fmt: skip
+    gru.load_state_dict(ref.state_dict(), strict=True)
+    return ref, gru
+
+
+def example(gru, batch=3, seq=6, h0=False):
+    """``(x, h0)`` for a CustomGRU of input 5 and hidden 7 (h0 None unless asked for)."""
+    spec = gru.spec
+    x = torch.randn((batch, seq, 5) if spec.batch_first else (seq, batch, 5))
+    h = torch.randn(spec.num_layers * spec.num_directions, batch, 7) if h0 else None
+    return x, h
+
+
+def make(layers=1, bidirectional=False, batch_first=False, **kw):
+    """A CustomGRU(4, 6)."""
+    return gru_onnx.CustomGRU(4, 6, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, **kw)
+
+
+def inputs(gru, batch=3, seq=5, with_h0=False):
+    """``(x,)`` or ``(x, h0)`` for a CustomGRU(4, 6)."""
+    spec = gru.spec
+    x = torch.randn((batch, seq, 4) if spec.batch_first else (seq, batch, 4))
+    if not with_h0:
+        return (x,)
+    return x, 0.5 * torch.randn(spec.num_layers * spec.num_directions, batch, 6)
+
+
+def make_inputs(gru, batch=3, seq=6, with_lengths=False, with_h0=False):
+    """``(input, h0, lengths)`` for a CustomGRU: lengths ``[seq, 1, seq - 2]`` with ``with_lengths``,
+    a random ``h0`` (x0.5) with ``with_h0``; None where not asked for."""
+    spec = gru.spec
+    x = torch.randn((batch, seq, spec.input_size) if spec.batch_first else (seq, batch, spec.input_size))
+    h0 = 0.5 * torch.randn(spec.num_layers * spec.num_directions, batch, spec.hidden_size) if with_h0 else None
+    lengths = torch.tensor([seq, 1, seq - 2][:batch]) if with_lengths else None
+    return x, h0, lengths
+
+
+# ------------------------------------------ graph level: a lone CustomGRU written without torch.export
 
 _IR_TYPES = {torch.float32: ir.DataType.FLOAT, torch.float16: ir.DataType.FLOAT16, torch.float64: ir.DataType.DOUBLE}
 
@@ -253,19 +313,28 @@ def graph_export(
     return StackExport(Path(path), metadata, parity)
 
 
-# ---------------------------------------------------------------------------------- the command line
+def small_export(tmp_path, name="m.onnx", seq=6, lengths=False, **options):
+    """``CustomGRU(4, 5, **options)`` (seed 0) on a ``[seq, 3, 4]`` example, lengths
+    ``[seq, 2, 1]`` with ``lengths``, written at the graph level (``strategy``, ``opset`` and
+    ``dtype`` go to the export): ``(gru, (x, None, lengths), result)``."""
+    export = {k: options.pop(k) for k in ("strategy", "opset", "dtype") if k in options}
+    torch.manual_seed(0)
+    gru = gru_onnx.CustomGRU(4, 5, **options)
+    x = torch.randn(seq, 3, 4)
+    lens = torch.tensor([seq, 2, 1]) if lengths else None
+    return gru, (x, None, lens), graph_export(gru, (x, None, lens), tmp_path / name, **export)
 
 
-def cli(*args: str):
-    """Invoke the command line in-process with absolute paths (for session fixtures, which cannot
-    use the function-scoped ``run_cli``); never a traceback in its output."""
-    from click.testing import CliRunner
+def export_and_run(gru, args, tmp_path, **kwargs):
+    """Write ``gru`` at the graph level (unrolled unless told) and run it on ``args``: ``(result, outputs)``."""
+    path = tmp_path / "gru.onnx"
+    kwargs.setdefault("strategy", "unrolled")
+    result = graph_export(gru, args, path, **kwargs)
+    feeds = {name: a.numpy() for name, a in zip(["input", "h0"], args, strict=False)}
+    return result, run_ort(path, feeds)
 
-    from gru_onnx.cli import cli as group
 
-    result = CliRunner(env={"COLUMNS": "200"}).invoke(group, list(args), catch_exceptions=False)
-    assert "Traceback" not in result.output
-    return result
+# ------------------------------------------------------------------------------------ the command line
 
 
 def one_line_error(result, code: int = 2) -> str:
@@ -276,7 +345,35 @@ def one_line_error(result, code: int = 2) -> str:
     return lines[0]
 
 
-# ---------------------------------------------------------------------------------- whole models
+#: A ``--model`` factory module whose factories return export options (``opts_models``).
+OPTIONS_FACTORY = """
+import torch
+from torch import nn
+from gru_onnx import CustomGRU
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = CustomGRU(4, 8, batch_first=True, activation="relu")
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, feats):
+        y, _ = self.rnn(feats)
+        return self.head(y)
+
+def with_options():
+    torch.manual_seed(0)
+    return Tagger(), (torch.randn(2, 6, 4),), {"output_names": ["tags"], "strategy": "loop", "dynamic_seq": True}
+
+def unknown_option():
+    return Tagger(), (torch.randn(2, 6, 4),), {"colour": "red"}
+
+def loose():
+    torch.manual_seed(0)
+    return Tagger(), (torch.randn(2, 6, 4),), {"atol": 1e-30, "rtol": 0.0}
+"""
+
+# ---------------------------------------------------------------------------------------- whole models
 
 
 class TokenTagger(torch.nn.Module):
@@ -335,58 +432,12 @@ class FeatureTagger(torch.nn.Module):
         return {"tags": self.head(y), "pooled": y.mean(1)}
 
 
-def small_export(tmp_path, name="m.onnx", seq=6, lengths=False, **options):
-    """``CustomGRU(4, 5, **options)`` (seed 0) on a ``[seq, 3, 4]`` example, lengths
-    ``[seq, 2, 1]`` with ``lengths``, written at the graph level (``strategy``, ``opset`` and
-    ``dtype`` go to the export): ``(gru, (x, None, lengths), result)``."""
-    export = {k: options.pop(k) for k in ("strategy", "opset", "dtype") if k in options}
-    torch.manual_seed(0)
-    gru = gru_onnx.CustomGRU(4, 5, **options)
-    x = torch.randn(seq, 3, 4)
-    lens = torch.tensor([seq, 2, 1]) if lengths else None
-    return gru, (x, None, lens), graph_export(gru, (x, None, lens), tmp_path / name, **export)
+def triton_config(repo, name):
+    """A written config.pbtxt parsed with Triton's own schema."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as pb
 
-
-#: A ``--model`` factory module whose factories return export options (``opts_models``).
-OPTIONS_FACTORY = """
-import torch
-from torch import nn
-from gru_onnx import CustomGRU
-
-class Tagger(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.rnn = CustomGRU(4, 8, batch_first=True, activation="relu")
-        self.head = nn.Linear(8, 3)
-
-    def forward(self, feats):
-        y, _ = self.rnn(feats)
-        return self.head(y)
-
-def with_options():
-    torch.manual_seed(0)
-    return Tagger(), (torch.randn(2, 6, 4),), {"output_names": ["tags"], "strategy": "loop", "dynamic_seq": True}
-
-def unknown_option():
-    return Tagger(), (torch.randn(2, 6, 4),), {"colour": "red"}
-
-def loose():
-    torch.manual_seed(0)
-    return Tagger(), (torch.randn(2, 6, 4),), {"atol": 1e-30, "rtol": 0.0}
-"""
-
-
-def perturb(path, out, name, delta):
-    """Add ``delta`` to parameter ``name`` (all its stored row blocks, ``name.rz``/``name.n``)."""
-    model = onnx.load(path)
-    for init in model.graph.initializer:
-        if init.name == name or init.name.startswith(f"{name}."):
-            array = onnx.numpy_helper.to_array(init) + np.float32(delta)
-            init.CopyFrom(onnx.numpy_helper.from_array(array.astype(np.float32), init.name))
-    onnx.save(model, out)
-
-
-# ---------------------------------------------------------------------------------- models naming their outputs
+    return text_format.Parse((repo / name / "config.pbtxt").read_text(), pb.ModelConfig())
 
 
 class Pair(NamedTuple):
@@ -432,7 +483,7 @@ class Plain(torch.nn.Module):
         return torch.sigmoid(y), torch.tanh(h)
 
 
-# ---------------------------------------------------------------------------------- Keras (imported when called)
+# ------------------------------------------------------------------------ Keras (imported when called)
 
 KERAS_ATOL, KERAS_RTOL = 1e-5, 1e-4
 
@@ -489,68 +540,3 @@ def sequential(*stack, shape=(None, 4), dtype="float32"):
     import keras
 
     return keras.Sequential([keras.Input(shape, dtype=dtype), *stack])
-
-
-# ---------------------------------------------------------------------------------- small cases
-
-#: CustomGRU(5, 7) shapes against nn.GRU: layers, bidirectional, batch_first, with h0, bias.
-NN_GRU_SHAPES = [
-    (1, False, False, False, True),
-    (2, True, False, True, True),
-    (3, False, True, True, True),
-    (2, True, True, False, False),
-    (3, True, False, True, True),
-]
-
-
-def make_pair(layers, bidirectional, batch_first, bias, **custom):
-    """An nn.GRU(5, 7) and a CustomGRU with its weights."""
-    ref = torch.nn.GRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
-    gru = gru_onnx.CustomGRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
-                             bias=bias, **custom)  # fmt: skip
-    gru.load_state_dict(ref.state_dict(), strict=True)
-    return ref, gru
-
-
-def example(gru, batch=3, seq=6, h0=False):
-    """``(x, h0)`` for a CustomGRU of input 5 and hidden 7 (h0 None unless asked for)."""
-    spec = gru.spec
-    x = torch.randn((batch, seq, 5) if spec.batch_first else (seq, batch, 5))
-    h = torch.randn(spec.num_layers * spec.num_directions, batch, 7) if h0 else None
-    return x, h
-
-
-def make(layers=1, bidirectional=False, batch_first=False, **kw):
-    """A CustomGRU(4, 6)."""
-    return gru_onnx.CustomGRU(4, 6, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, **kw)
-
-
-def inputs(gru, batch=3, seq=5, with_h0=False):
-    """``(x,)`` or ``(x, h0)`` for a CustomGRU(4, 6)."""
-    spec = gru.spec
-    x = torch.randn((batch, seq, 4) if spec.batch_first else (seq, batch, 4))
-    if not with_h0:
-        return (x,)
-    return x, 0.5 * torch.randn(spec.num_layers * spec.num_directions, batch, 6)
-
-
-def export_and_run(gru, args, tmp_path, **kwargs):
-    """Write ``gru`` at the graph level (unrolled unless told) and run it on ``args``: ``(result, outputs)``."""
-    path = tmp_path / "gru.onnx"
-    kwargs.setdefault("strategy", "unrolled")
-    result = graph_export(gru, args, path, **kwargs)
-    feeds = {name: a.numpy() for name, a in zip(["input", "h0"], args, strict=False)}
-    return result, run_ort(path, feeds)
-
-
-def scan_bodies(model: onnx.ModelProto) -> list[onnx.GraphProto]:
-    """The bodies of the main graph's Scan nodes."""
-    return [a.g for n in model.graph.node if n.op_type == "Scan" for a in n.attribute if a.name == "body"]
-
-
-def triton_config(repo, name):
-    """A written config.pbtxt parsed with Triton's own schema."""
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2 as pb
-
-    return text_format.Parse((repo / name / "config.pbtxt").read_text(), pb.ModelConfig())
