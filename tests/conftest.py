@@ -1,39 +1,22 @@
-"""Shared helpers: NumPy references for a module, and running a file on ONNX Runtime."""
+"""Shared fixtures: seeds, the command line in a fresh folder, and files exported once per session.
+
+A session file is only read by the tests that take it; a test that changes a file takes the
+function-scoped copy (``exported``, ``pair``) or copies it into its own ``tmp_path`` first.
+Helpers that are not fixtures live in ``helpers.py``.
+"""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
-import reference
+from gru_onnx import CustomGRU
 
-
-def numpy_params(module: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().double().numpy() for k, v in module.state_dict().items()}
-
-
-def numpy_reference(gru, x, h0=None, lengths=None):
-    """Reference output of a CustomGRU computed by tests/reference.py from the module's weights."""
-    spec = gru.spec
-    return reference.gru_stack(
-        x.detach().double().numpy(),
-        numpy_params(gru),
-        num_layers=spec.num_layers,
-        bidirectional=spec.bidirectional,
-        activation_fn=reference.activation(spec.activation.name, **spec.activation.kwargs),
-        recurrent_fn=reference.activation(spec.recurrent_activation.name, **spec.recurrent_activation.kwargs),
-        reset_after=spec.reset_after,
-        batch_first=spec.batch_first,
-        h0=None if h0 is None else h0.detach().double().numpy(),
-        lengths=None if lengths is None else lengths.numpy(),
-    )
-
-
-def run_ort(path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
+import flat
+from helpers import FeatureTagger, TokenTagger, export_pair
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +40,141 @@ def run_cli(tmp_path, monkeypatch):
         return result
 
     return invoke
+
+
+# ---------------------------------------------------------------------------------- a checked unrolled file
+
+
+@pytest.fixture(scope="session")
+def unrolled_relu_file(tmp_path_factory):
+    """A 2-layer bidirectional relu GRU, unrolled and checked, its source checkpoint beside it."""
+    torch.manual_seed(1)
+    gru = CustomGRU(4, 6, num_layers=2, bidirectional=True, activation="relu", recurrent_activation="hard_sigmoid")
+    folder = tmp_path_factory.mktemp("unrolled_relu")
+    torch.save(gru.state_dict(), folder / "source.pt")
+    x = torch.randn(12, 2, 4)
+    result = flat.export(gru, (x,), folder / "gru.onnx", strategy="unrolled")
+    assert result.passed
+    return gru, x, result.path
+
+
+@pytest.fixture
+def exported(unrolled_relu_file, tmp_path):
+    """The unrolled relu file (``gru.onnx``) and its checkpoint (``source.pt``) in the test's
+    own folder: ``(gru, x, path)``."""
+    gru, x, path = unrolled_relu_file
+    shutil.copy(path, tmp_path / "gru.onnx")
+    shutil.copy(path.parent / "source.pt", tmp_path / "source.pt")
+    return gru, x, tmp_path / "gru.onnx"
+
+
+# ---------------------------------------------------------------------------------- a streaming file
+
+
+@pytest.fixture(scope="session")
+def streaming_file(tmp_path_factory):
+    """A 2-layer batch-first relu GRU (reset before), a loop streaming file: ``(gru, path)``."""
+    torch.manual_seed(1)
+    gru = CustomGRU(3, 4, num_layers=2, batch_first=True, activation="relu", reset_after=False)
+    path = tmp_path_factory.mktemp("streaming") / "relu.onnx"
+    flat.export(gru, (torch.randn(2, 5, 3),), path, strategy="loop", streaming=True, check=False)
+    return gru, path
+
+
+# ---------------------------------------------------------------------------------- an external data pair
+
+
+@pytest.fixture(scope="session")
+def tagger() -> TokenTagger:
+    torch.manual_seed(0)
+    return TokenTagger().eval()
+
+
+@pytest.fixture(scope="session")
+def pair_source(tmp_path_factory, tagger):
+    """The token tagger exported once as a model + external data pair."""
+    return export_pair(tagger, tmp_path_factory.mktemp("pair") / "out" / "tagger.onnx").path
+
+
+@pytest.fixture
+def pair(tmp_path, pair_source):
+    """A fresh copy of the pair in ``tmp_path/out`` (tests delete, truncate and move its data)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for file in pair_source.parent.iterdir():
+        shutil.copy(file, out / file.name)
+    return out / pair_source.name
+
+
+@pytest.fixture
+def no_reads(monkeypatch):
+    """Fail the test if ONNX Runtime or ONNX's loader opens a model's external data."""
+    import onnx
+    import onnxruntime as ort
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("external data was read although it should have been refused first")
+
+    monkeypatch.setattr(ort, "InferenceSession", refuse)
+    monkeypatch.setattr(onnx.external_data_helper, "load_external_data_for_tensor", refuse)
+    monkeypatch.setattr(onnx.external_data_helper, "load_external_data_for_model", refuse)
+
+
+# ---------------------------------------------------------------------------------- a Triton-ready file
+
+
+@pytest.fixture(scope="session")
+def tagger_file(tmp_path_factory):
+    """A batch-first tagger with dict outputs, loop with a dynamic length (read by the package tests)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("triton") / "tagger.onnx"
+    flat.export(FeatureTagger(), (torch.randn(2, 5, 4),), path, dynamic_seq=True, strategy="loop", check=False)
+    return path
+
+
+# ---------------------------------------------------------------------------------- a --model factory
+
+
+@pytest.fixture
+def factory_module(tmp_path):
+    """``opts_models``, a factory module in ``tmp_path`` whose factories return export options."""
+    import sys
+    import textwrap
+
+    from helpers import OPTIONS_FACTORY
+
+    (tmp_path / "opts_models.py").write_text(textwrap.dedent(OPTIONS_FACTORY))
+    sys.modules.pop("opts_models", None)
+    yield "opts_models"
+    sys.modules.pop("opts_models", None)
+
+
+# ---------------------------------------------------------------------------------- whole models, exported and checked
+
+
+@pytest.fixture(scope="session")
+def whole_models(tmp_path_factory):
+    """Three whole models exported once with the default options and checked, by the structure
+    they return: ``{id: (model, x, result)}`` (a NamedTuple, a nested dict, a plain tuple)."""
+    from helpers import Denoiser, Nested, Plain
+
+    folder = tmp_path_factory.mktemp("whole_models")
+    torch.manual_seed(0)
+    made = {}
+    models = (("namedtuple", Denoiser(), 6), ("nested-dict", Nested(), 3), ("plain-tuple", Plain(), 3))
+    for key, model, features in models:
+        x = torch.randn(2, 6, features)
+        made[key] = (model, x, flat.export(model, (x,), folder / f"{key}.onnx"))
+    return made
+
+
+@pytest.fixture
+def loop_file(tmp_path):
+    """A relu GRU written as a loop with a dynamic length, at the graph level: ``(gru, path)``."""
+    from helpers import graph_export
+
+    torch.manual_seed(0)
+    gru = CustomGRU(3, 4, activation="relu")
+    result = graph_export(gru, (torch.randn(5, 2, 3),), tmp_path / "m.onnx", strategy="loop", dynamic_seq=True,
+                          check=False)  # fmt: skip
+    return gru, result.path

@@ -1,4 +1,5 @@
-"""The activation registry against NumPy definitions, in PyTorch and in ONNX at several opsets."""
+"""The activation registry (``gru_onnx.activations``) against NumPy definitions, in PyTorch and in
+ONNX at several opsets; parsing, native equivalents, and activations users register."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import onnxscript
 import pytest
 import torch
 
-from gru_onnx import GruOnnxUsageError
+from gru_onnx import CustomGRU, GruOnnxUsageError, register_activation
 from gru_onnx.activations import get_activation, list_activations, onnx_ops, parse_activation
 
 import reference
-from conftest import run_ort
+from helpers import graph_export, run_ort
 
 BUILTINS = sorted(reference.ACTIVATIONS)
+
+
 # Values around every kink and threshold, plus large magnitudes (softplus threshold, saturation).
 X = np.concatenate([np.linspace(-8, 8, 161), [-50.0, -21.0, -3.0, 0.0, 3.0, 6.0, 19.9, 20.1, 45.0]])
+
+
 # Non-default parameters to check that they reach both sides.
 CUSTOM_PARAMS = {
     "leaky_relu": {"alpha": 0.2},
@@ -129,3 +134,22 @@ def test_parse_syntax_and_defaults():
 def test_parse_errors_are_clear(text, message):
     with pytest.raises(GruOnnxUsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_activation(text)
+
+
+def test_user_registered_onnxscript_activation(tmp_path):
+    from onnxscript import opset18 as op
+
+    @onnxscript.script()
+    def quick_gelu(x):
+        return x * op.Sigmoid(x * 1.702)
+
+    register_activation("quick_gelu", lambda x: x * torch.sigmoid(1.702 * x), quick_gelu, overwrite=True)
+    gru = CustomGRU(4, 6, activation="quick_gelu")
+    args = (torch.randn(5, 3, 4),)
+    result = graph_export(gru, args, tmp_path / "gru.onnx", strategy="unrolled")
+    (y, _) = run_ort(result.path, {"input": args[0].numpy()})
+    assert result.passed
+    # Independent reference: the definition written out in NumPy.
+    sd = {k: v.detach().double().numpy() for k, v in gru.state_dict().items()}
+    want, _ = reference.gru_stack(args[0].double().numpy(), sd, activation_fn=lambda v: v / (1 + np.exp(-1.702 * v)))
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)

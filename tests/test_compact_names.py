@@ -16,8 +16,8 @@ from gru_onnx import CustomGRU, read_metadata
 from gru_onnx.compact import compact_names
 from gru_onnx.rebuild import state_dict_from_file
 
-from conftest import run_ort
 from flat import export, quantize
+from helpers import run_ort
 
 _NODE = re.compile(r"n\d+")
 _VALUE = re.compile(r"v\d+(_\d+)?|n\d+_\w+_\d+")

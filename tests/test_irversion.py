@@ -16,8 +16,8 @@ from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.irversion import check_request, ir_report, needed_ir_version, stamp
 from gru_onnx.saving import save_model
 
-from conftest import run_ort
 from flat import export, quantize
+from helpers import run_ort
 
 
 def _model(opset: int = 18, nodes=(), initializers=(), outputs=None, **kwargs) -> onnx.ModelProto:

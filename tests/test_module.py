@@ -1,4 +1,5 @@
-"""CustomGRU as a drop-in for torch.nn.GRU, and its other activations against NumPy."""
+"""CustomGRU (``gru_onnx.module``) as a drop-in for torch.nn.GRU: parameters, outputs, unbatched
+and packed input, dropout, and clear errors."""
 
 from __future__ import annotations
 
@@ -11,30 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from gru_onnx import CustomGRU, GruOnnxUsageError
 from gru_onnx.cell import gru_stack
 
-from conftest import numpy_reference
-
-SHAPES = [
-    # layers, bidirectional, batch_first, with h0, bias
-    (1, False, False, False, True),
-    (2, True, False, True, True),
-    (3, False, True, True, True),
-    (2, True, True, False, False),
-    (3, True, False, True, True),
-]
-
-
-def make_pair(layers, bidirectional, batch_first, bias, **custom):
-    ref = nn.GRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias)
-    gru = CustomGRU(5, 7, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first, bias=bias, **custom)
-    gru.load_state_dict(ref.state_dict(), strict=True)
-    return ref, gru
-
-
-def example(gru, batch=3, seq=6, h0=False):
-    spec = gru.spec
-    x = torch.randn((batch, seq, 5) if spec.batch_first else (seq, batch, 5))
-    h = torch.randn(spec.num_layers * spec.num_directions, batch, 7) if h0 else None
-    return x, h
+from helpers import NN_GRU_SHAPES, example, make_pair, numpy_reference
 
 
 def test_parameters_named_shaped_and_initialised_like_nn_gru():
@@ -49,7 +27,7 @@ def test_parameters_named_shaped_and_initialised_like_nn_gru():
     assert "activation='relu'" in repr(gru)
 
 
-@pytest.mark.parametrize(("layers", "bidirectional", "batch_first", "with_h0", "bias"), SHAPES)
+@pytest.mark.parametrize(("layers", "bidirectional", "batch_first", "with_h0", "bias"), NN_GRU_SHAPES)
 def test_default_activations_equal_nn_gru(layers, bidirectional, batch_first, with_h0, bias):
     ref, gru = make_pair(layers, bidirectional, batch_first, bias)
     x, h0 = example(gru, h0=with_h0)
@@ -72,63 +50,6 @@ def test_unbatched_input_matches_nn_gru():
     ref_y, _ = ref(x, h0)
     gen = CustomGRU(5, 7, num_layers=2, bidirectional=True, activation="relu")
     assert gen(x, h0)[0].shape == ref_y.shape
-
-
-ACTIVATION_CASES = [
-    ("relu", "sigmoid", True),
-    ("gelu", "hard_sigmoid", False),
-    ("silu", "sigmoid", True),
-    ("leaky_relu(alpha=0.2)", "hard_sigmoid", True),
-    ("tanh", "sigmoid", False),
-    ("mish", "softsign", False),
-]
-
-
-@pytest.mark.parametrize(("act", "rec", "reset_after"), ACTIVATION_CASES)
-@pytest.mark.parametrize(("layers", "bidirectional", "batch_first", "with_h0", "bias"), SHAPES[:3])
-def test_custom_activations_match_numpy(act, rec, reset_after, layers, bidirectional, batch_first, with_h0, bias):
-    gru = CustomGRU(
-        5,
-        7,
-        num_layers=layers,
-        bidirectional=bidirectional,
-        batch_first=batch_first,
-        bias=bias,
-        activation=act,
-        recurrent_activation=rec,
-        reset_after=reset_after,
-    ).double()
-    x, h0 = example(gru, h0=with_h0)
-    x, h0 = x.double(), None if h0 is None else h0.double()
-    got_y, got_h = gru(x, h0)
-    want_y, want_h = numpy_reference(gru, x, h0)
-    np.testing.assert_allclose(got_y.detach().numpy(), want_y, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(got_h.detach().numpy(), want_h, rtol=1e-10, atol=1e-12)
-
-
-def test_gradients_match_nn_gru_and_training_reduces_loss():
-    ref, gru = make_pair(2, True, True, True)
-    x, h0 = example(gru, h0=True)
-    # Gradients of the Python recurrence equal those of nn.GRU's kernel.
-    y_ref, _ = ref(x, h0)
-    y_ref.square().sum().backward()
-    y, _ = gru_stack(x.transpose(0, 1), h0, gru._flat_weights, gru.spec)
-    y.square().sum().backward()
-    for (name, p_ref), p in zip(ref.named_parameters(), gru.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5, msg=name)
-
-    model = CustomGRU(5, 7, batch_first=True, activation="gelu", recurrent_activation="hard_sigmoid", reset_after=False)
-    target = torch.randn(3, 6, 7)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(30):
-        optimiser.zero_grad()
-        loss = (model(x)[0] - target).square().mean()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
 def test_dropout_only_in_training():

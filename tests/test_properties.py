@@ -20,7 +20,7 @@ from gru_onnx import CustomGRU
 from gru_onnx.activations import parse_activation
 
 import flat
-from conftest import numpy_reference, run_ort
+from helpers import numpy_reference, run_ort
 
 PROFILES = {
     "ci": settings(max_examples=45, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)),

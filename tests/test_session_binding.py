@@ -13,7 +13,7 @@ import torch
 import gru_onnx
 from gru_onnx import CustomGRU, StreamingOptions, StreamingSession
 
-from conftest import numpy_reference
+from helpers import numpy_reference
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""gru-onnx package --triton: configs parsed back with Triton's own schema and held against the file."""
+"""Triton model repository entries (``gru_onnx.triton``): configs parsed back with Triton's own
+schema and held against the file; batching, states, replacing entries, external data."""
 
 from __future__ import annotations
 
@@ -13,38 +14,16 @@ from torch import nn
 from gru_onnx import CustomGRU
 
 from flat import export
+from helpers import TOKENS, external_tensors, graph_export, run_ort, triton_config
 
 pytest.importorskip("tritonclient.grpc", reason="needs the [triton] extra (tritonclient's model config schema)")
-from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
-
-
-class Tagger(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.rnn = CustomGRU(4, 6, batch_first=True, activation="relu")
-        self.head = nn.Linear(6, 3)
-
-    def forward(self, feats: torch.Tensor) -> dict:
-        y, _ = self.rnn(feats)
-        return {"tags": self.head(y), "pooled": y.mean(1)}
-
-
-def _config(repo, name) -> pb.ModelConfig:
-    return text_format.Parse((repo / name / "config.pbtxt").read_text(), pb.ModelConfig())
-
-
-@pytest.fixture(scope="module")
-def tagger_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("triton") / "tagger.onnx"
-    export(Tagger(), (torch.randn(2, 5, 4),), path, dynamic_seq=True, strategy="loop", check=False)
-    return path
 
 
 def test_batch_first_model_gets_dynamic_batching_and_dims_without_the_batch(run_cli, tmp_path, tagger_file):
     result = run_cli("package", str(tagger_file), "--triton", "repo")
     assert result.exit_code == 0, result.output
-    config = _config(tmp_path / "repo", "tagger")
+    config = triton_config(tmp_path / "repo", "tagger")
     assert config.name == "tagger" and config.backend == "onnxruntime"
     assert config.max_batch_size == 8
     assert config.HasField("dynamic_batching") and not config.HasField("sequence_batching")
@@ -55,24 +34,13 @@ def test_batch_first_model_gets_dynamic_batching_and_dims_without_the_batch(run_
     assert group.kind == pb.ModelInstanceGroup.KIND_CPU and group.count == 1
 
 
-def test_options_name_instances_device_and_batch_size(run_cli, tmp_path, tagger_file):
-    result = run_cli(
-        "package", str(tagger_file), "--triton", "repo", "--name", "tagger-v2", "--instances", "3",
-        "--device", "gpu", "--max-batch-size", "64",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    config = _config(tmp_path / "repo", "tagger-v2")
-    (group,) = config.instance_group
-    assert (group.kind, group.count, config.max_batch_size) == (pb.ModelInstanceGroup.KIND_GPU, 3, 64)
-
-
 def test_lone_gru_state_is_not_batch_first_so_no_batching(run_cli, tmp_path):
     path = tmp_path / "gru.onnx"
-    export(CustomGRU(4, 6, batch_first=True), (torch.randn(2, 5, 4),), path, check=False)
+    graph_export(CustomGRU(4, 6, batch_first=True), (torch.randn(2, 5, 4),), path, check=False)
     result = run_cli("package", str(path), "--triton", "repo")
     assert result.exit_code == 0, result.output
     assert "h_n not batch-first" in result.output
-    config = _config(tmp_path / "repo", "gru")
+    config = triton_config(tmp_path / "repo", "gru")
     assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
     file_dims = {
         v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
@@ -86,11 +54,11 @@ def test_lone_gru_state_is_not_batch_first_so_no_batching(run_cli, tmp_path):
 
 def test_h0_input_is_packaged_stateless_and_says_so(run_cli, tmp_path):
     path = tmp_path / "gru.onnx"
-    export(CustomGRU(4, 6), (torch.randn(5, 2, 4), torch.zeros(1, 2, 6)), path, check=False)
+    graph_export(CustomGRU(4, 6), (torch.randn(5, 2, 4), torch.zeros(1, 2, 6)), path, check=False)
     result = run_cli("package", str(path), "--triton", "repo")
     assert result.exit_code == 0, result.output
     assert "packaged stateless" in result.output and "--streaming" in result.output
-    assert not _config(tmp_path / "repo", "gru").HasField("sequence_batching")
+    assert not triton_config(tmp_path / "repo", "gru").HasField("sequence_batching")
 
 
 def test_existing_entry_is_refused_unless_forced(run_cli, tmp_path, tagger_file):
@@ -121,27 +89,6 @@ def test_a_failure_while_writing_leaves_the_old_entry_and_no_staging(tmp_path, t
     assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["tagger"]
 
 
-@pytest.mark.parametrize(
-    ("setup", "args", "message"),
-    [
-        (lambda p: p.write_text("not onnx"), ["bad.onnx", "--triton", "repo"], "is not a readable ONNX file"),
-        (lambda p: None, ["missing.onnx", "--triton", "repo"], "no such file"),
-        (None, ["tagger", "--triton", "repo", "--name", "../escape"], "not a valid Triton model name"),
-        (None, ["tagger", "--triton", "repo", "--name", ".hidden"], "not a valid Triton model name"),
-    ],
-)
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(run_cli, tmp_path, tagger_file, setup, args, message):
-    if setup is not None:
-        setup(tmp_path / args[0])
-    else:
-        args = [str(tagger_file), *args[1:]]
-    result = run_cli("package", *args)
-    assert result.exit_code == 2
-    assert message in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())
-
-
 def test_packaged_model_runs_as_configured(tmp_path, tagger_file):
     """What the config says about shapes holds for the copied file on ONNX Runtime."""
     import onnxruntime as ort
@@ -149,7 +96,7 @@ def test_packaged_model_runs_as_configured(tmp_path, tagger_file):
     from flat import package_triton
 
     package_triton(tagger_file, tmp_path / "repo")
-    config = _config(tmp_path / "repo", "tagger")
+    config = triton_config(tmp_path / "repo", "tagger")
     session = ort.InferenceSession(str(tmp_path / "repo" / "tagger" / "1" / "model.onnx"))
     batch = config.max_batch_size
     feats = np.zeros((batch, 9, 4), np.float32)
@@ -181,7 +128,7 @@ def test_streaming_model_gets_one_implicit_state_per_pair(run_cli, tmp_path):
     export(ThreeGRUs(), (torch.randn(2, 5, 6),), path, streaming=True, check=False)
     result = run_cli("package", str(path), "--triton", "repo")
     assert result.exit_code == 0, result.output
-    config = _config(tmp_path / "repo", "denoiser")
+    config = triton_config(tmp_path / "repo", "denoiser")
     assert config.max_batch_size == 8 and config.HasField("sequence_batching")
     assert not config.HasField("dynamic_batching")
     pairs = read_metadata(path)["streaming"]["states"]
@@ -195,13 +142,27 @@ def test_streaming_model_gets_one_implicit_state_per_pair(run_cli, tmp_path):
 
 def test_lone_streaming_gru_leaves_out_h_n_and_batches(run_cli, tmp_path):
     path = tmp_path / "gru.onnx"
-    export(CustomGRU(4, 6, batch_first=True), (torch.randn(2, 5, 4),), path, streaming=True, check=False)
+    graph_export(CustomGRU(4, 6, batch_first=True), (torch.randn(2, 5, 4),), path, streaming=True, check=False)
     result = run_cli("package", str(path), "--triton", "repo")
     assert result.exit_code == 0, result.output
     assert "h_n left out of the config" in result.output
-    config = _config(tmp_path / "repo", "gru")
+    config = triton_config(tmp_path / "repo", "gru")
     assert config.max_batch_size == 8
     assert [o.name for o in config.output] == ["output"]
     assert [(s.input_name, s.output_name, list(s.dims)) for s in config.sequence_batching.state] == [
         ("state_in", "state_out", [1, 6])
     ]
+
+
+def test_package_copies_the_data_file_into_the_version_folder(run_cli, tmp_path, pair, tagger):
+    pytest.importorskip("tritonclient.grpc", reason="needs the [triton] extra")
+    result = run_cli("package", str(pair), "--triton", "repo")
+    assert result.exit_code == 0, result.output
+    version = tmp_path / "repo" / "tagger" / "1"
+    (data,) = external_tensors(pair)[:1]
+    location = onnx.external_data_helper.ExternalDataInfo(data).location
+    assert sorted(p.name for p in version.iterdir()) == sorted(["model.onnx", location])
+    assert (version / location).read_bytes() == (pair.parent / location).read_bytes()
+    with torch.no_grad():
+        expected = tagger(TOKENS).numpy()
+    np.testing.assert_allclose(run_ort(version / "model.onnx", {"tokens": TOKENS.numpy()})[0], expected, atol=1e-5)

@@ -1,9 +1,8 @@
-"""The gru-onnx command line, used as a person would: exit codes, messages, files."""
+"""``gru-onnx export``, used as a person would: the embedded default model and its options,
+``--model`` factories and their options, checkpoints, ``--external-data``, streaming, targets."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import textwrap
 
@@ -11,11 +10,20 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
 
-from gru_onnx import CustomGRU
+import gru_onnx
+from gru_onnx import CustomGRU, StreamingSession, read_metadata
+from gru_onnx.metadata import load_model
+from gru_onnx.rebuild import reference_from_file
 
-from conftest import numpy_reference, run_ort
+import flat
+from helpers import numpy_reference, run_ort, stream
+
+TOL = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _outputs(path) -> list[str]:
+    return [o.name for o in onnx.load(path).graph.output]
 
 
 def test_default_export_is_the_documented_model(run_cli, tmp_path):
@@ -67,29 +75,6 @@ def test_unknown_activation_lists_valid_names_and_writes_nothing(run_cli, tmp_pa
     assert "unknown activation 'gelux'; valid names:" in result.output and "gelu" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "gru.onnx").exists()
-
-
-def test_mismatched_checkpoint_names_parameter_and_shapes(run_cli, tmp_path):
-    torch.save(nn.GRU(16, 64).state_dict(), tmp_path / "big.pt")
-    result = run_cli("export", "--checkpoint", "big.pt")
-    assert result.exit_code == 2
-    assert "'weight_ih_l0' has shape (192, 16), the model expects (96, 16)" in result.output
-    assert not (tmp_path / "gru.onnx").exists()
-    result = run_cli("export", "--checkpoint", "missing.pt")
-    assert result.exit_code == 2 and "checkpoint not found: missing.pt" in result.output
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    result = run_cli("export", "--checkpoint", "junk.pt")
-    assert result.exit_code == 2 and "cannot read checkpoint junk.pt" in result.output
-
-
-def test_checkpoint_weights_are_exported(run_cli, tmp_path):
-    source = nn.GRU(16, 32)
-    torch.save(source.state_dict(), tmp_path / "gru.pt")
-    result = run_cli("export", "--checkpoint", "gru.pt", "--seq-len", "6")
-    assert result.exit_code == 0, result.output
-    x = torch.randn(6, 2, 16)
-    (y, _) = run_ort(tmp_path / "gru.onnx", {"input": x.numpy()})
-    np.testing.assert_allclose(y, source(x)[0].detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 FACTORY = """
@@ -157,25 +142,6 @@ def test_no_check(run_cli):
     assert result.exit_code == 0 and "not checked" in result.output
 
 
-def test_activations_listing(run_cli):
-    result = run_cli("activations", "--opset", "17")
-    assert result.exit_code == 0
-    for name in ("gelu", "silu (swish)", "hard_sigmoid", "HardSigmoid (alpha=0.1667, beta=0.5)", "Erf"):
-        assert name in result.output
-    assert "Gelu" in run_cli("activations", "--opset", "20").output
-
-
-@pytest.mark.skipif(shutil.which("gru-onnx") is None, reason="console script not installed")
-def test_console_script_readme_command(tmp_path):
-    proc = subprocess.run(["gru-onnx", "export", "--activation", "relu"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "gru.onnx").exists()
-    bad = subprocess.run(["gru-onnx", "export", "--activation", "nope"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    assert bad.returncode == 2 and bad.stderr.startswith("Error: unknown activation") and "Traceback" not in bad.stderr
-
-
 def test_strategy_dtype_lengths_and_dynamic_seq_options(run_cli, tmp_path):
     result = run_cli("export", "--activation", "gelu", "--strategy", "loop", "--dynamic-seq", "--lengths",
                  "--batch-first", "--seq-len", "6", "--batch", "3", "--dtype", "float16", "-o", "dyn.onnx")  # fmt: skip
@@ -212,33 +178,6 @@ def test_unrolled_with_dynamic_seq_is_a_usage_error(run_cli, tmp_path):
     assert not (tmp_path / "gru.onnx").exists()
 
 
-def test_inspect(run_cli, tmp_path):
-    assert run_cli("export", "--strategy", "native", "--activation", "relu", "--lengths").exit_code == 0
-    result = run_cli("inspect", "gru.onnx")
-    assert result.exit_code == 0, result.output
-    for text in ("native", "1-layer GRU(16->32, relu/sigmoid", "[20, batch, 16]", "lengths", "int64",
-                 "GRU 1", "onnxruntime-cuda", "fallback", "RNNNeedFallbackToCPU", "ai.onnx 18"):  # fmt: skip
-        assert text in result.output, text
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [(None, "no such file: missing.onnx"), (b"not onnx at all", "is not a readable ONNX file"), ("truncate", "is not")],
-)
-def test_inspect_bad_files_exit_2(run_cli, tmp_path, content, message):
-    name = "missing.onnx"
-    if content == "truncate":
-        assert run_cli("export", "--no-check").exit_code == 0
-        (tmp_path / "cut.onnx").write_bytes((tmp_path / "gru.onnx").read_bytes()[:200])
-        name = "cut.onnx"
-    elif content is not None:
-        (tmp_path / "junk.onnx").write_bytes(content)
-        name = "junk.onnx"
-    result = run_cli("inspect", name)
-    assert result.exit_code == 2 and message in result.output
-    assert len(result.output.strip().splitlines()) == 1
-
-
 def test_requested_gpu_runtime_missing_is_exit_2_before_any_work(run_cli, tmp_path):
     from gru_onnx.runners import unavailable_reason
 
@@ -247,26 +186,6 @@ def test_requested_gpu_runtime_missing_is_exit_2_before_any_work(run_cli, tmp_pa
     result = run_cli("export", "--provider", "cuda")
     assert result.exit_code == 2 and "CUDA execution provider not available" in result.output
     assert not (tmp_path / "gru.onnx").exists()
-
-
-def test_output_path_problems_exit_2_early(run_cli, tmp_path):
-    (tmp_path / "adir").mkdir()
-    result = run_cli("export", "-o", "adir")
-    assert result.exit_code == 2 and "is a directory" in result.output
-    result = run_cli("export", "-o", "/proc/gru.onnx")
-    assert result.exit_code == 2 and "cannot write to /proc" in result.output
-
-
-def test_written_file_has_ordinary_permissions(run_cli, tmp_path):
-    import os
-
-    old = os.umask(0o022)
-    try:
-        assert run_cli("export", "--no-check").exit_code == 0
-    finally:
-        os.umask(old)
-    assert (tmp_path / "gru.onnx").stat().st_mode & 0o777 == 0o644
-    assert [p.name for p in tmp_path.iterdir()] == ["gru.onnx"]  # no temporary files left
 
 
 BROKEN_FACTORIES = {
@@ -288,25 +207,131 @@ def test_broken_factories_exit_2(run_cli, tmp_path, module, message):
     assert result.exit_code == 2 and message in result.output
 
 
-def test_checkpoint_messages_say_what_to_do(run_cli, tmp_path):
-    torch.save(CustomGRU(16, 32), tmp_path / "module.pt")
-    result = run_cli("export", "--checkpoint", "module.pt")
-    assert result.exit_code == 2 and "save model.state_dict()" in result.output
-    wrapped = nn.Sequential()
-    wrapped.rnn = CustomGRU(16, 32)
-    torch.save(wrapped.state_dict(), tmp_path / "whole.pt")
-    result = run_cli("export", "--checkpoint", "whole.pt")
-    assert result.exit_code == 2 and "it has 'rnn.weight_ih_l0'" in result.output
-    (tmp_path / "text.pt").write_text("hello")
-    result = run_cli("export", "--checkpoint", "text.pt")
-    assert result.exit_code == 2 and "not a torch.save file" in result.output
+def test_factory_options_apply_and_flags_override_them(run_cli, tmp_path, factory_module):
+    result = run_cli("export", "--model", f"{factory_module}:with_options", "-o", "a.onnx")
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(tmp_path / "a.onnx")
+    assert meta["strategy"] == "loop" and meta["dynamic_seq"]
+    assert _outputs(tmp_path / "a.onnx") == ["tags"]
+    (tags,) = run_ort(tmp_path / "a.onnx", {"feats": np.ones((1, 9, 4), np.float32)})
+    assert tags.shape == (1, 9, 3)  # dynamic batch and sequence, as the options asked
+
+    result = run_cli("export", "--model", f"{factory_module}:with_options", "--strategy", "native", "-o", "b.onnx")
+    assert result.exit_code == 0, result.output
+    assert read_metadata(tmp_path / "b.onnx")["strategy"] == "native"
 
 
-@pytest.mark.skipif(shutil.which("gru-onnx") is None, reason="console script not installed")
-def test_console_usage_errors_are_one_line(tmp_path):
-    proc = subprocess.run(["gru-onnx", "export", "--hidden-size", "-3"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip().splitlines() == [
-        "Error: Invalid value for '--hidden-size': -3 is not in the range x>=1. (see 'gru-onnx export --help')"
-    ]
+def test_unknown_factory_option_is_a_usage_error(run_cli, factory_module, tmp_path):
+    result = run_cli("export", "--model", f"{factory_module}:unknown_option", "-o", "c.onnx")
+    assert result.exit_code == 2
+    assert "unknown export option 'colour'" in result.output
+    assert not (tmp_path / "c.onnx").exists()
+
+
+def test_static_batch_of_one(run_cli, tmp_path):
+    result = run_cli("export", "--activation", "relu", "--static-batch", "--batch", "1", "-o", "b1.onnx")
+    assert result.exit_code == 0, result.output
+    model = onnx.load(tmp_path / "b1.onnx")
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [20, 1, 16]
+    assert read_metadata(tmp_path / "b1.onnx")["dynamic_batch"] is False
+    inspected = run_cli("inspect", "b1.onnx")
+    assert "batch axis     static" in inspected.output
+    checked = run_cli("check", "b1.onnx")
+    assert checked.exit_code == 0, checked.output  # no sample at another batch size for a static axis
+
+
+def test_batch_one_needs_static_batch(run_cli, tmp_path):
+    result = run_cli("export", "--activation", "relu", "--batch", "1", "-o", "x.onnx")
+    assert result.exit_code == 2
+    assert "--static-batch" in result.output
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_export_check_inspect_on_a_lone_gru(run_cli, tmp_path):
+    result = run_cli("export", "--external-data", "--no-check", "-o", "gru.onnx")
+    assert result.exit_code == 0, result.output
+    (data,) = [p for p in tmp_path.iterdir() if p.name.endswith(".data")]
+    assert f"{data.name} (" in result.output and "external data" in result.output
+    # check rebuilds the reference from the file: its GRU weights are read from the data file.
+    checked = run_cli("check", "gru.onnx")
+    assert checked.exit_code == 0, checked.output
+    verdicts = [line.split()[-1] for line in checked.output.splitlines() if line.strip().startswith("ort-cpu")]
+    assert verdicts == ["pass", "pass"]
+    torch.manual_seed(0)  # the CLI's default model, seed 0
+    source = CustomGRU(16, 32)
+    rebuilt = reference_from_file(load_model(tmp_path / "gru.onnx"), gru_onnx.read_metadata(tmp_path / "gru.onnx"))
+    for name, tensor in source.state_dict().items():
+        torch.testing.assert_close(rebuilt.state_dict()[name], tensor, rtol=0, atol=0)
+    shown = run_cli("inspect", "gru.onnx")
+    assert shown.exit_code == 0, shown.output
+    assert f"external data  {data.name} (" in shown.output
+    default = run_cli("export", "--no-check", "-o", "inline.onnx")
+    assert default.exit_code == 0 and not list(tmp_path.glob("inline.onnx.*"))
+
+
+def test_target_on_the_command_line_and_bad_targets(tmp_path, run_cli):
+    result = run_cli("export", "--activation", "relu", "--target", "cpu", "-o", "c.onnx")
+    assert result.exit_code == 0, result.output
+    assert gru_onnx.read_metadata(tmp_path / "c.onnx")["stacks"][0]["strategy"] == "native"
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match="unknown target 'gpu'"):
+        flat.export(CustomGRU(4, 5), (torch.randn(3, 2, 4),), tmp_path / "x.onnx", target="gpu")
+    assert not (tmp_path / "x.onnx").exists()
+    assert run_cli("export", "--target", "gpu").exit_code == 2
+
+
+def test_cli_export_inspect_check(run_cli, tmp_path):
+    result = run_cli("export", "--streaming", "--chunk", "4", "--strategy", "unrolled", "--activation", "relu",
+                     "--reset-before", "--num-layers", "2", "--batch-first", "-o", "s.onnx")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "state_in -> state_out" in result.output and "chunks of 4 steps" in result.output
+    meta = read_metadata(tmp_path / "s.onnx")
+    assert meta["chunk"] == 4 and meta["streaming"]["states"][0]["shape"] == ["batch", 2, 32]
+    shown = run_cli("inspect", "s.onnx")
+    assert shown.exit_code == 0 and "state_in -> state_out: model [batch, 2, 32]" in shown.output
+    checked = run_cli("check", "s.onnx", "--streaming")
+    assert checked.exit_code == 0, checked.output
+    assert "chunks 4" in checked.output
+    # The file itself against an independent reference: chunks of 4 from zero states.
+    torch.manual_seed(0)
+    gru = CustomGRU(16, 32, num_layers=2, batch_first=True, activation="relu", reset_after=False)
+    x = torch.randn(2, 12, 16)
+    with StreamingSession(tmp_path / "s.onnx") as session:
+        got = stream(session, {"input": x.numpy()}, [4, 4, 4])["output"]
+    np.testing.assert_allclose(got, numpy_reference(gru, x)[0], **TOL)
+
+
+STREAMING_FACTORY = """
+import torch
+from torch import nn
+from gru_onnx import CustomGRU
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = CustomGRU(3, 4, batch_first=True, activation="relu")
+        self.b = CustomGRU(4, 2, batch_first=True, activation="relu", reset_after=False)
+    def forward(self, x):
+        return self.b(self.a(x)[0])[0]
+
+def make():
+    torch.manual_seed(0)
+    return Net(), (torch.randn(2, 6, 3),), {"streaming": True}
+"""
+
+
+def test_cli_model_factory_with_streaming_option(run_cli, tmp_path):
+    (tmp_path / "streamy.py").write_text(textwrap.dedent(STREAMING_FACTORY))
+    result = run_cli("export", "--model", "streamy:make", "-o", "m.onnx")
+    assert result.exit_code == 0, result.output
+    assert [s["input"] for s in read_metadata(tmp_path / "m.onnx")["streaming"]["states"]] == [
+        "a_state_in", "b_state_in",
+    ]  # fmt: skip
+    checked = run_cli("check", "m.onnx", "--model", "streamy:make", "--chunks", "1,5")
+    assert checked.exit_code == 0, checked.output
+    assert "chunks 5" in checked.output
+
+
+def test_cli_keras_does_not_combine_with_other_sources(run_cli, tmp_path):
+    result = run_cli("export", "--keras", "m.keras", "--hidden-size", "8")
+    assert result.exit_code == 2 and "--hidden-size cannot be combined with --keras" in result.output

@@ -1,8 +1,10 @@
-"""int8 files: accuracy against the float32 PyTorch model, stored weights, size, structure, CLI."""
+"""int8 files (``gru_onnx.quantization``): accuracy against the float32 PyTorch model, stored
+weights, size, structure, loop bodies, streaming files, external data pairs. Lone-GRU float
+files are written at the graph level (``helpers.graph_export``)."""
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 
 import numpy as np
 import onnx
@@ -10,18 +12,19 @@ import pytest
 import torch
 from torch import nn
 
+import gru_onnx
 from gru_onnx import CustomGRU, read_metadata
 from gru_onnx.quantization import INT8_TOLERANCES, dequantized_initializers
 
 import flat
-from conftest import run_ort
 from flat import export, quantize
+from helpers import TOKENS, TokenTagger, export_pair, external_tensors, graph_export, one_line_error, run_ort
 
 
 def _float_file(tmp_path, module, strategy, seq=30, batch=2, name="float.onnx"):
     path = tmp_path / name
     x = torch.randn(seq, batch, module.spec.input_size)
-    export(module, (x,), path, strategy=strategy, dynamic_seq=strategy == "loop", check=False)
+    graph_export(module, (x,), path, strategy=strategy, dynamic_seq=strategy == "loop", check=False)
     return path
 
 
@@ -152,76 +155,12 @@ def test_native_gru_weights_stay_float_and_are_named(tmp_path):
     assert "native GRU op" in record["left_float"]
 
 
-# --- the CLI ----------------------------------------------------------------------------------
-
-
-def test_check_of_an_int8_file_names_its_reference_and_tolerances(run_cli, tmp_path):
-    assert run_cli("export", "--activation", "relu", "--strategy", "loop", "--dynamic-seq", "--no-check").exit_code == 0
-    result = run_cli("quantize", "gru.onnx", "-o", "int8.onnx", "--mode", "dynamic")
-    assert result.exit_code == 0, result.output
-    assert "int8 (dynamic, per channel)" in result.output
-    inspected = run_cli("inspect", "int8.onnx")
-    assert "int8           dynamic, per channel: 3 weight(s)" in inspected.output
-    checked = run_cli("check", "int8.onnx")
-    assert checked.exit_code == 0, checked.output
-    assert "int8 dynamic file vs dequantized int8 weights" in " ".join(checked.output.split())
-
-
-def test_check_against_a_checkpoint_catches_a_changed_weight(run_cli, tmp_path):
-    torch.manual_seed(0)  # the CLI's default model: input 16, hidden 32, seed 0
-    module = CustomGRU(16, 32, activation="relu")
-    torch.save(module.state_dict(), tmp_path / "good.pt")
-    with torch.no_grad():
-        module.weight_hh_l0[3, 5] += 0.05
-    torch.save(module.state_dict(), tmp_path / "changed.pt")
-    assert run_cli("export", "--activation", "relu", "--no-check").exit_code == 0
-    assert run_cli("quantize", "gru.onnx", "-o", "int8.onnx", "--mode", "weights").exit_code == 0
-    good = run_cli("check", "int8.onnx", "--checkpoint", "good.pt")
-    assert good.exit_code == 0, good.output
-    assert "int8 weights file vs float32 source" in " ".join(good.output.split())
-    changed = run_cli("check", "int8.onnx", "--checkpoint", "changed.pt")
-    assert changed.exit_code == 1
-    assert "weight_hh_l0" in changed.output
-
-
-def test_bad_input_is_one_line_exit_2_and_nothing_written(run_cli, tmp_path):
-    assert run_cli("export", "--activation", "relu", "--no-check").exit_code == 0
-    assert run_cli("quantize", "gru.onnx", "-o", "int8.onnx").exit_code == 0
-    assert run_cli("export", "--strategy", "native", "-o", "native.onnx", "--no-check").exit_code == 0
-    plain = onnx.load(tmp_path / "gru.onnx")
-    del plain.metadata_props[:]
-    onnx.save(plain, tmp_path / "plain.onnx")
-    cases = [
-        (["int8.onnx"], "already quantized"),
-        (["plain.onnx"], "no gru-onnx metadata"),
-        (["native.onnx"], "nothing to quantize"),
-        (["missing.onnx"], "no such file"),
-        (["gru.onnx", "--mode", "int4"], "Invalid value for '--mode'"),
-    ]
-    for args, message in cases:
-        result = run_cli("quantize", *args, "-o", "out.onnx")
-        assert result.exit_code == 2, (args, result.output)
-        assert message in result.output, (args, result.output)
-        if not message.startswith("Invalid value"):  # click's own errors: one line through main()
-            assert len(result.output.strip().splitlines()) == 1, result.output
-        assert not (tmp_path / "out.onnx").exists()
-
-
-@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="needs OpenVINO (gru-onnx[openvino])")
-@pytest.mark.parametrize("mode", ["weights", "dynamic"])
-def test_openvino_runs_int8_files(run_cli, tmp_path, mode):
-    assert run_cli("export", "--activation", "relu", "--strategy", "loop", "--dynamic-seq", "--no-check").exit_code == 0
-    assert run_cli("quantize", "gru.onnx", "-o", "int8.onnx", "--mode", mode).exit_code == 0
-    result = run_cli("check", "int8.onnx", "--provider", "openvino")
-    assert result.exit_code == 0, result.output
-
-
 def test_streaming_file_quantizes_and_streams_within_5_percent(tmp_path):
     from gru_onnx import StreamingSession
 
     torch.manual_seed(0)
     module = CustomGRU(8, 32, batch_first=True, activation="relu").eval()
-    export(module, (torch.randn(2, 6, 8),), tmp_path / "s.onnx", streaming=True, check=False)
+    graph_export(module, (torch.randn(2, 6, 8),), tmp_path / "s.onnx", streaming=True, check=False)
     result = quantize(tmp_path / "s.onnx", tmp_path / "q.onnx")
     assert len(result.quantized) == 3  # input weights, recurrent r/z and n blocks
     session = StreamingSession(tmp_path / "q.onnx")
@@ -251,3 +190,37 @@ def test_onnx_runtime_fuses_every_dequantize_of_a_weights_file(tmp_path):
     body_ops = [n.op_type for n in _body_nodes(optimized)]
     assert "MatMulNBits" in body_ops
     assert "DequantizeLinear" not in body_ops
+
+
+def test_quantize_reads_an_external_pair_and_writes_one(run_cli, tmp_path, pair, tagger):
+    """Source and target pairs both: the int8 file stays within 5% of the float model."""
+    result = run_cli("quantize", str(pair), "-o", "int8.onnx", "--mode", "weights", "--external-data")
+    assert result.exit_code == 0, result.output
+    (data,) = tmp_path.glob("int8.onnx.*.data")
+    assert data.name == f"int8.onnx.{hashlib.sha256(data.read_bytes()).hexdigest()[:16]}.data"
+    with torch.no_grad():
+        expected = tagger(TOKENS).numpy()
+    (got,) = run_ort(tmp_path / "int8.onnx", {"tokens": TOKENS.numpy()})
+    assert 0 < np.abs(got - expected).max() <= 0.05 * np.abs(expected).max()
+    inline = run_cli("quantize", str(pair), "-o", "inline.onnx", "--mode", "weights")
+    assert inline.exit_code == 0 and not list(tmp_path.glob("inline.onnx.*"))
+    np.testing.assert_array_equal(run_ort(tmp_path / "inline.onnx", {"tokens": TOKENS.numpy()})[0], got)
+
+
+def test_quantize_refuses_a_pair_whose_data_is_missing(run_cli, tmp_path, pair, no_reads):
+    next(pair.parent.glob("*.data")).unlink()
+    assert "is missing" in one_line_error(run_cli("quantize", str(pair), "-o", "int8.onnx"))
+    assert not list(tmp_path.glob("int8.onnx*"))
+
+
+def test_int8_export_with_external_data_checks_from_the_pair(tmp_path):
+    """The check rebuilds the dequantized reference from int8 values and scales in the data file
+    (hidden 96: 288 per-channel scales, over the 1 KiB that sends a tensor there)."""
+    torch.manual_seed(0)
+    model = TokenTagger(embed=32, hidden=96).eval()
+    result = export_pair(model, tmp_path / "int8.onnx", quantize="weights", check=True)
+    assert result.data_path is not None and result.passed, result.parity.summary()
+    record = gru_onnx.read_metadata(result.path)["quantization"]["tensors"]["rnn.weight_ih_l0"]
+    external = {t.name for t in external_tensors(result.path)}
+    assert record["values"] in external and record["scale"] in external
+    assert result.parity.weights and all(w.passed for w in result.parity.weights)

@@ -1,4 +1,6 @@
-"""Keras 3 models: from_keras and the --keras CLI, checked against Keras' own outputs."""
+"""Keras 3 models and layers converted to torch modules (``gru_onnx.keras.convert``, ``from_keras``),
+checked against Keras' own outputs: activations with their Keras meaning, every GRU and
+Bidirectional option, whole models and their files, and what is refused."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-if "keras" not in sys.modules:
+import gru_onnx
+from gru_onnx import GruOnnxUsageError
+
+import flat
+from helpers import assert_same, functional_model, k2_hard_sigmoid, keras_outputs, run_ort
+from helpers import keras_seq as seq
+from helpers import sequential as _model
+
+if "keras" not in sys.modules:  # the conftest set the torch backend unless Keras came first
     os.environ["KERAS_BACKEND"] = "torch"
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install gru-onnx[keras])")
 if keras.backend.backend() != "torch":
@@ -20,28 +30,9 @@ if keras.backend.backend() != "torch":
 
 from keras import layers  # noqa: E402
 
-import gru_onnx  # noqa: E402
-from gru_onnx import GruOnnxUsageError  # noqa: E402
-from gru_onnx.keras import KERAS_ACTIVATIONS  # noqa: E402
-
-import flat  # noqa: E402
-from conftest import run_ort  # noqa: E402
-
-ATOL, RTOL = 1e-5, 1e-4
 # Keras' own NumPy conversions, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept:DeprecationWarning")
-
-
-def k2_hard_sigmoid(x):
-    """Keras 2's hard_sigmoid, written here from its definition (not gru-onnx's)."""
-    return keras.ops.clip(0.2 * x + 0.5, 0.0, 1.0)
-
-
-def keras_outputs(obj, *inputs):
-    """What Keras computes (inference mode), as a list of NumPy arrays."""
-    out = obj(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
-    out = out if isinstance(out, list | tuple) else [out]
-    return [keras.ops.convert_to_numpy(o) for o in out]
+from gru_onnx.keras import KERAS_ACTIVATIONS  # noqa: E402
 
 
 def module_outputs(module, *inputs):
@@ -50,26 +41,9 @@ def module_outputs(module, *inputs):
     return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
 
-def assert_same(got, want, atol=ATOL, rtol=RTOL):
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        np.testing.assert_allclose(g, w, atol=atol, rtol=rtol)
-
-
-def seq(batch=2, steps=6, features=4, scale=2.0, seed=0):
-    """Inputs large enough to reach every activation's kinks and saturation."""
-    return (scale * np.random.default_rng(seed).standard_normal((batch, steps, features))).astype(np.float32)
-
-
 def built(layer, x):
     layer(x)  # builds the weights, as a first call does in Keras
     return layer
-
-
-# --------------------------------------------------------------------------------------------
-# Activations: Keras names with Keras' meaning
-# --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["activation", "recurrent_activation"])
@@ -117,11 +91,6 @@ def test_registered_activation_and_override_by_keras_name():
     assert_same(module_outputs(module, x), keras_outputs(gru, x))
 
 
-# --------------------------------------------------------------------------------------------
-# GRU and Bidirectional options, against Keras
-# --------------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("reset_after", "use_bias", "go_backwards", "return_sequences", "return_state"),
     list(itertools.product([True, False], repeat=5)),
@@ -162,27 +131,6 @@ def test_initial_state_and_stacked_grus_in_a_model():
     states = [rng.standard_normal((2, n)).astype(np.float32) for n in (6, 3, 3)]
     inputs = [seq(steps=5), *states]
     assert_same(module_outputs(gru_onnx.from_keras(model), *inputs), keras_outputs(model, *inputs))
-
-
-# --------------------------------------------------------------------------------------------
-# Whole models and their ONNX files
-# --------------------------------------------------------------------------------------------
-
-
-def functional_model():
-    """Two inputs, concatenations, Add, TimeDistributed, Dropout, Embedding; two outputs."""
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
-    feats = keras.Input((None, 4), name="feats")
-    e = layers.Embedding(11, 5)(tokens)
-    both = layers.Concatenate(name="both")([e, feats])
-    both = layers.Dropout(0.5)(both)
-    g1 = layers.GRU(6, return_sequences=True, activation="relu", recurrent_activation="hard_sigmoid")(both)
-    g2 = layers.GRU(6, return_sequences=True, go_backwards=True, reset_after=False)(both)
-    mixed = layers.Add()([g1, layers.Activation("tanh")(g2)])
-    bi, h_f, h_b = layers.Bidirectional(layers.GRU(4, return_sequences=True, return_state=True))(mixed)
-    tagger = layers.TimeDistributed(layers.Dense(3, activation="softmax"), name="tags")(bi)
-    summary = layers.Dense(2, name="summary")(layers.Concatenate()([h_f, h_b]))
-    return keras.Model([tokens, feats], [tagger, summary])
 
 
 def model_inputs(steps, seed=0):
@@ -229,15 +177,6 @@ def test_sequential_relu_gru_with_keras2_gates_on_every_strategy(strategy, steps
         assert_same(run_ort(result.path, {"audio": x}), keras_outputs(model, x))
 
 
-# --------------------------------------------------------------------------------------------
-# Refusals
-# --------------------------------------------------------------------------------------------
-
-
-def _model(*stack, shape=(None, 4), dtype="float32"):
-    return keras.Sequential([keras.Input(shape, dtype=dtype), *stack])
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -275,74 +214,3 @@ def test_a_backend_that_is_not_installed_is_a_clear_error():
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert "Keras could not be imported" in proc.stdout and "KERAS_BACKEND=torch" in proc.stdout, proc.stderr
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
-def test_cli_exports_and_checks_against_keras(run_cli, tmp_path):
-    functional_model().save(tmp_path / "m.keras")
-    result = run_cli("export", "--keras", "m.keras", "-o", "m.onnx")
-    assert result.exit_code == 0, result.output
-    assert "vs Keras (the Keras model itself" in result.output and "PASS against Keras" in result.output
-    assert "keras T=1 " in result.output  # a dynamic time axis is checked at other lengths too
-    assert gru_onnx.read_metadata(tmp_path / "m.onnx")["dynamic_seq"]
-    result = run_cli("check", "m.onnx", "--keras", "m.keras", "--samples", "2")
-    assert result.exit_code == 0, result.output
-    assert "PASS against Keras" in result.output
-    other = functional_model()  # same layout, other weights: the file is not its export
-    other.save(tmp_path / "other.keras")
-    result = run_cli("check", "m.onnx", "--keras", "other.keras")
-    assert result.exit_code == 1 and "parity check against Keras failed" in result.output
-
-
-def test_cli_keras2_h5_reads_hard_sigmoid_as_keras2(run_cli, tmp_path):
-    import h5py
-
-    model = keras.Sequential([
-        keras.Input((None, 4), name="x"), layers.GRU(5, recurrent_activation="hard_sigmoid", activation="relu"),
-    ])  # fmt: skip
-    model.save(tmp_path / "old.h5")
-    with h5py.File(tmp_path / "old.h5", "r+") as f:  # as Keras 2.15 writes it
-        f.attrs["keras_version"] = "2.15.0"
-    result = run_cli("export", "--keras", "old.h5", "-o", "old.onnx")
-    assert result.exit_code == 0, result.output
-    assert "written by Keras 2.15.0" in result.output and "PASS against Keras" in result.output
-    keras2 = keras.Sequential([
-        keras.Input((None, 4)), layers.GRU(5, recurrent_activation=k2_hard_sigmoid, activation="relu"),
-    ])  # fmt: skip
-    keras2.set_weights(model.get_weights())
-    x = seq(steps=7, scale=3.0)
-    assert_same(run_ort(tmp_path / "old.onnx", {"x": x}), keras_outputs(keras2, x))
-    assert not np.allclose(keras_outputs(model, x)[0], keras_outputs(keras2, x)[0], atol=1e-3)
-
-
-@pytest.mark.parametrize(
-    ("setup", "message"),
-    [
-        (lambda p: p.joinpath("m.txt").write_text("hello"), "is not a Keras model file"),
-        (lambda p: p.joinpath("m.keras").write_bytes(b"not a zip"), "cannot read Keras model"),
-        (lambda p: _model(layers.Dense(2)).save(p / "m.keras"), "has no GRU layer"),
-        (lambda p: None, "Keras model not found"),
-    ],
-)
-def test_cli_bad_keras_files_exit_2_with_one_line_and_no_file(setup, message, run_cli, tmp_path):
-    setup(tmp_path)
-    name = "m.txt" if "not a Keras model file" in message else "m.keras"
-    result = run_cli("export", "--keras", name, "-o", "out.onnx")
-    assert result.exit_code == 2 and message in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert not (tmp_path / "out.onnx").exists()
-
-
-def test_cli_without_keras_says_how_to_install(run_cli, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "keras", None)  # `import keras` fails as if not installed
-    result = run_cli("export", "--keras", "m.keras")
-    assert result.exit_code == 2 and "pip install gru-onnx[keras]" in result.output
-
-
-def test_cli_keras_does_not_combine_with_other_sources(run_cli, tmp_path):
-    result = run_cli("export", "--keras", "m.keras", "--hidden-size", "8")
-    assert result.exit_code == 2 and "--hidden-size cannot be combined with --keras" in result.output
