@@ -25,6 +25,22 @@ def _seed():
     np.random.seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _registries():
+    """What a test registers (activations, strategies, runners) is gone after it, so tests sharing
+    a worker process cannot see each other's names."""
+    from gru_onnx import activations, registry, runners
+    from gru_onnx.exporters import base
+
+    tables = [activations._REGISTRY, activations._ALIASES, registry._STRATEGIES, registry._RUNNERS,
+              base.STRATEGIES, runners.RUNNERS, runners._PROBLEMS]  # fmt: skip
+    saved = [dict(t) for t in tables]
+    yield
+    for table, before in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(before)
+
+
 @pytest.fixture
 def run_cli(tmp_path, monkeypatch):
     """Invoke the CLI in a fresh working directory; never a traceback in its output."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from webtools import ATOL, denoiser, export_file, lone_gru
+from webtools import ATOL, artifact, denoiser, export_file, lone_gru
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.options import WebOptions
@@ -71,7 +71,8 @@ def test_lone_gru_bundle_passes_in_chromium(strategy, options, web_ready, tmp_pa
     assert manifest["reference"]["frames"] == 40
     assert manifest["reference"]["step"] == (40 if strategy == "loop-plain" else 1)
     half = strategy.endswith("float16")
-    text, result, requested = open_bundle(bundle.path, tmp_path / "page.png", isolated=half)
+    shot = artifact(f"bundle-{strategy}.png")
+    text, result, requested = open_bundle(bundle.path, shot, isolated=half)
     assert text.startswith("PASS"), text
     print(f"PARITY bundle {strategy} in Chromium: {text}; median {result['median'] * 1000:.0f} us per call")
     atol = 2e-3 if half else ATOL
@@ -79,7 +80,7 @@ def test_lone_gru_bundle_passes_in_chromium(strategy, options, web_ready, tmp_pa
     assert result["threads"] == 1 and result["isolated"] is half
     assert result["resolution"] < 0.02 if half else result["resolution"] >= 0.02  # ms: 5 us isolated, 100 us not
     assert result["calls"] >= 3 * 40 // manifest["reference"]["step"]  # at least three timed passes
-    assert (tmp_path / "page.png").stat().st_size > 10_000
+    assert shot.stat().st_size > 10_000
     assert any(u.endswith("ort-wasm-simd-threaded.wasm") for u in requested)
 
 
@@ -105,7 +106,7 @@ def test_denoiser_bundle_frame_by_frame_passes_in_chromium(denoiser_file, web_re
     ]
     assert [o["name"] for o in manifest["outputs"]] == ["gains", "vad"]
     assert manifest["reference"]["frames"] == 120 and manifest["reference"]["step"] == 1
-    shot = tmp_path / "denoiser-page.png"
+    shot = artifact("bundle-denoiser.png")
     text, result, _ = open_bundle(bundle.path, shot)
     assert text.startswith("PASS"), text
     us = {k: f"{result[k] * 1000:.0f} us" for k in ("median", "p90", "mean")}
@@ -213,3 +214,17 @@ def test_without_onnxruntime_web_the_setup_command_is_named(stream_file, tmp_pat
     monkeypatch.setenv("GRU_ONNX_WEB_CACHE", str(tmp_path / "empty"))
     with pytest.raises(GruOnnxUsageError, match=r"onnxruntime-web is not installed in .*: run `gru-onnx setup web`$"):
         package_web(stream_file, tmp_path / "site")
+
+
+def test_the_package_command_writes_a_bundle_whose_page_passes(web_ready, tmp_path, run_cli):
+    path = export_file(lone_gru(), (torch.randn(2, 3, 5),), tmp_path / "relu.onnx", strategy="loop", streaming=True)
+    result = run_cli("package", str(path), "--web", "site", "--frames", "24", "--name", "relu stream")
+    assert result.exit_code == 0, result.output
+    assert "reference: 24 frames" in result.output and "states: state_in -> state_out" in result.output
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    assert manifest["name"] == "relu stream" and manifest["reference"]["frames"] == 24
+    text, _, _ = open_bundle(tmp_path / "site", artifact("bundle-cli.png"))
+    assert text.startswith("PASS"), text
+    again = run_cli("package", str(path), "--web", "site")
+    assert again.exit_code == 2 and "pass force=True (--force)" in again.output
+    assert run_cli("package", str(path), "--web", "site", "--force").exit_code == 0

@@ -7,6 +7,7 @@ is one edit here.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ import flat
 ROOT = Path(__file__).resolve().parents[2]
 #: The tolerance every parity test here holds the JavaScript runtimes to.
 ATOL = 1e-5
+#: Where the pages' screenshots are kept after the run (CI uploads or inspects them).
+ARTIFACTS = Path(os.environ.get("GRU_ONNX_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "web"
+
+
+def artifact(name: str) -> Path:
+    """A path in :data:`ARTIFACTS` for a file a test keeps (its folder made)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
 
 
 def export_file(model: torch.nn.Module, args: tuple[Any, ...], path: Path, **options: Any) -> Path:

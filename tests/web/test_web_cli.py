@@ -1,0 +1,57 @@
+"""The JavaScript runtimes from the command line: check and export on ``--provider node|web``
+(streaming files chunk by chunk), bench timed inside the runtime beside its own fused op, and
+``setup web``; they never join ``--provider all``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from webtools import export_file, lone_gru
+
+from gru_onnx import registry
+
+
+@pytest.fixture(scope="module")
+def stream_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "stream.onnx"
+    return export_file(lone_gru(), (torch.randn(2, 4, 5),), path, strategy="loop", streaming=True)
+
+
+def test_check_runs_a_streaming_file_chunk_by_chunk_in_node_and_the_browser(stream_file, node_ready, web_ready,
+                                                                            run_cli):  # fmt: skip
+    result = run_cli("check", str(stream_file), "--provider", "node", "--provider", "web", "--chunks", "1,3")
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime-node" in result.output and "onnxruntime-web" in result.output
+    assert "WebAssembly backend, Chromium" in result.output  # the runner says where it ran
+
+
+def test_export_checks_on_node(node_ready, run_cli):
+    result = run_cli("export", "--activation", "gelu", "--provider", "node", "-o", "g.onnx")
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime-node" in result.output
+
+
+def test_all_means_the_in_process_runtimes():
+    assert not {"node", "web", "webgpu"} & set(registry.expand_providers(("all",)))
+    assert registry.expand_providers(("all", "node")) == (*registry.expand_providers(("all",)), "node")
+
+
+def test_bench_times_inside_node_beside_nodes_own_fused_op(stream_file, node_ready, tmp_path, run_cli):
+    plain = export_file(lone_gru(), (torch.randn(2, 6, 5),), tmp_path / "p.onnx", strategy="unrolled")
+    result = run_cli("bench", str(plain), "--provider", "node", "--runs", "5", "--warmup", "1", "--json", "b.json")
+    assert result.exit_code == 0, result.output
+    rows = {(t["kind"], t["runtime"]): t for t in json.loads((tmp_path / "b.json").read_text())["timings"]}
+    file, node_op = rows["file", "onnxruntime-node"], rows["fused-op", "onnxruntime-node"]
+    assert file["note"] == "timed inside the runtime" and node_op["ratio"] == 1.0
+    assert ("fused-op", "onnxruntime-cpu") in rows  # the in-process baseline stays beside it
+    # The file's ratio is to Node's own fused op, round by round: near the ratio of the medians.
+    assert file["ratio"] == pytest.approx(file["median_ms"] / node_op["median_ms"], rel=0.5)
+
+
+def test_setup_web_reports_the_runtimes(node_ready, web_ready, run_cli):
+    result = run_cli("setup", "web")
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime-web 1.30.0" in result.output and "onnxruntime-node 1.30.0" in result.output
+    assert "already there" in result.output and "missing" not in result.output
