@@ -4,7 +4,7 @@ The public API is small: :class:`CustomGRU` (a drop-in for ``torch.nn.GRU``), :f
 with its option groups (:class:`GraphOptions`, :class:`ShapeOptions`, :class:`StreamingOptions`,
 :class:`CheckOptions`, :class:`SavingOptions`, :class:`QuantizeOptions`), :func:`check_parity`,
 :func:`describe` and :func:`read_metadata`, :class:`StreamingSession`, :func:`quantize`,
-:func:`package_triton`, the activation and strategy registries (:func:`register_activation`,
+:func:`package_triton` and :func:`package_web`, the activation and strategy registries (:func:`register_activation`,
 :func:`register_strategy`) and :func:`from_keras` (Keras 3 GRU models, custom layers through
 :func:`register_keras_layer`). Names are imported on
 first use, so ``gru-onnx --help`` does not pay for importing torch.
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from gru_onnx.session import StreamingSession
     from gru_onnx.spec import GRUSpec
     from gru_onnx.triton import package_triton
+    from gru_onnx.web.bundle import package_web
 
 _PUBLIC = {
     "BenchOptions": "gru_onnx.options",
@@ -72,6 +73,7 @@ _PUBLIC = {
     "get_activation": "gru_onnx.activations",
     "load_keras_model": "gru_onnx.keras",
     "package_triton": "gru_onnx.triton",
+    "package_web": "gru_onnx.web.bundle",
     "quantize": "gru_onnx.quantization",
     "read_metadata": "gru_onnx.metadata",
     "register_activation": "gru_onnx.activations",
@@ -108,6 +110,7 @@ __all__ = [
     "get_activation",
     "load_keras_model",
     "package_triton",
+    "package_web",
     "quantize",
     "read_metadata",
     "register_activation",
