@@ -15,7 +15,11 @@ activation ONNX Runtime's CPU kernel computes exactly (not float16, which it run
 casts); ``cuda`` uses it only for the cuDNN GRU (default activations; others fall back to the
 CPU kernel) and prefers unrolled up to :data:`UNROLLED_MAX_LEN_CUDA` (CUDA graphs cannot
 capture a Scan); ``tensorrt`` and ``openvino`` use it where :mod:`gru_onnx.compat` says that
-runtime runs it as intended.
+runtime runs it as intended. ``web`` (onnxruntime-web, WebAssembly) uses it for every activation
+it takes in float32 (measured at 0.97-1.00x the fused op, against 1.19x and more for the other
+forms), and unrolls only up to :data:`UNROLLED_MAX_LEN_WEB`: a session run there costs a fixed
+150-200 us, and unrolled falls behind the loop sooner than on ONNX Runtime CPU
+(``benchmarks/web.py``, results in ``benchmarks/results/web.md``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ UNROLLED_MAX_LEN = 64
 #: Longest static length auto unrolls for CUDA: no GPU measured it yet; bounded by the export
 #: (under 3 s) and file size (about 1.5 MiB per 256 steps at hidden 128) on the CPU side.
 UNROLLED_MAX_LEN_CUDA = 256
+#: Longest static length auto unrolls for onnxruntime-web: unrolled / loop measured 0.96 (relu)
+#: and 0.97 (gelu) at 8, 1.02 and 1.00 at 16, 1.12 at 64 (``benchmarks/web.py``, WebAssembly).
+UNROLLED_MAX_LEN_WEB = 8
 
 
 def native_reason(stack: StackInputs) -> str | None:
@@ -51,7 +58,10 @@ def native_reason(stack: StackInputs) -> str | None:
     entry = native_entry(spec)
     if entry is None or (target == "cpu" and half):
         return None
-    runtime = {"cpu": "onnxruntime-cpu", "tensorrt": "onnxruntime-tensorrt", "openvino": "openvino"}[target]
+    if target == "web" and half:
+        return None  # exact there through casts, but not measured faster than the standard ops
+    runtime = {"cpu": "onnxruntime-cpu", "tensorrt": "onnxruntime-tensorrt", "openvino": "openvino",
+               "web": "onnxruntime-web"}[target]  # fmt: skip
     dtype = "float16" if half else "float32"
     row = next(r for r in stack_support(entry, dtype) if r.runtime == runtime)
     if row.status != "yes":
@@ -73,6 +83,16 @@ def choose(stack: StackInputs) -> tuple[str, str]:
                 "so CUDA graphs can capture it"
             )
         return "loop", f"target cuda, static length {stack.seq_len} > {UNROLLED_MAX_LEN_CUDA}: unrolled grows too large"
+    if stack.target == "web":
+        if stack.seq_len <= UNROLLED_MAX_LEN_WEB:
+            return "unrolled", (
+                f"target web, static length {stack.seq_len} <= {UNROLLED_MAX_LEN_WEB}: unrolled measured faster than "
+                "loop in onnxruntime-web at such lengths"
+            )
+        return "loop", (
+            f"target web, static length {stack.seq_len} > {UNROLLED_MAX_LEN_WEB}: loop measured faster in "
+            "onnxruntime-web"
+        )
     if stack.seq_len <= UNROLLED_MAX_LEN:
         return "unrolled", (
             f"static length {stack.seq_len} <= {UNROLLED_MAX_LEN}: unrolled measured faster than loop at such lengths"

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import statistics
 import tempfile
 import time
@@ -164,18 +165,23 @@ def fused_op_files(
 def interleaved(
     runners: Sequence[Callable[[], Any]], warmup: int, runs: int, inside: Sequence[bool] = ()
 ) -> list[list[float]]:
-    """Seconds per call, ``runs`` calls of each runner, one call of each per round (the order
-    rotating), after ``warmup`` calls of each. A runner flagged in ``inside`` returns the seconds
-    it measured itself; the others are timed here."""
+    """Seconds per call, ``runs`` calls of each runner, one call of each per round, after
+    ``warmup`` calls of each. The order is drawn afresh each round (seeded): with a fixed or
+    rotating order one runner always follows the same neighbour, and a call right after another
+    process's run (Node.js, a browser) measured 11-17% slower on ONNX Runtime CPU, biasing every
+    ratio built on it (``benchmarks/results/web.md``). A runner flagged in ``inside`` returns the
+    seconds it measured itself; the others are timed here."""
     for run in runners:
         for _ in range(warmup):
             run()
     times: list[list[float]] = [[] for _ in runners]
     clock = time.perf_counter
     flags = list(inside) or [False] * len(runners)
-    for r in range(runs):
-        for k in range(len(runners)):
-            i = (k + r) % len(runners)
+    order = list(range(len(runners)))
+    shuffle = random.Random(0).shuffle
+    for _ in range(runs):
+        shuffle(order)
+        for i in order:
             start = clock()
             measured = runners[i]()
             times[i].append(float(measured) if flags[i] else clock() - start)

@@ -12,6 +12,9 @@ unevenly:
 - TensorRT's parser builds GRUs as loops and honours every activation but ``Affine``.
 - OpenVINO's GRUSequence accepts sigmoid, tanh, relu and hardsigmoid only, and its CPU plugin
   (2026.4, checked here) fails to compile hardsigmoid: sigmoid, tanh and relu run.
+- onnxruntime-web (WebAssembly) and onnxruntime-node run ONNX Runtime's CPU GRU kernel: every
+  activation, both reset forms, float16 through casts; measured exact in all 92 cases of
+  ``benchmarks/web.py`` (1.30.0). WebGPU is not in the table (not measured).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Any
 
 from gru_onnx.spec import GRUSpec
 
-RUNTIMES = ("onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino")
+RUNTIMES = (
+    "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino", "onnxruntime-web", "onnxruntime-node",
+)  # fmt: skip
 # GRUSequence's spec lists hardsigmoid too, but OpenVINO 2026.4's CPU plugin rejects it when
 # compiling ("Unsupported activation function"); checked here.
 _OPENVINO_GRU = {"Sigmoid", "Tanh", "Relu"}
@@ -63,6 +68,9 @@ def native_support(activations: list[str], reset_after: bool, dtype: str) -> lis
         rows.append(Support("openvino", "no", f"its CPU plugin does not compile a GRU with {', '.join(missing)}"))
     else:
         rows.append(Support("openvino", "yes", "GRUSequence"))
+    kernel = "ONNX Runtime's CPU GRU kernel" + (", cast to float32" if half else "")
+    rows.append(Support("onnxruntime-web", "yes", f"WebAssembly build of {kernel}"))
+    rows.append(Support("onnxruntime-node", "yes", kernel))
     return rows
 
 

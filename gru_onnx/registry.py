@@ -22,7 +22,7 @@ MAX_OPSET = 25
 DEFAULT_OPSET = 18
 
 #: Runtimes an export can be aimed at (``target``); ``any`` means every runtime.
-TARGETS = ("any", "cpu", "cuda", "tensorrt", "openvino")
+TARGETS = ("any", "cpu", "cuda", "tensorrt", "openvino", "web")
 
 #: Floating types a file can be written in. bfloat16 is left out: ONNX Runtime 1.31's CPU
 #: provider has no bfloat16 MatMul or Gemm.

@@ -35,6 +35,27 @@ def test_auto_choice(kwargs, export_kwargs, seq, expected, tmp_path):
     assert result.passed, result.parity.summary()
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "export_kwargs", "seq", "expected", "why"),
+    [
+        ({"activation": "relu", "reset_after": False}, {}, 40, "native", "exactly"),
+        ({"activation": "elu", "recurrent_activation": "hard_sigmoid"}, {"dynamic_seq": True}, 6, "native", "exactly"),
+        ({"activation": "relu"}, {"dtype": "float16"}, 6, "unrolled", "<= 8"),  # native not measured faster
+        ({"activation": "gelu"}, {}, 8, "unrolled", "<= 8"),
+        ({"activation": "gelu"}, {}, 9, "loop", "> 8"),  # 64 on other targets: web's loop wins sooner
+        ({"activation": "gelu"}, {"dynamic_seq": True}, 6, "loop", "dynamic"),
+    ],
+)
+def test_the_web_target_follows_the_measured_rule(kwargs, export_kwargs, seq, expected, why, tmp_path):
+    # The rule and its thresholds come from benchmarks/web.py (results/web.md): native measured
+    # exact in onnxruntime-web for every activation the op takes, unrolled ahead of loop to 8 steps.
+    gru = CustomGRU(3, 4, **kwargs)
+    result = graph_export(gru, (torch.randn(seq, 2, 3),), tmp_path / "m.onnx", target="web", **export_kwargs)
+    (stack,) = result.metadata["stacks"]
+    assert stack["strategy"] == expected and why in stack["reason"], stack["reason"]
+    assert result.metadata["target"] == "web" and result.passed
+
+
 def test_auto_chooses_per_stack_in_a_whole_model(tmp_path):
     class Two(nn.Module):
         def __init__(self):

@@ -52,7 +52,8 @@ def test_native_relu_hard_sigmoid_is_one_gru_node_per_layer(tmp_path):
     assert stack["weights"]["layout"] == "onnx_gru"
     runtimes = {r.runtime: r.status for r in file_support(result.metadata)}
     assert runtimes == {"onnxruntime-cpu": "yes", "onnxruntime-cuda": "fallback",
-                        "onnxruntime-tensorrt": "yes", "openvino": "no"}  # fmt: skip
+                        "onnxruntime-tensorrt": "yes", "openvino": "no", "onnxruntime-web": "yes",
+                        "onnxruntime-node": "yes"}  # fmt: skip
     y, _ = run_ort(result.path, {"input": x.numpy()})
     np.testing.assert_allclose(y, numpy_reference(gru, x)[0], rtol=1e-4, atol=1e-5)
 

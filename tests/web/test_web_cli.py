@@ -10,7 +10,9 @@ import pytest
 import torch
 from webtools import export_file, lone_gru
 
-from gru_onnx import registry
+from gru_onnx import CustomGRU, registry
+
+import flat
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +57,13 @@ def test_setup_web_reports_the_runtimes(node_ready, web_ready, run_cli):
     assert result.exit_code == 0, result.output
     assert "onnxruntime-web 1.30.0" in result.output and "onnxruntime-node 1.30.0" in result.output
     assert "already there" in result.output and "missing" not in result.output
+
+
+def test_a_target_web_file_is_native_and_exact_in_the_browser_and_node(node_ready, web_ready, tmp_path):
+    # benchmarks/web.py measured the native op exact there for every activation it takes: the
+    # export's own check on both runtimes holds a hard-sigmoid-gated elu GRU to 1e-5.
+    gru = CustomGRU(5, 6, num_layers=2, batch_first=True, activation="elu", recurrent_activation="hard_sigmoid")
+    result = flat.export(gru, (torch.randn(2, 7, 5),), tmp_path / "w.onnx", target="web", providers=("web", "node"))
+    assert result.strategy == "native" and result.metadata["target"] == "web"
+    assert result.passed, result.parity.summary()
+    assert {r.runtime for r in result.parity.results} >= {"onnxruntime-web-wasm", "onnxruntime-node"}
