@@ -1,7 +1,7 @@
 """Send one stream, frame by frame, to a streaming model served by Triton (implicit state).
 
-Needs a running Triton server on a repository written by ``gru-onnx package --triton`` (see the
-README) and ``pip install gru-onnx[triton]``. Not run in CI: no Triton server is installable
+Needs a running Triton server on a repository written by ``gru-onnx package --triton`` (see
+docs/guides/triton.md) and ``pip install gru-onnx[triton]``. Not run in CI: no Triton server is installable
 there. Usage::
 
     python examples/triton_client.py --model denoiser --url localhost:8001 --frames 100

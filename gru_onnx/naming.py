@@ -1,6 +1,6 @@
 """Names of an exported model's graph inputs and outputs, as its users name them.
 
-Rules (documented in the README):
+Rules (documented in docs/guides/export-and-strategies.md, "Axes and names"):
 
 - Inputs keep ``forward``'s argument names; ``forward(*args)`` gives ``input``, ``input_1``, ...
 - Outputs take their names from the structure ``forward`` returns: a dict's keys, a

@@ -1,7 +1,7 @@
 """Rendering a ParityReport: a table for people, JSON for machines, a PNG of error over time.
 
 The JSON follows ``gru_onnx/report.schema.json`` (JSON Schema, draft 2020-12), which is
-shipped with the package and documented in the README.
+shipped with the package and documented in docs/guides/parity-check.md ("Report").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ the graph one Transpose on each side turns them into the ``[L*D, batch, H]`` the
 take. As the states never pass through ``torch.export``, they need no ``dynamic_shapes``: their
 batch axis is the very axis (name or size) of the GRU input's batch, the other two are static.
 
-Names (documented in the README): a lone CustomGRU gets ``state_in``/``state_out``; in a whole
+Names (documented in docs/guides/streaming.md): a lone CustomGRU gets ``state_in``/``state_out``; in a whole
 model the module path with dots as ``_`` plus ``_state_in``/``_state_out`` (``encoder_gru_state_in``),
 ``_1``, ``_2`` appended for its second, third call; a name starting with a digit (a Sequential's
 ``0``) gets the prefix ``gru_``; a name taken already (a user's input, say) gets ``_`` until free.

@@ -28,7 +28,7 @@ from gru_onnx.options import (
     TRITON_DEVICES,
 )
 
-#: The embedded default model of ``gru-onnx export`` (documented in the README).
+#: The embedded default model of ``gru-onnx export`` (documented in the README and the quickstart).
 DEFAULTS = {"input_size": 16, "hidden_size": 32, "num_layers": 1, "seq_len": 20, "batch": 2, "seed": 0}
 
 
