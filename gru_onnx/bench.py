@@ -33,6 +33,7 @@ import numpy as np
 import onnx
 import torch
 
+from gru_onnx.check.runs import one_line
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.exporting import export
 from gru_onnx.files import atomic_write
@@ -236,6 +237,7 @@ def bench(path: str | os.PathLike[str], options: BenchOptions = _BENCH, *, model
                     entries.append(_Entry("PyTorch eager", "pytorch", "torch-cpu", torch_call[0], torch_call[1]))
             if not entries:
                 raise GruOnnxUsageError("nothing to time: " + "; ".join(report.skipped))
+            _probe(entries)
             with _torch_threads(options.threads):
                 calls, inside = [e.call for e in entries], [e.inside for e in entries]
                 times = interleaved(calls, options.warmup, options.runs, inside)
@@ -284,6 +286,16 @@ class _Entry:
     note: str
     inside: bool = False
     key: str = "cpu"
+
+
+def _probe(entries: Sequence[_Entry]) -> None:
+    """Run every entry once before timing: a runtime that cannot run the file is a one-line
+    usage error naming it, not a traceback from the middle of the timing loop."""
+    for entry in entries:
+        try:
+            entry.call()
+        except Exception as exc:
+            raise GruOnnxUsageError(f"{entry.runtime} could not run the {entry.name}: {one_line(exc)}") from None
 
 
 def _fused_entries(

@@ -38,6 +38,12 @@ FORMAT = 2
 MAX_METADATA_BYTES = 4 * 2**20
 
 
+def data_file_paths(path: str | os.PathLike[str]) -> list[Path]:
+    """The external data files the ONNX file at ``path`` names, read from the file without its
+    data (a loaded model's tensors are inline and name none): what no output may be written over."""
+    return [d.path for d in saving.data_files(load_model(path, weights="none"), path)]
+
+
 @functools.cache
 def schema() -> dict[str, Any]:
     """The JSON Schema the metadata follows (``gru_onnx/metadata.schema.json``)."""

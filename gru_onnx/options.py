@@ -241,6 +241,8 @@ TRITON_NAME_BYTES = 200
 #: the state of a stream that pauses for a second (a speaker thinking), so a minute.
 DEFAULT_SEQUENCE_IDLE_US = 60_000_000
 SEQUENCE_STRATEGIES = ("direct", "oldest")
+_INT32_MAX = 2**31 - 1
+_UINT64_MAX = 2**64 - 1
 TENSORRT_PRECISIONS = ("FP32", "FP16")
 
 
@@ -255,10 +257,12 @@ class TritonOptions:
     instances: int = 1
     device: str = "cpu"
     force: bool = False
-    #: streaming files: how long a silent stream keeps its state (Triton's default is 1 s)
-    max_sequence_idle_us: int = DEFAULT_SEQUENCE_IDLE_US
-    #: streaming files: ``direct`` (a batch slot per stream) or ``oldest`` (batches the oldest requests)
-    sequence_strategy: str = "direct"
+    #: streaming files: how long a silent stream keeps its state (None: a minute,
+    #: :data:`DEFAULT_SEQUENCE_IDLE_US`; Triton's own default, 1 s, cuts a stream that pauses)
+    max_sequence_idle_us: int | None = None
+    #: streaming files: ``direct`` (a batch slot per stream) or ``oldest`` (batches the oldest
+    #: requests); None: direct
+    sequence_strategy: str | None = None
     max_candidate_sequences: int | None = None  # oldest only
     preferred_batch_sizes: tuple[int, ...] = ()  # oldest only
     max_queue_delay_us: int | None = None
@@ -285,7 +289,7 @@ class TritonOptions:
         _positive_int("instances", self.instances)
         if self.device not in TRITON_DEVICES:
             raise GruOnnxUsageError(f"unknown device {self.device!r}; use {' or '.join(TRITON_DEVICES)}")
-        _positive_int("max_sequence_idle_us", self.max_sequence_idle_us)
+        _positive_int("max_sequence_idle_us", self.max_sequence_idle_us, allow_none=True)
         _positive_int("max_candidate_sequences", self.max_candidate_sequences, allow_none=True)
         if self.max_queue_delay_us is not None and (not isinstance(self.max_queue_delay_us, int)
                                                     or self.max_queue_delay_us < 0):  # fmt: skip
@@ -293,11 +297,21 @@ class TritonOptions:
         _set(self, "preferred_batch_sizes", tuple(self.preferred_batch_sizes))
         for size in self.preferred_batch_sizes:
             _positive_int("preferred batch sizes", size)
-        if self.sequence_strategy not in SEQUENCE_STRATEGIES:
+        # The config's fields are protobuf integers: int32 counts, uint64 microseconds.
+        for field_name, value, limit in (
+            ("max_batch_size", self.max_batch_size, _INT32_MAX), ("instances", self.instances, _INT32_MAX),
+            ("max_candidate_sequences", self.max_candidate_sequences, _INT32_MAX),
+            ("max_sequence_idle_us", self.max_sequence_idle_us, _UINT64_MAX),
+            ("max_queue_delay_us", self.max_queue_delay_us, _UINT64_MAX),
+            *(("preferred batch size", size, _INT32_MAX) for size in self.preferred_batch_sizes),
+        ):  # fmt: skip
+            if value is not None and value > limit:
+                raise GruOnnxUsageError(f"{field_name} {value} is beyond what Triton's config holds (at most {limit})")
+        if self.sequence_strategy is not None and self.sequence_strategy not in SEQUENCE_STRATEGIES:
             raise GruOnnxUsageError(
                 f"unknown sequence strategy {self.sequence_strategy!r}; use {' or '.join(SEQUENCE_STRATEGIES)}"
             )
-        if self.sequence_strategy == "direct" and (self.max_candidate_sequences or self.preferred_batch_sizes):
+        if self.sequence_strategy != "oldest" and (self.max_candidate_sequences or self.preferred_batch_sizes):
             raise GruOnnxUsageError(
                 "max_candidate_sequences and preferred batch sizes belong to the oldest sequence strategy "
                 "(--sequence-strategy oldest)"

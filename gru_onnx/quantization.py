@@ -37,7 +37,7 @@ from onnx import helper, numpy_helper
 from gru_onnx.compact import compact_names
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.files import refuse_aliases
-from gru_onnx.metadata import METADATA_KEY, find_metadata, load_model
+from gru_onnx.metadata import METADATA_KEY, data_file_paths, find_metadata, load_model
 from gru_onnx.options import QuantizeOptions, SavingOptions
 from gru_onnx.protos import all_graphs, attribute
 from gru_onnx.registry import QUANTIZE_MODES
@@ -329,8 +329,8 @@ def quantize(
         raise GruOnnxUsageError(f"no quantization mode given; valid modes: {', '.join(QUANTIZE_MODES)}")
     source, target = Path(source), Path(target)
     refuse_aliases([("output", target)], [("input", source)])
+    refuse_aliases([("output", target)], [("input's data file", d) for d in data_file_paths(source)])
     model = load_model(source, weights="all")
-    refuse_aliases([("output", target)], [("input's data file", d.path) for d in data_files(model, source)])
     size_before = sum(f.stat().st_size for f in _files(source))
     result = quantize_model(model, options.mode, options.per_channel)
     try:

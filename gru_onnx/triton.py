@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import onnx
@@ -24,7 +24,7 @@ from gru_onnx.compat import file_support
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.files import remove_stale_temps, temp_name
 from gru_onnx.metadata import find_metadata, load_model
-from gru_onnx.options import TritonOptions
+from gru_onnx.options import DEFAULT_SEQUENCE_IDLE_US, TritonOptions
 from gru_onnx.protos import control_flow_ops
 from gru_onnx.saving import validate_data_files
 
@@ -163,7 +163,7 @@ def build_config(
             data_type = getattr(pb, _triton_type(t))
             state = batching.state.add(input_name=state_in, output_name=state_out, data_type=data_type, dims=dims)
             state.initial_state.add(name="zeros", data_type=data_type, dims=dims, zero_data=True)
-        _sequence_settings(batching, options)
+        _sequence_settings(batching, options, config.max_batch_size)
     else:
         _refuse_sequence_settings(options)
         if max_batch_size == 0 and options.max_queue_delay_us is not None:
@@ -180,9 +180,15 @@ def build_config(
     return config, states, notes
 
 
-def _sequence_settings(batching: Any, options: TritonOptions) -> None:
+def _sequence_settings(batching: Any, options: TritonOptions, max_batch_size: int) -> None:
     """What keeps a live stream alive and how streams share a batch (see :class:`TritonOptions`)."""
-    batching.max_sequence_idle_microseconds = options.max_sequence_idle_us
+    too_big = [size for size in options.preferred_batch_sizes if size > max_batch_size]
+    if too_big:  # Triton's ValidateModelConfig refuses such a model at load
+        raise GruOnnxUsageError(
+            f"preferred batch size {too_big[0]} is larger than max_batch_size {max_batch_size}: Triton refuses that"
+        )
+    idle = options.max_sequence_idle_us
+    batching.max_sequence_idle_microseconds = DEFAULT_SEQUENCE_IDLE_US if idle is None else idle
     if options.sequence_strategy == "oldest":
         oldest = batching.oldest
         oldest.SetInParent()
@@ -199,9 +205,8 @@ def _sequence_settings(batching: Any, options: TritonOptions) -> None:
 
 def _refuse_sequence_settings(options: TritonOptions) -> None:
     """Sequence-batcher settings given for a file that is not streaming: refused, not dropped."""
-    default = TritonOptions()
     settings = ("sequence_strategy", "max_sequence_idle_us", "max_candidate_sequences", "preferred_batch_sizes")
-    given = [name for name in settings if getattr(options, name) != getattr(default, name)]
+    given = [name for name in settings if getattr(options, name) not in (None, ())]
     if given:
         raise GruOnnxUsageError(
             f"{given[0]} is a sequence-batcher setting, for streaming files (export --streaming); this file has no "
@@ -247,7 +252,26 @@ def _accelerators(
 def _external_files(model: onnx.ModelProto, source: Path) -> list[str]:
     """Relative locations of the file's external data (copied beside the model), each checked
     first: present, complete, inside the model's folder (see :mod:`gru_onnx.saving`)."""
-    return [data.location for data in validate_data_files(model, source)]
+    locations = [data.location for data in validate_data_files(model, source)]
+    if "model.onnx" in (PurePosixPath(loc).as_posix().lower() for loc in locations):
+        raise GruOnnxUsageError(
+            f"{source}: its external data is named model.onnx, the name Triton gives the model itself beside it; "
+            "save the data under another name (gru-onnx export --external-data writes NAME.onnx.data)"
+        )
+    return locations
+
+
+def _is_entry(folder: Path) -> bool:
+    """True when ``folder`` is empty or holds a Triton model entry only: ``config.pbtxt`` and
+    numbered version folders (what ``--force`` may replace; anything else is somebody's)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    entries = list(folder.iterdir())
+    return all(
+        (e.name == "config.pbtxt" and e.is_file() and not e.is_symlink())
+        or (e.name.isdigit() and e.is_dir() and not e.is_symlink())
+        for e in entries
+    )
 
 
 def verify_config(text: str, model: onnx.ModelProto, states: list[tuple[str, str]]) -> None:
@@ -281,8 +305,13 @@ def package_triton(
     TritonOptions(name=name)  # a name derived from the file must be valid too
     repo = Path(repo)
     target = repo / name
-    if target.exists() and not options.force:
-        raise GruOnnxUsageError(f"{target} exists; pass --force to replace it")
+    if target.exists() or target.is_symlink():
+        if not options.force:
+            raise GruOnnxUsageError(f"{target} exists; pass --force to replace it")
+        if not _is_entry(target):
+            raise GruOnnxUsageError(
+                f"{target} is not a Triton model entry (config.pbtxt and version folders only); refusing to replace it"
+            )
     config, states, notes = build_config(model, name, options)
     text = text_format.MessageToString(config)
     verify_config(text, model, states)

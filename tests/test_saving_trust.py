@@ -121,3 +121,25 @@ def test_inspect_into_a_closed_pipe_ends_quietly(exported):
     )  # fmt: skip
     assert len(proc.stdout.splitlines()) == 2
     assert "Error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "{model}", "--report", "{data}"],
+        ["check", "{model}", "--plot", "{data}"],
+        ["bench", "{model}", "--json", "{data}"],
+        ["quantize", "{model}", "-o", "{data}"],
+    ],
+    ids=["check-report", "check-plot", "bench-json", "quantize-output"],
+)
+def test_no_output_is_written_over_the_inputs_data_file(pair, run_cli, args):
+    """Guards: outputs pointed at the input's external data file overwrote it (attack review of
+    issue 21's wave): the data files were listed from a model already loaded with its weights
+    inline, which names none."""
+    (data,) = [p for p in pair.parent.iterdir() if p != pair]
+    before = data.read_bytes()
+    result = run_cli(*[a.format(model=pair, data=data) for a in args])
+    assert result.exit_code == 2, result.output
+    assert "data" in result.output and len(result.output.strip().splitlines()) == 1
+    assert data.read_bytes() == before

@@ -134,3 +134,67 @@ def test_the_tensorrt_accelerator_where_tensorrt_runs_the_file(files, tmp_path, 
     refused = run_cli("package", str(files["linear"]), "--triton", str(tmp_path / "r2"), "--device", "gpu",
                       "--tensorrt", "FP32")  # fmt: skip
     assert refused.exit_code == 2 and "TensorRT does not run this file as intended" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-batch-size", "2147483648"], "beyond what Triton's config holds"),
+        (["--instances", "100000000000"], "beyond what Triton's config holds"),
+        (["--max-sequence-idle-us", "99999999999999999999999"], "beyond what Triton's config holds"),
+        (["--sequence-strategy", "oldest", "--preferred-batch-size", "16"], "larger than max_batch_size 8"),
+    ],
+    ids=["max-batch-int32", "instances-int32", "idle-uint64", "preferred-above-max"],
+)
+def test_values_triton_would_refuse_are_refused_here(files, tmp_path, run_cli, args, message):
+    """Guards: numbers beyond the config's protobuf integers exited 3, and a preferred batch size
+    above max_batch_size wrote a config Triton refuses at load (attack review)."""
+    result = run_cli("package", str(files["stream"]), "--triton", str(tmp_path / "repo"), *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "repo" / "stream").exists()
+
+
+def test_a_sequence_setting_typed_at_its_default_is_still_refused_without_states(files, tmp_path, run_cli):
+    result = run_cli("package", str(files["plain"]), "--triton", str(tmp_path / "repo"), "--sequence-strategy",
+                     "direct")  # fmt: skip
+    assert result.exit_code == 2 and "sequence_strategy is a sequence-batcher setting" in result.output
+
+
+@pytest.mark.parametrize("kind", ["user folder", "plain file", "symlink"])
+def test_force_replaces_a_triton_entry_only(files, tmp_path, run_cli, kind):
+    """Guards: --force deleted any REPO/NAME, a folder of somebody's files included (attack review)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    target = repo / "mine"
+    if kind == "user folder":
+        target.mkdir()
+        (target / "thesis.tex").write_text("keep")
+    elif kind == "plain file":
+        target.write_text("keep")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+    result = run_cli("package", str(files["plain"]), "--triton", str(repo), "--name", "mine", "--force")
+    assert result.exit_code == 2 and "not a Triton model entry" in result.output, result.output
+    assert sorted(p.name for p in repo.iterdir()) == ["mine"]  # nothing renamed aside, nothing added
+    if kind == "user folder":
+        assert (target / "thesis.tex").read_text() == "keep"
+    elif kind == "plain file":
+        assert target.read_text() == "keep"
+    first = run_cli("package", str(files["plain"]), "--triton", str(repo), "--name", "entry")
+    again = run_cli("package", str(files["plain"]), "--triton", str(repo), "--name", "entry", "--force")
+    assert first.exit_code == again.exit_code == 0, again.output
+
+
+def test_external_data_named_like_the_model_is_refused(files, tmp_path, run_cli):
+    """Guards: data saved as model.onnx landed on 1/model.onnx, over the model (attack review)."""
+    import onnx
+
+    model = onnx.load(str(files["plain"]))
+    folder = tmp_path / "src"
+    folder.mkdir()
+    onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=True, location="model.onnx",
+                    size_threshold=0)  # fmt: skip
+    result = run_cli("package", str(folder / "m.onnx"), "--triton", str(tmp_path / "repo"))
+    assert result.exit_code == 2 and "named model.onnx" in result.output, result.output
+    assert not (tmp_path / "repo" / "m").exists()

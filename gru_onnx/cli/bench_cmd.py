@@ -25,6 +25,7 @@ def bench(path: Path, json_path: Path | None, given: Given) -> None:
     """Time a file beside ONNX Runtime's fused GRU op and PyTorch eager, interleaved in one process."""
     from gru_onnx import bench as benchmod
     from gru_onnx.files import refuse_aliases
+    from gru_onnx.metadata import data_file_paths
     from gru_onnx.options import BenchOptions
     from gru_onnx.runners import unavailable_reason
     from gru_onnx.saving import writable_target
@@ -32,6 +33,7 @@ def bench(path: Path, json_path: Path | None, given: Given) -> None:
     if json_path is not None:
         writable_target(json_path, create_parents=False)
         refuse_aliases([("JSON report", json_path)], [("timed file", path)])
+        refuse_aliases([("JSON report", json_path)], [("timed file's data", d) for d in data_file_paths(path)])
     options = BenchOptions(**{k: given.values[k] for k in groups.BENCH.fields})
     for key in options.providers:  # a runtime asked for by name must be usable here
         if reason := unavailable_reason(key):

@@ -36,18 +36,18 @@ def check(path: Path, given: Given) -> None:
     if v["plot_path"] is not None and importlib.util.find_spec("matplotlib") is None:
         fail("--plot needs matplotlib: pip install gru-onnx[plot]", 2)
     from gru_onnx.files import refuse_aliases
-    from gru_onnx.metadata import load_model
+    from gru_onnx.metadata import data_file_paths, load_model
     from gru_onnx.options import CheckOptions
-    from gru_onnx.saving import data_files, writable_target
+    from gru_onnx.saving import writable_target
 
     for target in (v["report_path"], v["plot_path"]):
         if target is not None:
             writable_target(target, create_parents=False)
-    proto = load_model(path)  # unreadable files (and their data files) fail here, before any model is built
+    load_model(path)  # unreadable files (and their data files) fail here, before any model is built
     refuse_aliases(
         [("report", v["report_path"]), ("plot", v["plot_path"])],
         [("checked file", path), ("checkpoint", v["checkpoint"]), ("inputs", v["inputs"]),
-         ("Keras model", v["keras_path"]), *(("checked file's data", d.path) for d in data_files(proto, path))],
+         ("Keras model", v["keras_path"]), *(("checked file's data", d) for d in data_file_paths(path))],
     )  # fmt: skip
     if v["keras_path"] is not None:
         return _check_keras(path, given)

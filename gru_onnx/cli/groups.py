@@ -318,12 +318,12 @@ TRITON = Group(
     Flag(("--instances",), "instances", {"type": click.IntRange(min=1), "default": 1, "show_default": True,
          "help": "Instances per device."}),
     Flag(("--device",), "device", {"type": click.Choice(TRITON_DEVICES), "default": "cpu", "show_default": True}),
-    Flag(("--max-sequence-idle-us",), "max_sequence_idle_us", {"type": click.IntRange(min=1),
-         "default": DEFAULT_SEQUENCE_IDLE_US, "show_default": True, "metavar": "US", "help": "Streaming files: how "
-         "long a silent stream keeps its state (Triton's own default, 1 s, cuts a stream that pauses)."}),
+    Flag(("--max-sequence-idle-us",), "max_sequence_idle_us", {"type": click.IntRange(min=1), "metavar": "US",
+         "help": f"Streaming files: how long a silent stream keeps its state [default: {DEFAULT_SEQUENCE_IDLE_US}, a "
+         "minute; Triton's own default, 1 s, cuts a stream that pauses]."}),
     Flag(("--sequence-strategy",), "sequence_strategy", {"type": click.Choice(SEQUENCE_STRATEGIES),
-         "default": "direct", "show_default": True, "help": "Streaming files: direct (one batch slot per stream) "
-         "or oldest (batch the oldest requests of the candidate streams)."}),
+         "help": "Streaming files: direct (one batch slot per stream) or oldest (batch the oldest requests of the "
+         "candidate streams) [default: direct]."}),
     Flag(("--max-candidate-sequences",), "max_candidate_sequences", {"type": click.IntRange(min=1),
          "help": "With --sequence-strategy oldest: streams considered for each batch."}),
     Flag(("--preferred-batch-size", "preferred_batch_sizes"), "preferred_batch_sizes", {"type": click.IntRange(

@@ -141,7 +141,7 @@ class OnnxRuntimeRunner(Runner):
         if problem:
             raise RuntimeUnavailable(problem)
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: a failed run's error is ours to report, on one line
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1

@@ -17,12 +17,12 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gru_onnx.errors import GruOnnxError, GruOnnxUsageError
+from gru_onnx.files import remove_stale_temps, temp_name
 
 #: The npm packages and their exact versions (the one place they are recorded).
 PINS: dict[str, str] = {"onnxruntime-web": "1.30.0", "onnxruntime-node": "1.30.0"}
@@ -188,20 +188,28 @@ def _package_json() -> str:
     return json.dumps({"name": CACHE_MARK, "private": True, "dependencies": dict(PINS)}, indent=2) + "\n"
 
 
-def _check_target(cache: Path) -> None:
-    """Refuse to replace a path this module did not make (a user's folder, a file)."""
+#: What an npm install of the cache leaves in it: all that a reinstall may replace.
+CACHE_ENTRIES = frozenset({"package.json", "package-lock.json", "node_modules"})
+
+
+def _check_target(cache: Path, how: str) -> None:
+    """Refuse to replace a path this module did not make (a user's folder, a file, a link): a
+    folder is ours when it is empty, or holds only what an install leaves and says so."""
+    if cache.is_symlink():
+        raise GruOnnxUsageError(f"the web cache {cache} is a symbolic link; {how}")
     if not cache.exists():
         return
     if not cache.is_dir():
-        raise GruOnnxUsageError(f"the web cache {cache} is not a folder; choose another with {CACHE_ENV}")
+        raise GruOnnxUsageError(f"the web cache {cache} is not a folder; {how}")
     try:
+        entries = sorted(p.name for p in cache.iterdir())
         ours = json.loads((cache / "package.json").read_text()).get("name") == CACHE_MARK
     except (OSError, ValueError, AttributeError):
         ours = False
-    if not ours and any(cache.iterdir()):
-        raise GruOnnxUsageError(
-            f"{cache} holds files gru-onnx did not put there; choose an empty or new folder with {CACHE_ENV}"
-        )
+    foreign = [name for name in entries if name not in CACHE_ENTRIES]
+    if entries and (not ours or foreign):
+        what = repr(foreign[0]) if foreign else "files"
+        raise GruOnnxUsageError(f"{cache} holds {what}, which gru-onnx did not put there; {how}")
 
 
 def _npm_install(folder: Path, npm: Path) -> None:
@@ -226,27 +234,37 @@ def setup_web(cache: str | os.PathLike[str] | None = None, *, force: bool = Fals
     Playwright are looked for and reported in ``missing`` (they are not installed here).
     """
     started = time.perf_counter()
-    target = cache_dir(cache)
+    target = Path(os.path.abspath(cache_dir(cache)))  # ".": a folder name to put temporaries beside
+    how = "choose another with --cache" if cache is not None else f"choose another with {CACHE_ENV} or --cache"
     if problem := _node_missing():
         raise GruOnnxUsageError(problem)
     npm = shutil.which("npm")
     if npm is None:
         raise GruOnnxUsageError(f"npm not found on PATH: `{NODE_COMMAND}`")
-    _check_target(target)
+    if target == Path(target.anchor):
+        raise GruOnnxUsageError(f"the web cache cannot be the root folder {target}; {how}")
+    _check_target(target, how)
     installed = force or not _has_pins(target)
     if installed:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(target)
+            work = temp_name(target)
+            work.mkdir(mode=0o755)
+        except OSError as exc:
+            raise GruOnnxUsageError(f"cannot write the web cache {target}: {exc.strerror or exc}; {how}") from None
         try:
             _npm_install(work, Path(npm))
             if not _has_pins(work):
                 found = {p: installed_version(p, work) for p in PINS}
                 raise GruOnnxError(f"npm install finished but the cache holds {found}, not {PINS}")
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            old = temp_name(target)
             if target.exists():
                 target.rename(old)
             work.rename(target)
             shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            raise GruOnnxUsageError(f"cannot write the web cache {target}: {exc.strerror or exc}; {how}") from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
     missing = [p for p in (chromium_problem(), playwright_problem()) if p]

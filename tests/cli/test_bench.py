@@ -78,3 +78,23 @@ def test_whole_model_bench_with_model_factory(tmp_path, run_cli, monkeypatch):
     assert with_model.exit_code == 0, with_model.output
     (torch_row,) = [t for t in json.loads((tmp_path / "b.json").read_text())["timings"] if t["kind"] == "pytorch"]
     assert torch_row["note"] == "the --model module"
+
+
+def test_a_file_the_runtime_cannot_run_is_one_line_naming_the_runtime(loop_file, tmp_path):
+    """Guards: a runtime failure while timing (here an output of 4 TB) exited 3, with ONNX
+    Runtime's own multi-line log before it (attack review)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    _, path = loop_file
+    model = onnx.load(str(path))
+    shape = helper.make_tensor("huge_shape", TensorProto.INT64, [2], [1_000_000, 1_000_000])
+    model.graph.initializer.append(shape)
+    model.graph.node.append(helper.make_node("ConstantOfShape", ["huge_shape"], ["huge"]))
+    model.graph.output.append(helper.make_tensor_value_info("huge", TensorProto.FLOAT, [1_000_000, 1_000_000]))
+    onnx.save(model, str(tmp_path / "huge.onnx"))
+    proc = subprocess.run(["gru-onnx", "bench", "huge.onnx", "--runs", "2", "--warmup", "0"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: onnxruntime-cpu could not run the file")
+    assert len(proc.stderr.splitlines()) == 1

@@ -114,12 +114,39 @@ def test_a_folder_it_did_not_make_is_refused(with_npm, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep")
-    with pytest.raises(GruOnnxUsageError, match=r"mine holds files gru-onnx did not put there"):
+    with pytest.raises(GruOnnxUsageError, match=r"mine holds 'thesis.tex', which gru-onnx did not put there"):
         setup_web(mine)
     (tmp_path / "file").write_text("")
-    with pytest.raises(GruOnnxUsageError, match=r"the web cache .*file is not a folder"):
+    with pytest.raises(GruOnnxUsageError, match=r"the web cache .*file is not a folder; choose another with --cache"):
         setup_web(tmp_path / "file")
     assert (mine / "thesis.tex").read_text() == "keep"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_the_caches_marker_alone_does_not_make_a_folder_ours(with_npm, tmp_path, force):
+    """Guards: a folder whose package.json carried the cache's name was reinstalled over, a
+    user's files beside it deleted, with or without --force (attack review)."""
+    with_npm(FAKE_NPM)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "package.json").write_text(json.dumps({"name": "gru-onnx-web-cache"}))
+    (mine / "thesis.tex").write_text("keep")
+    with pytest.raises(GruOnnxUsageError, match=r"holds 'thesis.tex'"):
+        setup_web(mine, force=force)
+    assert (mine / "thesis.tex").read_text() == "keep"
+
+
+def test_a_link_the_root_and_unwritable_places_are_one_line_refusals(with_npm, tmp_path):
+    with_npm(FAKE_NPM)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(GruOnnxUsageError, match=r"is a symbolic link"):
+        setup_web(tmp_path / "link")
+    with pytest.raises(GruOnnxUsageError, match=r"cannot be the root folder"):
+        setup_web("/")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(GruOnnxUsageError, match=r"cannot write the web cache .*afile/sub"):
+        setup_web(tmp_path / "afile" / "sub")
 
 
 def test_without_npm_the_package_is_named(tmp_path, monkeypatch):
