@@ -159,3 +159,20 @@ def test_marked_blocks_are_python_or_bash_without_installs_or_gpus(block: Block)
 def test_runnable_blocks_run(page: Path, outcomes: dict[str, dict[str, str | None]]) -> None:
     outcome = outcomes[str(page)]
     assert outcome["error"] is None, f"{outcome['error']}\n--- output ---\n{outcome['log']}"
+
+
+def test_tests_the_docs_name_exist() -> None:
+    """The guarantees and guides point at the tests that hold them: each named file and test exists."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    missing = []
+    for page in pages:
+        text = page.read_text()
+        for file, name in re.findall(r"(tests/[\w/]+\.py)(?:::(\w+))?", text):
+            if not (ROOT / file).is_file():
+                missing.append(f"{page.name}: {file}")
+            elif name and not re.search(rf"def {name}\b", (ROOT / file).read_text()):
+                missing.append(f"{page.name}: {file}::{name}")
+        for name in re.findall(r"(?<![\w/.])::(test_\w+)", text):  # ``::test_x`` after a named file
+            if not any(re.search(rf"def {name}\b", p.read_text()) for p in (ROOT / "tests").rglob("test_*.py")):
+                missing.append(f"{page.name}: ::{name}")
+    assert missing == []
