@@ -359,6 +359,12 @@ class BenchOptions:
 
 #: Frames of a web bundle's generated reference input (a streaming file runs them one call each).
 DEFAULT_WEB_FRAMES = 100
+#: The most frames a web bundle's reference may have: its page runs every one of them in the
+#: browser, one ``run()`` call each for a streaming file, on a check pass and three timed ones.
+MAX_WEB_FRAMES = 100_000
+#: The most bytes a web bundle's reference (inputs and outputs together) may take: the page
+#: loads it whole, and the PyTorch reference is computed in memory before anything is written.
+WEB_REFERENCE_BUDGET = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -366,11 +372,13 @@ class WebOptions:
     """A static web bundle (``package --web``): its name (None: the file's), whether an existing
     bundle may be replaced, and the reference its page checks itself against: ``frames`` seeded
     random frames (``seed``) for a lone CustomGRU, held to ``atol``/``rtol`` (None: the check's
-    defaults for the file's dtype)."""
+    defaults for the file's dtype). ``frames`` None means :data:`DEFAULT_WEB_FRAMES`, or the
+    file's own length when that is fixed; a number the file cannot run is refused, and at most
+    :data:`MAX_WEB_FRAMES`."""
 
     name: str | None = None
     force: bool = False
-    frames: int = DEFAULT_WEB_FRAMES
+    frames: int | None = None
     seed: int = 0
     atol: float | None = None
     rtol: float | None = None
@@ -381,7 +389,12 @@ class WebOptions:
             or len(self.name) > TRITON_NAME_BYTES
         ):  # fmt: skip
             raise GruOnnxUsageError(f"bundle name {self.name!r}: printable text of 1 to {TRITON_NAME_BYTES} characters")
-        _positive_int("frames", self.frames)
+        _positive_int("frames", self.frames, allow_none=True)
+        if self.frames is not None and self.frames > MAX_WEB_FRAMES:
+            raise GruOnnxUsageError(
+                f"frames (--frames) must be at most {MAX_WEB_FRAMES} for a web bundle, got {self.frames}: "
+                "its page runs every frame in the browser"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise GruOnnxUsageError(f"seed must be an integer >= 0, got {self.seed!r}")
         _tolerance("atol", self.atol)

@@ -64,7 +64,10 @@ def _package_web(path: Path, out_dir: Path, given: Given) -> None:
     from gru_onnx.web.bundle import package_web
 
     fields = (*groups.PACKAGE.fields, *groups.WEB.fields)
-    bundle = package_web(path, out_dir, WebOptions(**{k: given.values[k] for k in fields}))
+    values = {k: given.values[k] for k in fields}
+    if "frames" not in given.given:  # the default, or the file's own length when it is fixed
+        values["frames"] = None
+    bundle = package_web(path, out_dir, WebOptions(**values))
     reference = bundle.manifest["reference"]
     states = bundle.manifest["states"]
     click.echo(f"wrote {bundle.path} ({len(bundle.files)} files, {bundle.size / 2**20:.1f} MiB)")
@@ -72,4 +75,6 @@ def _package_web(path: Path, out_dir: Path, given: Given) -> None:
                f"rtol {reference['rtol']:g}")  # fmt: skip
     if states:
         click.echo(f"states: {', '.join(s['input'] + ' -> ' + s['output'] for s in states)} (carried by gru-stream.js)")
+    for note in bundle.notes:
+        click.echo(f"note: {note}")
     click.echo(f"open: python -m http.server --directory {bundle.path} 8000, then http://localhost:8000/index.html")

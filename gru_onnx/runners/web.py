@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, Literal
+from urllib.parse import quote
 
 import numpy as np
 import onnx
@@ -93,8 +94,8 @@ class WebRunner(Runner):
                 "ortScript": ort_url + ORT_SCRIPTS[self.backend],
                 "backend": self.backend,
                 "threads": self.threads,
-                "model": model_url + model.name,
-                "data": [{"location": loc, "url": model_url + loc} for loc in data],
+                "model": model_url + _url_path(model.name),
+                "data": [{"location": loc, "url": model_url + _url_path(loc)} for loc in data],
             }
             info = self._evaluate("cfg => window.gruOpen(cfg)", config, OPEN_TIMEOUT)
         except BaseException:
@@ -134,7 +135,7 @@ class WebRunner(Runner):
                 raise RuntimeUnavailable(
                     f"onnxruntime-web ({BACKENDS[self.backend]}) not available: {message.removeprefix('unavailable: ')}"
                 ) from None
-            last = f" (console: {self._console[-1]})" if self._console else ""
+            last = f" (console: {_one_line(self._console[-1])})" if self._console else ""
             raise RuntimeError(f"{self.name}: {message}{last}") from None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -157,6 +158,16 @@ class WebRunner(Runner):
         server, self._server = self._server, None
         if server is not None:
             server.close()
+
+
+def _url_path(path: str) -> str:
+    """A file's path relative to its mount as a URL path: every character outside the safe ones
+    percent-encoded (a name with #, ?, % or a newline would otherwise be cut or misread)."""
+    return quote(path, safe="/")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _uses_float16(proto: Any) -> bool:

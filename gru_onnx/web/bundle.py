@@ -11,18 +11,22 @@ reference, shows ``PASS``/``FAIL`` with the max error in ``#result``, and times 
 The reference comes from the file itself for a lone CustomGRU (its PyTorch reference rebuilt
 from its weights, :func:`gru_onnx.rebuild.reference_from_file`) or from the caller (``inputs``
 and ``outputs``, e.g. through :func:`torch_reference`) for a whole model. The folder is written
-beside the target and renamed into place once complete.
+beside the target and renamed into place once complete; an existing folder is replaced only
+with ``force``, and only when every entry in it is one a bundle writes (the old manifest says
+which model, data and reference files), so a file of the user's beside them stops it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -32,12 +36,12 @@ import torch
 from gru_onnx._version import __version__
 from gru_onnx.check.compare import DEFAULT_TOLERANCES
 from gru_onnx.errors import GruOnnxUsageError
-from gru_onnx.files import remove_stale_temps, temp_name
+from gru_onnx.files import TEMP_MARK, remove_stale_temps, temp_name
 from gru_onnx.metadata import load_model, read_metadata
-from gru_onnx.options import DEFAULT_WEB_FRAMES, WebOptions
+from gru_onnx.options import DEFAULT_WEB_FRAMES, MAX_WEB_FRAMES, WEB_REFERENCE_BUDGET, WebOptions
 from gru_onnx.rebuild import reference_from_file
 from gru_onnx.samples import flatten_tensors, time_axes
-from gru_onnx.saving import validate_data_files
+from gru_onnx.saving import DataFile, validate_data_files
 from gru_onnx.spec import float_type
 from gru_onnx.streaming import recorded_input_axes, state_pairs
 from gru_onnx.web.setup import PINS, SETUP_COMMAND, package_dir, package_problem
@@ -50,6 +54,12 @@ DEFAULT_FRAMES = DEFAULT_WEB_FRAMES
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 #: The bundle's own files, copied from ``gru_onnx/web/assets``.
 ASSETS = ("index.html", "gru-stream.js")
+#: Names a bundle writes at its top level besides the model and its data files: a model or an
+#: external data location that would land on one of them is refused (compared without case,
+#: as a case-insensitive file system would).
+RESERVED = ("manifest.json", "README.txt", *ASSETS, "ort", "reference")
+#: The largest old manifest.json read when deciding whether a folder is a bundle (ours are a few KiB).
+MANIFEST_LIMIT = 2**20
 README = """\
 {name}: {model} in the browser, made by gru-onnx {version} (gru-onnx package --web).
 
@@ -76,6 +86,8 @@ class WebBundle:
     files: tuple[str, ...]
     size: int
     manifest: dict[str, Any]
+    #: What the caller should know about how the request was met (frames rounded to the chunk).
+    notes: tuple[str, ...] = ()
 
     @property
     def index(self) -> Path:
@@ -103,6 +115,24 @@ class _Interface:
     outputs: list[dict[str, Any]]
     states: list[dict[str, Any]]
     chunk: int | None
+    #: A lone CustomGRU's inputs by role (``input``, ``h0``, ``lengths``) -> the file's name for
+    #: each; empty for a whole model.
+    roles: dict[str, str]
+
+
+def _lone_roles(metadata: Mapping[str, Any], names: Sequence[str]) -> dict[str, str]:
+    """A lone CustomGRU file's non-state inputs by role, in its forward's order (input, then h0
+    and lengths when it takes them), whatever the file calls them; ``{}`` for a whole model."""
+    stacks = metadata.get("stacks", [])
+    if len(stacks) != 1 or stacks[0].get("path") != "":
+        return {}
+    stack = stacks[0]
+    roles = ["input", *(["h0"] if stack.get("has_h0") else []), *(["lengths"] if stack.get("has_lengths") else [])]
+    if len(roles) != len(names):
+        raise GruOnnxUsageError(
+            f"the file's inputs ({', '.join(names) or 'none'}) are not its lone CustomGRU's ({', '.join(roles)})"
+        )
+    return dict(zip(roles, names, strict=True))
 
 
 def _interface(proto: onnx.ModelProto, metadata: Mapping[str, Any]) -> _Interface:
@@ -114,6 +144,10 @@ def _interface(proto: onnx.ModelProto, metadata: Mapping[str, Any]) -> _Interfac
     by_name = {i.name: i for i in graph_inputs}
     plain_inputs = [i for i in graph_inputs if i.name not in state_in]
     in_axes = recorded_input_axes(metadata, {i.name: len(_dims(i)) for i in plain_inputs})
+    roles = _lone_roles(metadata, [i.name for i in plain_inputs])
+    for role in ("h0", "lengths"):  # [layers, batch, hidden] and [batch]: no time axis, whatever the layout
+        if role in roles:
+            in_axes[roles[role]] = None
     out_axes = time_axes(proto, dict(metadata))
     inputs = [
         {"name": i.name, "dtype": _dtype(i), "shape": _dims(i), "time_axis": in_axes.get(i.name)} for i in plain_inputs
@@ -124,7 +158,7 @@ def _interface(proto: onnx.ModelProto, metadata: Mapping[str, Any]) -> _Interfac
         if o.name not in state_out
     ]
     states = [{**p.to_json(), "dtype": _dtype(by_name[p.input])} for p in pairs]
-    return _Interface(inputs, outputs, states, metadata.get("chunk"))
+    return _Interface(inputs, outputs, states, metadata.get("chunk"), roles)
 
 
 def torch_reference(
@@ -159,34 +193,110 @@ def torch_reference(
 def _lone_reference(
     proto: onnx.ModelProto, metadata: Mapping[str, Any], interface: _Interface, frames: int, seed: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Seeded inputs (batch 1, ``frames`` steps) and the rebuilt PyTorch reference's outputs."""
+    """Seeded inputs (batch 1, ``frames`` steps) and the rebuilt PyTorch reference's outputs.
+    The inputs are told apart by role (:func:`_lone_roles`), not by name."""
     reference = reference_from_file(proto, metadata)
     generator = torch.Generator().manual_seed(seed)
     dtype = float_type(metadata.get("dtype", "float32")).torch
+    role_of = {name: role for role, name in interface.roles.items()}
     args: dict[str, torch.Tensor] = {}
     for info in interface.inputs:
-        shape = [1 if isinstance(d, str) else d for d in info["shape"]]
-        if info["time_axis"] is not None:
-            shape[info["time_axis"]] = frames
-        if info["name"] == "lengths":
-            args["lengths"] = torch.full(shape, _steps(interface, frames), dtype=torch.int64)
+        shape = _shape(info, frames)
+        if role_of.get(info["name"]) == "lengths":
+            if np.dtype(info["dtype"]).kind not in "iu":
+                raise GruOnnxUsageError(f"the lengths input {info['name']!r} is {info['dtype']}, not integers")
+            args[info["name"]] = torch.full(shape, frames, dtype=torch.int64)
         else:
-            scale = 0.5 if info["name"] == "h0" else 1.0
+            scale = 0.5 if role_of.get(info["name"]) == "h0" else 1.0
             args[info["name"]] = (scale * torch.randn(*shape, generator=generator)).to(dtype)
+    by_role = {role: args[name] for role, name in interface.roles.items()}
     with torch.no_grad():
-        result = reference(args["input"], args.get("h0"), args.get("lengths"))
+        result = reference(by_role["input"], by_role.get("h0"), by_role.get("lengths"))
     values = [t.numpy() for t in flatten_tensors(result)]
     outputs = dict(zip([o["name"] for o in interface.outputs], values, strict=True))
-    return {n: t.numpy() for n, t in args.items()}, outputs
+    dtypes = {info["name"]: info["dtype"] for info in interface.inputs}
+    return {n: t.numpy().astype(dtypes[n], copy=False) for n, t in args.items()}, outputs
 
 
-def _steps(interface: _Interface, frames: int) -> int:
-    """The reference's length: ``frames``, or the file's static sequence length."""
+def _shape(info: Mapping[str, Any], frames: int) -> list[int]:
+    """A tensor's shape in the reference: batch 1 for a free axis, ``frames`` on its time axis."""
+    shape = [1 if isinstance(d, str) else int(d) for d in info["shape"]]
+    if any(d < 0 for d in shape):
+        raise GruOnnxUsageError(f"{info['name']!r} has a negative size in its shape {info['shape']}")
+    if info["time_axis"] is not None:
+        shape[info["time_axis"]] = frames
+    return shape
+
+
+def _fixed_length(interface: _Interface) -> int | None:
+    """The file's static sequence length (it runs only that many frames), or None."""
+    if interface.chunk is not None:
+        return None
     for info in interface.inputs:
         axis = info["time_axis"]
-        if axis is not None and isinstance(info["shape"][axis], int) and interface.chunk is None:
-            return info["shape"][axis]
+        if axis is not None and isinstance(info["shape"][axis], int):
+            return int(info["shape"][axis])
+    return None
+
+
+def _reference_frames(interface: _Interface, requested: int | None, notes: list[str]) -> int:
+    """The generated reference's frames: ``requested`` (None: the default), the file's fixed
+    length (an explicit other number is refused), rounded up to whole chunks (with a note);
+    bounded by :data:`MAX_WEB_FRAMES` and, inputs and outputs together, :data:`WEB_REFERENCE_BUDGET`."""
+    fixed = _fixed_length(interface)
+    if fixed is not None:
+        if requested is not None and requested != fixed:
+            raise GruOnnxUsageError(
+                f"the file runs exactly {fixed} frames (its sequence length is fixed), so --frames {requested} "
+                "cannot be honoured: leave --frames out, or export with a dynamic sequence length"
+            )
+        frames, why = fixed, "the file's fixed sequence length"
+    else:
+        frames, why = (DEFAULT_FRAMES, "the default") if requested is None else (requested, "--frames")
+    chunk = interface.chunk
+    if chunk is not None and frames % chunk:
+        rounded = -(-frames // chunk) * chunk
+        if requested is not None:
+            notes.append(f"--frames {requested} rounded up to {rounded}: the file takes chunks of exactly {chunk}")
+        frames, why = rounded, f"frames in whole chunks of {chunk}"
+    _bound_reference(frames, _reference_bytes(interface, frames), why)
     return frames
+
+
+def _reference_bytes(interface: _Interface, frames: int) -> int:
+    """Bytes the generated reference's inputs and outputs take (batch 1, ``frames`` steps)."""
+    return sum(
+        math.prod(_shape(info, frames)) * np.dtype(info["dtype"]).itemsize
+        for info in (*interface.inputs, *interface.outputs)
+    )
+
+
+def _bound_reference(frames: int, nbytes: int, why: str) -> None:
+    """Refuse a reference the page could not run (frames) or hold (bytes), before it exists."""
+    if frames > MAX_WEB_FRAMES:
+        raise GruOnnxUsageError(
+            f"a reference of {frames} frames ({why}) is over the {MAX_WEB_FRAMES} a web bundle's page runs "
+            "(every frame, in the browser)"
+        )
+    if nbytes > WEB_REFERENCE_BUDGET:
+        raise GruOnnxUsageError(
+            f"a reference of {frames} frames ({why}) takes about {nbytes / 2**20:.4g} MiB (inputs and outputs), "
+            f"over the {WEB_REFERENCE_BUDGET // 2**20} MiB a web bundle's page loads"
+            + (": use fewer --frames" if why == "--frames" else "")
+        )
+
+
+def _bound_given(interface: _Interface, arrays: Mapping[str, Any]) -> None:
+    """Refuse given reference arrays longer or larger than a bundle's page takes."""
+    axes = {i["name"]: i["time_axis"] for i in (*interface.inputs, *interface.outputs)}
+    frames, nbytes = 0, 0
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        nbytes += array.nbytes
+        axis = axes.get(name)
+        if axis is not None and -array.ndim <= axis < array.ndim:
+            frames = max(frames, array.shape[axis])
+    _bound_reference(frames, nbytes, "the given reference")
 
 
 def _check_reference(interface: _Interface, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> int:
@@ -226,19 +336,172 @@ def _step(interface: _Interface, frames: int) -> int:
     return 1
 
 
-def _prepare_target(out_dir: Path, force: bool) -> None:
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise GruOnnxUsageError(f"{out_dir} exists and is not a folder")
-    if not force:
-        raise GruOnnxUsageError(f"{out_dir} exists; pass force=True (--force) to replace it")
+def _shown(path: str | os.PathLike[str]) -> str:
+    """A path for a one-line message: as it is, or quoted when it holds a newline or the like."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _absolute_target(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` made absolute: its folder resolved, its own name kept (a symbolic link there
+    is looked at, not followed); ``.`` and ``..`` become the folders they name. The name must
+    leave room for the temporary names written beside it."""
+    given = Path(out_dir)
+    if not os.fspath(out_dir):
+        raise GruOnnxUsageError("the bundle folder is an empty path")
     try:
-        ours = json.loads((out_dir / "manifest.json").read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if not ours and any(out_dir.iterdir()):
-        raise GruOnnxUsageError(f"{out_dir} holds files that are not a gru-onnx web bundle; refusing to replace it")
+        target = given.resolve() if given.name in ("", "..") else given.parent.resolve() / given.name
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (Python < 3.13)
+        raise GruOnnxUsageError(f"cannot use {_shown(out_dir)} as the bundle folder: {_reason(exc)}") from None
+    if target.parent == target:
+        raise GruOnnxUsageError(f"cannot write a bundle over the root folder {target}")
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # AttributeError: no pathconf (Windows)
+        limit = 255
+    longest = len(os.fsencode(f".{target.name}.{TEMP_MARK}.{2**22}.{'0' * 8}"))
+    if longest > limit:
+        room = limit - (longest - len(os.fsencode(target.name)))
+        raise GruOnnxUsageError(
+            f"the bundle folder's name is too long ({len(os.fsencode(target.name))} bytes; at most {room} here, "
+            f"leaving room for the temporary folder written beside it): {_shown(given)}"
+        )
+    return target
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+
+
+def _prepare_target(out_dir: Path, force: bool) -> None:
+    """Refuse a target that is not a folder this call may replace: a symbolic link, a file, an
+    existing folder without ``force``, or one holding anything a bundle does not write."""
+    try:
+        mode = out_dir.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot use {_shown(out_dir)} as the bundle folder: {_reason(exc)}") from None
+    if stat.S_ISLNK(mode):
+        raise GruOnnxUsageError(
+            f"{_shown(out_dir)} is a symbolic link; give the folder itself, or a new path (a bundle replaces "
+            "its folder, it does not write through links)"
+        )
+    if not stat.S_ISDIR(mode):
+        raise GruOnnxUsageError(f"{_shown(out_dir)} exists and is not a folder")
+    if not force:
+        raise GruOnnxUsageError(f"{_shown(out_dir)} exists; pass force=True (--force) to replace it")
+    try:
+        foreign = _foreign_entry(out_dir)
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot read {_shown(out_dir)}: {_reason(exc)}") from None
+    if foreign is not None:
+        raise GruOnnxUsageError(f"{_shown(out_dir)} {foreign}; refusing to replace it")
+
+
+def _foreign_entry(folder: Path) -> str | None:
+    """Why ``folder`` is not to be replaced (it holds files but no manifest of a bundle, or the
+    first entry, depth first by name, that its bundle does not write), or None when it is empty
+    or every entry is one its bundle writes: a regular file where the old manifest says a file
+    goes, a folder only on the way to one; nothing else, no links."""
+    entries = sorted(os.listdir(folder))
+    if not entries:
+        return None
+    manifest = _old_manifest(folder)
+    if manifest is None:
+        return f"holds files that are not a gru-onnx web bundle (no manifest.json of one; {entries[0]!r} among them)"
+    found = _unlisted_entry(folder, _bundle_files(manifest))
+    return None if found is None else f"holds {found!r}, which is not part of its gru-onnx web bundle (move it away)"
+
+
+def _old_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of the bundle in ``folder``: a regular ``manifest.json`` (not a link, at most
+    :data:`MANIFEST_LIMIT` bytes) holding one JSON object of our format, with every entry a
+    bundle writes (a stray ``{"format": "gru-onnx-web"}`` is not one); else None."""
+    path = folder / "manifest.json"
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MANIFEST_LIMIT:
+            return None
+        manifest = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    kinds = {"version": int, "name": str, "model": str, "data": list, "inputs": list, "outputs": list,
+             "states": list, "reference": dict}  # fmt: skip
+    return manifest if all(isinstance(manifest.get(k), t) for k, t in kinds.items()) else None
+
+
+def _relative_file(value: Any) -> str | None:
+    """``value`` as a plain relative file path inside a folder (no ``..``, not absolute), or None."""
+    if not isinstance(value, str) or not value or "\\" in value:
+        return None
+    path = PurePosixPath(value)
+    if path.is_absolute() or not path.parts or any(p in ("..", ".") for p in path.parts):
+        return None
+    return path.as_posix()
+
+
+def _bundle_files(manifest: Mapping[str, Any]) -> set[str]:
+    """The files (relative paths) a bundle with this manifest holds: its own, onnxruntime-web's,
+    and the model, data and reference files the manifest lists."""
+    files = {"manifest.json", "README.txt", *ASSETS, *(f"ort/{f}" for f in ORT_FILES)}
+    model = _relative_file(manifest.get("model"))
+    if model is not None and "/" not in model:
+        files.add(model)
+    data = manifest.get("data")
+    for entry in data if isinstance(data, list) else []:
+        found = _relative_file(entry.get("file")) if isinstance(entry, dict) else None
+        if found is not None:
+            files.add(found)
+    reference = manifest.get("reference")
+    for kind in ("inputs", "outputs"):
+        listed = reference.get(kind) if isinstance(reference, dict) else None
+        for entry in listed if isinstance(listed, list) else []:
+            found = _relative_file(entry.get("file")) if isinstance(entry, dict) else None
+            if found is not None and found.startswith("reference/") and found.count("/") == 1:
+                files.add(found)
+    return files
+
+
+def _unlisted_entry(folder: Path, files: set[str]) -> str | None:
+    """The first entry under ``folder`` (relative, depth first, by name) that is not one of
+    ``files`` (regular files) or a folder on the way to one; a folder is named with a slash."""
+    folders = {str(PurePosixPath(f).parent) for f in files} - {"."}
+    folders |= {str(PurePosixPath(f).parents[i]) for f in folders for i in range(len(PurePosixPath(f).parts) - 1)}
+
+    def walk(where: Path, prefix: str) -> str | None:
+        for name in sorted(os.listdir(where)):
+            relative = f"{prefix}{name}"
+            mode = (where / name).lstat().st_mode
+            if stat.S_ISDIR(mode) and relative in folders:
+                found = walk(where / name, f"{relative}/")
+                if found is not None:
+                    return found
+            elif not (stat.S_ISREG(mode) and relative in files):
+                return f"{relative}/" if stat.S_ISDIR(mode) else relative
+        return None
+
+    return walk(folder, "")
+
+
+def _refuse_reserved(source: Path, data: Sequence[DataFile]) -> None:
+    """Refuse a model whose own name, or one of whose external data locations, would land on a
+    file or folder the bundle writes itself (one line, before anything is written)."""
+    reserved = {name.lower(): name for name in RESERVED}
+    if source.name.lower() in reserved:
+        raise GruOnnxUsageError(
+            f"the model's file name {source.name!r} is the bundle's own {reserved[source.name.lower()]!r}: "
+            "copy the model under another name (e.g. model.onnx) and package that"
+        )
+    for found in data:
+        first = PurePosixPath(found.location).parts[0] if PurePosixPath(found.location).parts else ""
+        if first.lower() in reserved:
+            raise GruOnnxUsageError(
+                f"{_shown(source)}: external data {found.location!r} would land on the bundle's own "
+                f"{reserved[first.lower()]!r}: save the model with another location for its external data"
+            )
 
 
 def package_web(
@@ -254,58 +517,70 @@ def package_web(
 
     The reference is ``inputs`` and ``outputs`` (whole-sequence arrays by the file's names,
     states excluded, batch 1 advised; see :func:`torch_reference`), or for a lone CustomGRU
-    ``options.frames`` seeded random frames run through its rebuilt PyTorch reference.
+    ``options.frames`` seeded random frames run through its rebuilt PyTorch reference (None:
+    :data:`DEFAULT_FRAMES`, or the file's fixed length; a number it cannot run is refused, one
+    that is no whole number of a fixed chunk is rounded up, with a note). A reference is at most
+    :data:`~gru_onnx.options.MAX_WEB_FRAMES` frames and
+    :data:`~gru_onnx.options.WEB_REFERENCE_BUDGET` bytes (checked before it is computed).
     ``options.atol``/``rtol`` set the page's verdict (the check's defaults for the file's dtype).
-    An existing ``out_dir`` is replaced only with ``options.force`` (and only when it is a bundle
-    or empty). ``cache``: the npm cache of ``gru-onnx setup web`` (None: the default one).
+    An existing ``out_dir`` is replaced only with ``options.force``, and only when it is empty or
+    every entry in it is one its bundle writes; a symbolic link is refused. The model's name and
+    its external data locations must not be one of the bundle's own (:data:`RESERVED`).
+    ``cache``: the npm cache of ``gru-onnx setup web`` (None: the default one).
     """
     source = Path(path)
-    target = Path(out_dir)
-    name, force, frames, seed, atol, rtol = (options.name, options.force, options.frames, options.seed,
-                                             options.atol, options.rtol)  # fmt: skip
+    name, force, seed, atol, rtol = options.name, options.force, options.seed, options.atol, options.rtol
     if problem := package_problem("onnxruntime-web", cache):
         raise GruOnnxUsageError(problem)
     if inputs is None and outputs is not None:
         raise GruOnnxUsageError("reference outputs given without their inputs: pass inputs= too")
+    if inputs is not None and options.frames is not None:
+        raise GruOnnxUsageError("frames sets the length of a generated reference; given inputs have their own")
+    target = _absolute_target(out_dir)
     _prepare_target(target, force)
+    _refuse_reserved(source, ())
     data = validate_data_files(load_model(source, weights="none"), source)  # before weights are read inline
+    _refuse_reserved(source, data)
     proto = load_model(source)
     metadata = read_metadata(proto)
     interface = _interface(proto, metadata)
+    notes: list[str] = []
     if inputs is None:
-        stacks = metadata.get("stacks", [])
-        if len(stacks) != 1 or stacks[0]["path"] != "":
-            where = ", ".join(repr(s["path"]) for s in stacks) or "none"
+        if not interface.roles:
+            where = ", ".join(repr(s["path"]) for s in metadata.get("stacks", [])) or "none"
             raise GruOnnxUsageError(
                 f"the file holds a whole model (CustomGRU at {where}): pass its reference inputs and PyTorch outputs "
                 "(inputs=..., outputs=...; gru_onnx.web.bundle.torch_reference computes them)"
             )
-        frames = _steps(interface, frames)
-        if interface.chunk is not None:
-            frames = max(-(-frames // interface.chunk), 1) * interface.chunk
+        frames = _reference_frames(interface, options.frames, notes)
         inputs, outputs = _lone_reference(proto, metadata, interface, frames, seed)
         described = "PyTorch reference rebuilt from the file's weights"
     elif outputs is None:
-        stacks = metadata.get("stacks", [])
-        if len(stacks) != 1 or stacks[0]["path"] != "":
+        if not interface.roles:
             raise GruOnnxUsageError("pass the PyTorch outputs for the reference inputs too (outputs=...)")
+        _bound_given(interface, inputs)
         outputs = torch_reference(reference_from_file(proto, metadata), inputs, source)
         described = "PyTorch reference rebuilt from the file's weights, on the given inputs"
     else:
         described = "PyTorch outputs given with the bundle"
     frames = _check_reference(interface, inputs, outputs)
+    _bound_given(interface, {**inputs, **outputs})
     step = _step(interface, frames)
     dtype = str(metadata.get("dtype", "float32"))
     default_atol, default_rtol = _default_tolerances(dtype)
     name = name or source.stem
 
     try:
+        replaces_cwd = Path.cwd().is_relative_to(target)
+    except OSError:  # the working folder is gone already
+        replaces_cwd = False
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(target)
         work = temp_name(target)
         work.mkdir()
     except OSError as exc:
-        raise GruOnnxUsageError(f"cannot write into {target.parent}: {exc.strerror or exc}") from None
+        raise GruOnnxUsageError(f"cannot write into {_shown(target.parent)}: {_reason(exc)}") from None
     try:
         shutil.copyfile(source, work / source.name)
         data_entries = []
@@ -356,12 +631,16 @@ def package_web(
         first = interface.inputs[0]["name"] if interface.inputs else "input"
         readme = README.format(name=name, model=source.name, version=__version__, folder=target, first=first)
         (work / "README.txt").write_text(readme)
-        _replace(work, target)
+        _replace(work, target, force)
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot write the bundle beside {_shown(target)}: {_reason(exc)}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if replaces_cwd:
+        notes.append(f"the bundle replaced the working folder {_shown(target)}: `cd \"$PWD\"` to see it")
     files = tuple(sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()))
     size = sum((target / f).stat().st_size for f in files)
-    return WebBundle(target, files, size, manifest)
+    return WebBundle(target, files, size, manifest, tuple(notes))
 
 
 def _write_arrays(
@@ -381,17 +660,23 @@ def _write_arrays(
     return described
 
 
-def _replace(work: Path, target: Path) -> None:
-    """Move the finished folder ``work`` to ``target`` (an old bundle there goes only after)."""
+def _replace(work: Path, target: Path, force: bool) -> None:
+    """Move the finished folder ``work`` to ``target``; an old bundle there is looked at again
+    (what is there now, not what was there when the run began), moved aside, and removed only
+    once the new one is in place (put back if it cannot be)."""
+    _prepare_target(target, force)
     old = None
-    if target.exists():
-        old = temp_name(target)
-        target.rename(old)
     try:
-        work.rename(target)
-    except OSError:
-        if old is not None:
-            old.rename(target)
-        raise
+        if os.path.lexists(target):
+            old = temp_name(target)
+            target.rename(old)
+        try:
+            work.rename(target)
+        except OSError:
+            if old is not None:
+                old.rename(target)
+            raise
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot move the bundle into place at {_shown(target)}: {_reason(exc)}") from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 TYPES = {
     ".mjs": "text/javascript",
@@ -47,10 +47,13 @@ class StaticServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
 
     def mount(self, prefix: str, folder: str | Path, only: Iterable[str] | None = None) -> str:
-        """Serve ``folder`` (or only the files ``only`` names in it) under ``/prefix/``; returns its URL."""
+        """Serve ``folder`` (or only the files ``only`` names in it, relative paths as they are on
+        disk) under ``/prefix/``; returns its URL. A request names a file by its path
+        percent-encoded (``urllib.parse.quote``): ``a%23b.onnx`` is ``a#b.onnx``."""
         prefix = prefix.strip("/")
-        self._mounts[prefix] = (Path(folder).resolve(), None if only is None else frozenset(only))
-        return f"{self.url}{prefix}/" if prefix else self.url
+        files = None if only is None else frozenset(PurePosixPath(f).as_posix() for f in only)
+        self._mounts[prefix] = (Path(folder).resolve(), files)
+        return f"{self.url}{quote(prefix)}/" if prefix else self.url
 
     def resolve(self, path: str) -> Path | None:
         """The file a URL path names, or None (not mounted, not there, or leaving its mount)."""

@@ -29,6 +29,16 @@ def test_check_runs_a_streaming_file_chunk_by_chunk_in_node_and_the_browser(stre
     assert "WebAssembly backend, Chromium" in result.output  # the runner says where it ran
 
 
+def test_check_and_bench_in_the_browser_take_a_file_name_with_hash_and_percent(web_ready, tmp_path, run_cli):
+    path = export_file(lone_gru(), (torch.randn(2, 4, 5),), tmp_path / "p#x%41.onnx", strategy="loop",
+                       dynamic_seq=True, external_data=True)  # fmt: skip
+    result = run_cli("check", str(path), "--provider", "web")
+    assert result.exit_code == 0, result.output
+    assert "onnxruntime-web" in result.output
+    result = run_cli("bench", str(path), "--provider", "web", "--runs", "3", "--warmup", "1", "--seq-len", "4")
+    assert result.exit_code == 0, result.output
+
+
 def test_export_checks_on_node(node_ready, run_cli):
     result = run_cli("export", "--activation", "gelu", "--provider", "node", "-o", "g.onnx")
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ import pytest
 import torch
 from webtools import export_file, lone_gru
 
+from gru_onnx import CustomGRU
 from gru_onnx.options import WebOptions
 from gru_onnx.web.bundle import package_web
 from gru_onnx.web.setup import cache_dir, find_node
@@ -140,3 +141,31 @@ def test_misuse_throws_a_clear_error(node_results, case, message):
 def test_what_misuse_leaves_working(node_results):
     assert node_results["afterReset"] == "no error"  # a new batch size after reset()
     assert node_results["chunkOk"] == "no error"
+
+
+ODD_SCRIPT = r"""
+import { createRequire } from "node:module";
+const [cache, streamModule, folder] = process.argv.slice(2);
+const ort = createRequire(cache + "/package.json")("onnxruntime-node");
+const { GruStream } = await import(streamModule);
+const stream = await GruStream.create(folder + "/manifest.json", { ort });
+const got = await stream.run({ input: new ort.Tensor("float32", new Float32Array(5).fill(0.5), [1, 1, 5]) });
+console.log(JSON.stringify({ model: stream.manifest.model, outputs: Object.keys(got) }));
+"""
+
+
+def test_a_model_name_a_url_would_misread_is_opened(node_ready, ort_web_ready, tmp_path):
+    # The manifest names the model and its data file as they are on disk; gru-stream.js encodes
+    # each path segment, so '#', '%41', '?' and ' ' reach onnxruntime-node as the file's own name.
+    gru = CustomGRU(5, 32, batch_first=True).eval()  # weights large enough for a data file
+    path = export_file(gru, (torch.randn(2, 1, 5),), tmp_path / "a#b%41 ?.onnx", strategy="loop", streaming=True,
+                       external_data=True)  # fmt: skip
+    bundle = package_web(path, tmp_path / "site", WebOptions(frames=4))
+    assert bundle.manifest["model"] == "a#b%41 ?.onnx" and bundle.manifest["data"]
+    script = tmp_path / "odd.mjs"
+    script.write_text(ODD_SCRIPT)
+    module = (bundle.path / "gru-stream.js").as_uri()
+    done = subprocess.run([str(find_node()), str(script), str(cache_dir()), module, str(bundle.path)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"model": "a#b%41 ?.onnx", "outputs": ["output", "h_n"]}

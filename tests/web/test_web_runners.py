@@ -162,6 +162,23 @@ def test_external_data_file_is_read(kind, tmp_path):
     assert max_error(y, want) < ATOL
 
 
+@pytest.mark.parametrize("kind", ["node", "web"], indirect=True)
+def test_a_file_name_a_url_would_misread_is_read(kind, tmp_path):
+    # '#' would cut the URL (a fragment), '%41' decode to 'A', '?' start a query, ' ' and a
+    # newline be dropped: the model and its data file are served under percent-encoded URLs.
+    torch.manual_seed(3)
+    gru = CustomGRU(16, 32, batch_first=True).eval()
+    path = export_file(gru, (torch.randn(2, 3, 16),), tmp_path / "a#b%41 ?\nc.onnx", strategy="loop",
+                       dynamic_seq=True, external_data=True)  # fmt: skip
+    assert len(list(tmp_path.glob("a#b%41 ?\nc.onnx.*.data"))) == 1
+    x = torch.randn(1, 6, 16)
+    with torch.no_grad():
+        want, _ = gru(x)
+    with opened(make(kind, path)) as runner:
+        y, _ = runner.run({"input": x.numpy()})
+    assert max_error(y, want) < ATOL
+
+
 def identity_file(path: Path) -> Path:
     """A model passing through one input of every dtype the files use (and float64, uint8)."""
     dtypes = {"f32": onnx.TensorProto.FLOAT, "f16": onnx.TensorProto.FLOAT16, "i64": onnx.TensorProto.INT64,

@@ -88,6 +88,12 @@ async function readJson(url) {
   return response.json();
 }
 
+/** A relative file path as a URL path: each segment percent-encoded, so a name with #, ?, % or a
+ * newline names that file (a bare "a#b.onnx" would be the file "a" with a fragment). */
+export function encodePath(path) {
+  return String(path).split("/").map(encodeURIComponent).join("/");
+}
+
 function baseUrl() {
   if (globalThis.location && globalThis.location.href) return globalThis.location.href;
   return `file://${globalThis.process.cwd()}/`;
@@ -109,14 +115,14 @@ export class GruStream {
     const base = new URL(url, baseUrl());
     const manifest = options.manifest ?? (await readJson(base));
     if (manifest.format !== "gru-onnx-web") throw new GruStreamError(`${base} is not a gru-onnx web manifest`);
-    const model = new URL(manifest.model, base);
+    const model = new URL(encodePath(manifest.model), base);
     const sessionOptions = { ...(options.sessionOptions || {}) };
     let source = model.href;
     if (model.protocol === "file:") {
       const { fileURLToPath } = await import("node:url");
       source = fileURLToPath(model); // a path: onnxruntime-node reads the data file beside it
     } else if (manifest.data.length) {
-      sessionOptions.externalData = manifest.data.map((d) => ({ path: d.location, data: new URL(d.file, base).href }));
+      sessionOptions.externalData = manifest.data.map((d) => ({ path: d.location, data: new URL(encodePath(d.file), base).href }));
     }
     const session = await ort.InferenceSession.create(source, sessionOptions);
     return new GruStream(ort, session, manifest);
