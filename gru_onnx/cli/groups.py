@@ -338,8 +338,9 @@ TRITON = Group(
 )  # fmt: skip
 
 WEB = Group(
-    Flag(("--frames",), "frames", {"type": click.IntRange(min=1), "default": DEFAULT_WEB_FRAMES, "show_default": True,
-         "help": "Web: frames of the page's reference input (a lone CustomGRU's seeded random input)."}),
+    Flag(("--frames",), "frames", {"type": click.IntRange(min=1), "help": "Web: frames of the "
+         f"page's reference input, a lone CustomGRU's seeded random input [default: {DEFAULT_WEB_FRAMES}, or the "
+         "file's own length when it is fixed]."}),
     Flag(("--seed",), "seed", {"type": click.IntRange(min=0), "default": 0, "show_default": True,
          "help": "Web: seed of the reference input."}),
     Flag(("--atol",), "atol", {"type": click.FloatRange(min=0.0), "help": "Web: the page's absolute tolerance "

@@ -64,10 +64,7 @@ def _package_web(path: Path, out_dir: Path, given: Given) -> None:
     from gru_onnx.web.bundle import package_web
 
     fields = (*groups.PACKAGE.fields, *groups.WEB.fields)
-    values = {k: given.values[k] for k in fields}
-    if "frames" not in given.given:  # the default, or the file's own length when it is fixed
-        values["frames"] = None
-    bundle = package_web(path, out_dir, WebOptions(**values))
+    bundle = package_web(path, out_dir, WebOptions(**{k: given.values[k] for k in fields}))
     reference = bundle.manifest["reference"]
     states = bundle.manifest["states"]
     click.echo(f"wrote {bundle.path} ({len(bundle.files)} files, {bundle.size / 2**20:.1f} MiB)")
