@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -112,12 +112,21 @@ def parse_metadata(text: str) -> dict[str, Any]:
         raise GruOnnxUsageError(f"the gru-onnx metadata is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise GruOnnxUsageError(f"the gru-onnx metadata is a JSON {type(data).__name__}, not an object")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(data))
+    error = jsonschema.exceptions.best_match(_validator()(schema()).iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"
         message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
         raise GruOnnxUsageError(f"the gru-onnx metadata does not follow its schema at {where}: {message}")
     return data
+
+
+@functools.cache
+def _validator() -> Any:
+    """Draft 2020-12 with integers that are ints: JSON's ``3.0`` passes its ``integer`` and then
+    indexes a list or multiplies one (exit 3)."""
+    base = jsonschema.Draft202012Validator
+    strict = base.TYPE_CHECKER.redefine("integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
+    return jsonschema.validators.extend(base, type_checker=strict)
 
 
 def find_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
@@ -139,6 +148,7 @@ def read_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str, 
     found = find_metadata(model)
     if found is None:
         raise GruOnnxUsageError("the file has no gru-onnx metadata (was it exported by gru-onnx?)")
+    check_against_file(model, found)  # a model built in memory is held to what its metadata says too
     return found
 
 
@@ -185,7 +195,9 @@ def check_against_file(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> N
                 f"the metadata's state {state['input']!r} has shape {state['shape']}, which no GRU stack of the file "
                 "has: the metadata does not describe this file"
             )
-    _check_lengths(model, metadata)
+    plain = _check_states(model, metadata)
+    _check_time_axes(metadata, plain)
+    _check_lone_inputs(metadata, plain)
 
 
 def stack_spec(stack: Mapping[str, Any]) -> GRUSpec:
@@ -229,18 +241,202 @@ def _stored_dims(
     return initializers[name]
 
 
-def _check_lengths(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> None:
-    """A lone GRU's static length must be its input's time axis (what bench and the check allocate)."""
-    stacks = metadata["stacks"]
-    if len(stacks) != 1 or stacks[0]["path"] != "" or stacks[0]["seq_len"] is None:
+# --------------------------------------------------------------------------------------------
+# The graph's inputs and outputs against what the metadata says of them
+# --------------------------------------------------------------------------------------------
+
+_LIE = "the metadata does not describe this file"
+
+
+def declared_dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
+    """Each axis of a graph input or output as declared: its size, its name when dynamic, None
+    when neither is given."""
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value.type.tensor_type.shape.dim]
+
+
+def lone_stack(metadata: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The stack of a lone CustomGRU's file (one stack, at module path ""), else None."""
+    stacks = (metadata or {}).get("stacks", [])
+    return stacks[0] if len(stacks) == 1 and stacks[0]["path"] == "" else None
+
+
+def state_inputs(metadata: Mapping[str, Any] | None) -> list[str]:
+    """The graph inputs a streaming file's metadata names as states (empty for other files)."""
+    return [s["input"] for s in ((metadata or {}).get("streaming") or {}).get("states", [])]
+
+
+def plain_inputs(model: onnx.ModelProto, metadata: Mapping[str, Any] | None) -> list[onnx.ValueInfoProto]:
+    """The graph inputs a caller feeds, in graph order: neither initializers nor streaming states."""
+    skipped = {t.name for t in model.graph.initializer} | set(state_inputs(metadata))
+    return [i for i in model.graph.input if i.name not in skipped]
+
+
+_FLOATING = {
+    onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16,
+}  # fmt: skip
+
+
+def lone_roles(values: Sequence[onnx.ValueInfoProto]) -> dict[str, str]:
+    """A lone CustomGRU's (non-state) inputs by role, whatever their names (a factory may name them):
+    ``{"input": name, "h0": name, "lengths": name}`` for those it takes. The export writes them in
+    ``forward``'s order: the sequence first, then ``h0`` (floating), then ``lengths`` (integer)."""
+    roles: dict[str, str] = {}
+    for i, value in enumerate(values):
+        floating = value.type.tensor_type.elem_type in _FLOATING
+        role = "input" if i == 0 else "h0" if floating else "lengths"
+        roles.setdefault(role, value.name)
+    return roles
+
+
+def input_time_axes(metadata: Mapping[str, Any], ranks: Mapping[str, int]) -> dict[str, int | None]:
+    """The time axis of each non-state input (``ranks``: name -> rank, in graph order) as the file
+    records it (``input_time_axes``), else by the export's rule: a lone GRU's sequence (its first
+    input) by its layout, its ``h0`` and ``lengths`` none; any other model's axis 1."""
+    recorded = metadata.get("input_time_axes")
+    if isinstance(recorded, Mapping):
+        return {name: recorded.get(name) for name in ranks}
+    lone = lone_stack(metadata)
+    if lone is not None:
+        first = next(iter(ranks), None)
+        return {
+            name: (1 if lone["spec"]["batch_first"] and rank == 3 else 0) if name == first else None
+            for name, rank in ranks.items()
+        }
+    return {name: 1 if rank >= 2 else None for name, rank in ranks.items()}
+
+
+def _check_states(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> dict[str, onnx.ValueInfoProto]:
+    """A streaming file's state pairs against its graph: each state input a graph input (not an
+    initializer, not one the metadata gives a time axis), each output a graph output, every name
+    once, both declared with the state's shape, one batch for all. Returns the plain inputs."""
+    states = (metadata.get("streaming") or {}).get("states", [])
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in initializers}
+    outputs = {o.name: o for o in model.graph.output}
+    timed = set(metadata.get("input_time_axes") or {})
+    seen: set[str] = set()
+    for state in states:
+        for kind, name, found, other in (
+            ("input", state["input"], inputs, outputs), ("output", state["output"], outputs, inputs)
+        ):  # fmt: skip
+            if name in seen:
+                raise GruOnnxUsageError(f"the metadata names {name!r} for two states' inputs or outputs: {_LIE}")
+            seen.add(name)
+            if name not in found:
+                raise GruOnnxUsageError(f"the metadata's state {kind} {name!r} is no {kind} of the file: {_LIE}")
+            if name in other or (kind == "input" and name in timed):
+                where = "an output" if name in other else "an input it gives a time axis (input_time_axes)"
+                raise GruOnnxUsageError(f"the metadata's state {kind} {name!r} is also {where}: {_LIE}")
+            dims = declared_dims(found[name])
+            if dims != list(state["shape"]):
+                raise GruOnnxUsageError(
+                    f"the metadata says state {kind} {name!r} is {_shown(state['shape'])}; the file declares it "
+                    f"{_shown(dims)}: {_LIE}"
+                )
+    batches = {repr(s["shape"][0]) for s in states}
+    if len(batches) > 1:
+        raise GruOnnxUsageError(f"the metadata's states disagree on their batch axis ({', '.join(sorted(batches))}): "
+                                f"{_LIE}")  # fmt: skip
+    return {i.name: i for i in plain_inputs(model, metadata)}
+
+
+def _check_time_axes(metadata: Mapping[str, Any], plain: Mapping[str, onnx.ValueInfoProto]) -> None:
+    """``input_time_axes`` names plain inputs and axes they have; a streaming file's time axes are
+    dynamic, or fixed at its ``chunk`` (a chunk only a streaming file with such axes has)."""
+    recorded = metadata.get("input_time_axes")
+    states = (metadata.get("streaming") or {}).get("states", [])
+    chunk = metadata.get("chunk")
+    if chunk is not None and not states:
+        raise GruOnnxUsageError(f"the metadata gives chunks of {chunk} steps to a file without streaming states: "
+                                f"{_LIE}")  # fmt: skip
+    for name, axis in (recorded or {}).items():
+        if name not in plain:
+            raise GruOnnxUsageError(
+                f"the metadata gives a time axis to {name!r}, which is no input of the file besides its states "
+                f"({', '.join(plain) or 'none'}): {_LIE}"
+            )
+        rank = len(plain[name].type.tensor_type.shape.dim)
+        if axis is not None and not 0 <= axis < rank:
+            raise GruOnnxUsageError(f"the metadata says axis {axis} of {name!r} is time; it has {rank} axes: {_LIE}")
+    if not states and recorded is None:
+        return  # a plain file's time axes follow the export's rule: static where its length is
+    batch = states[0]["shape"][0] if states else None
+    ranks = {name: len(info.type.tensor_type.shape.dim) for name, info in plain.items()}
+    axes = {name: axis for name, axis in input_time_axes(metadata, ranks).items() if axis is not None}
+    for name, axis in axes.items():
+        dims = declared_dims(plain[name])
+        if axis >= len(dims):
+            raise GruOnnxUsageError(f"{name!r} has {len(dims)} axes, too few for a time axis {axis}: {_LIE}")
+        size = dims[axis]
+        if chunk is None and isinstance(size, int):
+            raise GruOnnxUsageError(
+                f"the metadata says axis {axis} of {name!r} is time, with chunks of any length; that axis is fixed "
+                f"at {size}: {_LIE}"
+            )
+        if chunk is not None and size != chunk:
+            shown = f"fixed at {size}" if isinstance(size, int) else "dynamic"
+            raise GruOnnxUsageError(
+                f"the metadata says chunks of {chunk} steps; time axis {axis} of {name!r} is {shown}: {_LIE}"
+            )
+        if isinstance(batch, str) and size == batch:
+            raise GruOnnxUsageError(
+                f"the metadata says axis {axis} of {name!r} is time; it is the states' batch axis ({batch}): {_LIE}"
+            )
+    if chunk is not None and not axes:
+        raise GruOnnxUsageError(f"the metadata says chunks of {chunk} steps; no input of the file has a time axis: "
+                                f"{_LIE}")  # fmt: skip
+
+
+def _check_lone_inputs(metadata: Mapping[str, Any], plain: Mapping[str, onnx.ValueInfoProto]) -> None:
+    """A lone GRU's inputs against its spec: the sequence (rank 2 or 3, its last axis the spec's
+    input size), ``h0`` and ``lengths`` where the stack says it takes them (their static sizes the
+    spec's), and a static length that is the sequence's."""
+    stack = lone_stack(metadata)
+    if stack is None:
         return
-    inputs = {i.name: i for i in model.graph.input}
-    if "input" not in inputs or metadata.get("streaming"):
-        return
-    dims = inputs["input"].type.tensor_type.shape.dim
-    axis = (1 if stacks[0]["spec"]["batch_first"] and len(dims) == 3 else 0) if dims else None
-    if axis is not None and dims[axis].HasField("dim_value") and dims[axis].dim_value != stacks[0]["seq_len"]:
+    spec = stack["spec"]
+    values = list(plain.values())
+    roles = lone_roles(values)
+    if "input" not in roles or len(roles) != len(values):
+        names = ", ".join(plain) or "none"
         raise GruOnnxUsageError(
-            f"the metadata says the sequence length is {stacks[0]['seq_len']}, the file's input has "
-            f"{dims[axis].dim_value} steps: the metadata does not describe this file"
+            f"a lone GRU's file takes its sequence, h0 (floating) and lengths (integer) in that order; this one "
+            f"takes {names}: {_LIE}"
         )
+    for role, flag in (("h0", "has_h0"), ("lengths", "has_lengths")):
+        if flag in stack and stack[flag] != (role in roles):
+            said = "takes" if stack[flag] else "does not take"
+            raise GruOnnxUsageError(f"the metadata says the GRU {said} {role}; the file's inputs are "
+                                    f"{', '.join(plain)}: {_LIE}")  # fmt: skip
+    x = declared_dims(plain[roles["input"]])
+    if len(x) not in (2, 3):
+        raise GruOnnxUsageError(
+            f"the GRU's input {roles['input']!r} has {len(x)} axes; a GRU takes [seq, (batch,) features]: {_LIE}"
+        )
+    if isinstance(x[-1], int) and x[-1] != spec["input_size"]:
+        raise GruOnnxUsageError(
+            f"the metadata says the GRU takes {spec['input_size']} features; its input {roles['input']!r} has "
+            f"{x[-1]} on its last axis: {_LIE}"
+        )
+    if "h0" in roles:
+        h0 = declared_dims(plain[roles["h0"]])
+        rows = spec["num_layers"] * (2 if spec["bidirectional"] else 1)
+        if len(h0) != len(x) or any(isinstance(d, int) and d != want
+                                    for d, want in ((h0[0], rows), (h0[-1], spec["hidden_size"]))):  # fmt: skip
+            raise GruOnnxUsageError(
+                f"the GRU's initial state {roles['h0']!r} is declared {_shown(h0)}; its spec needs [{rows}, "
+                f"{'batch, ' if len(x) == 3 else ''}{spec['hidden_size']}]: {_LIE}"
+            )
+    if "lengths" in roles and len(declared_dims(plain[roles["lengths"]])) != 1:
+        raise GruOnnxUsageError(f"the GRU's lengths {roles['lengths']!r} are not one per batch row: {_LIE}")
+    if stack["seq_len"] is None or metadata.get("streaming"):
+        return
+    axis = 1 if spec["batch_first"] and len(x) == 3 else 0
+    if isinstance(x[axis], int) and x[axis] != stack["seq_len"]:
+        raise GruOnnxUsageError(
+            f"the metadata says the sequence length is {stack['seq_len']}, the file's input has {x[axis]} steps: {_LIE}"
+        )
+
+
+def _shown(dims: Sequence[Any]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"

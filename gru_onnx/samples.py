@@ -21,6 +21,7 @@ import torch
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.files import regular_file
+from gru_onnx.metadata import lone_roles, lone_stack, state_inputs
 from gru_onnx.options import DEFAULT_MEMORY_BUDGET
 from gru_onnx.spec import float_type
 from gru_onnx.trees import flatten_tensors, map_tensors, to_numpy
@@ -210,7 +211,8 @@ def generate_samples(
     scales: Sequence[float] = (1.0,),
     budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> list[Sample]:
-    """Seeded random inputs for a lone-GRU file, shaped from its metadata and input shapes.
+    """Seeded random inputs for a lone-GRU file, shaped from its metadata and input shapes, fed
+    by the file's own input names (the sequence, ``h0`` and ``lengths`` found by position).
 
     Inputs are standard normal times the sample's scale (``scales`` cycled), ``h0`` half that.
     A file with a dynamic sequence axis gets lengths from 1 to the maximum across the samples
@@ -218,8 +220,11 @@ def generate_samples(
     """
     (stack,) = metadata["stacks"]
     spec = stack["spec"]
-    inputs = {i.name: i for i in graph_inputs(model)}
-    x_info = inputs["input"]
+    infos = [i for i in graph_inputs(model) if i.name not in set(state_inputs(metadata))]
+    roles = lone_roles(infos)  # the file's own names: a factory may call its input "audio"
+    if "input" not in roles:
+        raise GruOnnxUsageError("the file takes no input; a GRU's file takes its sequence at least")
+    x_info = next(i for i in infos if i.name == roles["input"])
     rank = len(x_info.type.tensor_type.shape.dim)
     bf = spec["batch_first"] and rank == 3
     seq_axis, batch_axis = (1, 0) if bf else (0, 1)
@@ -252,18 +257,18 @@ def generate_samples(
             shape = (seq, spec["input_size"])
         x = (scale * torch.randn(*shape, generator=gen)).to(dtype)
         h0 = None
-        if "h0" in inputs:
+        if "h0" in roles:
             h_shape = (spec["num_layers"] * dirs, batch, spec["hidden_size"])
             h0 = torch.randn(*(h_shape if rank == 3 else (h_shape[0], h_shape[2])), generator=gen)
             h0 = (0.5 * scale * h0).to(dtype)
         lengths = None
-        if "lengths" in inputs:
+        if "lengths" in roles:
             lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
             lengths[0] = seq
             if batch > 1:
                 lengths[-1] = 1
         args = (x, h0, lengths)
-        feeds = {n: to_numpy(a) for n, a in zip(("input", "h0", "lengths"), args, strict=True) if a is not None}
+        feeds = {roles[r]: to_numpy(a) for r, a in zip(("input", "h0", "lengths"), args, strict=True) if a is not None}
         samples.append(Sample(args, feeds, scale))
     return samples
 
@@ -304,18 +309,20 @@ def samples_from_npz(
             shown = ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in dims)
             raise GruOnnxUsageError(f"{path}: {name!r} has shape {list(array.shape)}, the file takes [{shown}]")
         feeds[name] = array
-    if "lengths" in feeds and "input" in feeds and lone_gru:
-        seq_axis = 0 if feeds["input"].ndim == 2 else time_axes(model, metadata)[0]
-        seq = feeds["input"].shape[seq_axis]
-        lengths = feeds["lengths"]
+    roles = lone_roles(list(infos.values())) if lone_gru else {}
+    if "lengths" in roles and "input" in roles:
+        x = feeds[roles["input"]]
+        seq_axis = 0 if x.ndim == 2 else time_axes(model, metadata)[0]
+        seq = x.shape[seq_axis]
+        lengths = feeds[roles["lengths"]]
         if lengths.size and (lengths.min() < 1 or lengths.max() > seq):
             raise GruOnnxUsageError(
                 f"{path}: lengths must lie in 1..{seq} (the sequence length), got {lengths.tolist()}"
             )
     tensors = {n: torch.from_numpy(np.array(a)) for n, a in feeds.items()}
     # A lone GRU takes (input, h0, lengths) positionally; any other model its inputs in order.
-    order = ("input", "h0", "lengths") if lone_gru else list(infos)
-    args = tuple(tensors.get(n) for n in order)
+    order = [roles.get(r) for r in ("input", "h0", "lengths")] if lone_gru else list(infos)
+    args = tuple(tensors.get(n) if n is not None else None for n in order)
     return [Sample(args, feeds)]
 
 
@@ -417,8 +424,10 @@ def timing_feeds(
 ) -> tuple[dict[str, np.ndarray], int]:
     """Random feeds for any file's inputs at ``batch`` and ``seq_len`` (its static length, or
     :data:`DEFAULT_TIMING_SEQ_LEN`, when None), for timing: floating inputs standard normal,
-    ``lengths`` full, other integers zero (valid ids for any vocabulary). Batch and sequence
-    axes are found by name (or a lone GRU's layout); a static axis that disagrees is refused."""
+    ``lengths`` full, other integers zero (valid ids for any vocabulary), a streaming file's
+    states zero (a stream's start). Batch and sequence axes are found by name, or by a lone GRU's
+    layout (its inputs by position, whatever their names) and a state's (batch first); a static
+    axis that disagrees is refused."""
     stacks = (metadata or {}).get("stacks", [])
     static = {s["seq_len"] for s in stacks if s.get("seq_len") is not None}
     if seq_len is None:
@@ -427,36 +436,54 @@ def timing_feeds(
         raise GruOnnxUsageError(
             f"the file's sequence length is fixed at {min(static)}; use --seq-len {min(static)} or export with another"
         )
-    lone = stacks[0]["spec"] if len(stacks) == 1 and stacks[0]["path"] == "" else None
-    rng = np.random.default_rng(seed)
+    lone = lone_stack(metadata)
+    states = set(state_inputs(metadata))
     initializers = {i.name for i in model.graph.initializer}
+    infos = [v for v in model.graph.input if v.name not in initializers]
+    plain = [v for v in infos if v.name not in states]
+    roles = {name: role for role, name in lone_roles(plain).items()} if lone is not None else {}
+    rng = np.random.default_rng(seed)
     feeds = {}
     planned = 0
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
+    for value in infos:
         tensor = value.type.tensor_type
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
-        shape = []
-        for axis, dim in enumerate(tensor.shape.dim):
-            shape.append(_axis_size(value.name, axis, dim, lone, batch, seq_len))
+        dims = list(tensor.shape.dim)
+        if value.name in states:  # a streaming state [batch, L*D, H]: zeros, as a stream starts
+            axis_roles: tuple[str | None, ...] | None = ("batch",) + (None,) * (len(dims) - 1)
+        elif lone is not None:
+            axis_roles = _lone_axis_roles(roles.get(value.name), len(dims), lone["spec"]["batch_first"])
+        else:
+            axis_roles = None  # by the axes' names
+        shape = [_axis_size(value.name, axis, dim, axis_roles, batch, seq_len) for axis, dim in enumerate(dims)]
         planned += math.prod(shape) * np.dtype(dtype).itemsize
         check_budget(planned, budget, f"inputs of batch {batch} and {seq_len} steps")
-        if np.issubdtype(dtype, np.floating):
+        if value.name in states:
+            feeds[value.name] = np.zeros(shape, dtype=dtype)
+        elif np.issubdtype(dtype, np.floating):
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)
-        elif value.name == "lengths":
+        elif roles.get(value.name, value.name) == "lengths":
             feeds[value.name] = np.full(shape, seq_len, dtype=dtype)
         else:  # token ids and the like: zeros are valid for any vocabulary
             feeds[value.name] = np.zeros(shape, dtype=dtype)
     return feeds, seq_len
 
 
-def _axis_size(name: str, axis: int, dim: Any, lone: Mapping[str, Any] | None, batch: int, seq_len: int) -> int:
-    """The size of one input axis: batch and sequence by name (or a lone GRU's layout)."""
-    if lone is not None:  # input [T, B, I] / [B, T, I], h0 [L*D, B, H], lengths [B]
-        roles = {"input": ("batch", "seq") if lone["batch_first"] else ("seq", "batch"), "lengths": ("batch",)}
-        role = roles.get(name, (None, "batch"))
-        role = role[axis] if axis < len(role) else None
+def _lone_axis_roles(role: str | None, rank: int, batch_first: bool) -> tuple[str | None, ...]:
+    """What each axis of a lone GRU's input is: the sequence ``[T, B, I]``/``[B, T, I]`` (``[T, I]``
+    unbatched), ``h0`` ``[L*D, B, H]`` (``[L*D, H]``), ``lengths`` ``[B]``."""
+    if role == "input":
+        return ("seq", None) if rank == 2 else ("batch", "seq", None) if batch_first else ("seq", "batch", None)
+    if role == "h0":
+        return (None, None) if rank == 2 else (None, "batch", None)
+    return ("batch",)
+
+
+def _axis_size(name: str, axis: int, dim: Any, roles: tuple[str | None, ...] | None, batch: int, seq_len: int) -> int:
+    """The size of one input axis: batch and sequence by ``roles`` (a lone GRU's layout, a
+    state's batch), else by the axis's name."""
+    if roles is not None:
+        role = roles[axis] if axis < len(roles) else None
     else:
         role = "batch" if dim.dim_param == "batch" else "seq" if dim.dim_param.startswith("seq") else None
     want = {"batch": batch, "seq": seq_len}.get(role)  # type: ignore[arg-type]

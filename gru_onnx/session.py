@@ -28,7 +28,8 @@ import numpy as np
 import onnx
 
 from gru_onnx.errors import GruOnnxUsageError
-from gru_onnx.metadata import find_metadata, load_model
+from gru_onnx.metadata import check_against_file, declared_dims, find_metadata, load_model
+from gru_onnx.registry import expand_providers, runner_names
 from gru_onnx.runners import Runner, open_runner
 from gru_onnx.runners.onnxruntime import Binding
 from gru_onnx.streaming import StatePair, state_pairs
@@ -50,7 +51,10 @@ class StreamInterface:
 
     @classmethod
     def of(cls, proto: onnx.ModelProto, path: str | os.PathLike[str] = "the file") -> StreamInterface:
-        pairs = tuple(state_pairs(find_metadata(proto)))
+        metadata = find_metadata(proto)
+        if metadata is not None:  # a model given in memory: its states, inputs and sizes as the file's
+            check_against_file(proto, metadata)
+        pairs = tuple(state_pairs(metadata))
         if not pairs:
             raise GruOnnxUsageError(
                 f"{path} is not a streaming file (no state pairs in its metadata); export it with streaming=True"
@@ -95,8 +99,12 @@ class StreamingSession:
     serialised (one session is one stream). ``io_binding`` keeps the states as ONNX Runtime values
     on the provider's device between calls; the default turns it on for GPU providers only (on
     the CPU it costs more than the copies it saves, see ``benchmarks/results/streaming.md``).
-    ``runner`` and ``model`` serve callers that opened the file already (the parity check).
-    Misuse is a :class:`~gru_onnx.GruOnnxUsageError`.
+    ``providers`` are tried in order (``all``: every in-process runtime, the first that opens
+    here is used); ``threads`` is a positive number of intra-op threads, or None for the
+    runtime's default. ``runner`` and ``model`` serve callers that opened the file already (the
+    parity check): ``runner`` open on ``path``, ``model`` the file's proto (its inputs and outputs
+    are checked against the file's). ``io_binding=True`` needs a runtime with I/O binding (ONNX
+    Runtime). Misuse is a :class:`~gru_onnx.GruOnnxUsageError`.
     """
 
     def __init__(
@@ -109,19 +117,41 @@ class StreamingSession:
         model: onnx.ModelProto | None = None,
         io_binding: bool | None = None,
     ) -> None:
-        providers = (providers,) if isinstance(providers, str) else tuple(providers)
+        keys = _provider_keys(providers) if runner is None else ()
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise GruOnnxUsageError(f"threads must be a positive number of threads or None, got {threads!r}")
+        if io_binding is not None and not isinstance(io_binding, bool):
+            raise GruOnnxUsageError(f"io_binding must be True, False or None (by the provider), got {io_binding!r}")
+        if model is not None and not isinstance(model, onnx.ModelProto):
+            raise GruOnnxUsageError(f"model must be the file's onnx.ModelProto, got a {type(model).__name__}")
+        if runner is not None and not isinstance(runner, Runner):
+            raise GruOnnxUsageError(f"runner must be a gru_onnx Runner open on the file, got a {type(runner).__name__}")
         self.interface = StreamInterface.of(model if model is not None else load_model(path), path)
         self.pairs = self.interface.pairs
         self.input_names = self.interface.input_names
         self.output_names = self.interface.output_names
         self._input_set = set(self.input_names)
-        self._runner = runner if runner is not None else open_runner(path, providers, threads)
+        self._runner = runner if runner is not None else open_runner(path, keys, threads)
         self._owns_runner = runner is None
-        bind = getattr(self._runner, "binding", None)
-        if io_binding is None:  # measured: binding pays on a GPU, costs ~20 us a call on the CPU
-            io_binding = getattr(self._runner, "provider", "cpu") != "cpu"
-        #: I/O binding of the runner's session (ONNX Runtime), None for NumPy-only runtimes
-        self._binding: Binding | None = bind() if callable(bind) and io_binding else None
+        try:
+            if runner is not None and not _same_file(runner.path, path):
+                raise GruOnnxUsageError(f"the runner given is open on {runner.path}, not on {path}")
+            if model is not None:
+                _check_model_is_file(model, self._runner, path)
+            bind = getattr(self._runner, "binding", None)
+            if io_binding and not callable(bind):
+                raise GruOnnxUsageError(
+                    f"io_binding=True needs ONNX Runtime's I/O binding; {self._runner.name} carries NumPy arrays "
+                    "(leave io_binding None or False)"
+                )
+            if io_binding is None:  # measured: binding pays on a GPU, costs ~20 us a call on the CPU
+                io_binding = getattr(self._runner, "provider", "cpu") != "cpu"
+            #: I/O binding of the runner's session (ONNX Runtime), None for NumPy-only runtimes
+            self._binding: Binding | None = bind() if callable(bind) and io_binding else None
+        except BaseException:
+            if self._owns_runner:
+                self._runner.close()
+            raise
         self._states: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -254,6 +284,55 @@ class StreamingSession:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _provider_keys(providers: Any) -> tuple[str, ...]:
+    """The runner keys to try, in order: one key or a sequence of them, ``all`` expanded to every
+    in-process runtime; anything else a usage error naming the valid keys."""
+    if isinstance(providers, str):
+        providers = (providers,)
+    elif not isinstance(providers, Sequence) or not all(isinstance(p, str) for p in providers):
+        valid = ", ".join(runner_names())
+        raise GruOnnxUsageError(
+            f"providers must be a provider key or a sequence of them ({valid}, all), got {providers!r}"
+        )
+    return expand_providers(tuple(providers))
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _signature(model: onnx.ModelProto) -> tuple[tuple[tuple[str, str, tuple[Any, ...]], ...], tuple[str, ...]]:
+    """A proto's interface in the form :meth:`Runner.io_signature` gives (inputs that are not
+    initializers, with ONNX Runtime's type names; output names)."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = tuple(
+        (i.name, f"tensor({onnx.TensorProto.DataType.Name(i.type.tensor_type.elem_type).lower()})",
+         tuple(declared_dims(i)))
+        for i in model.graph.input if i.name not in initializers
+    )  # fmt: skip
+    return inputs, tuple(o.name for o in model.graph.output)
+
+
+def _check_model_is_file(model: onnx.ModelProto, runner: Runner, path: str | os.PathLike[str]) -> None:
+    """``model`` given beside ``path`` must be that file: the same inputs (names, types, axes)
+    and output names as the runtime opened (or, where it does not say, as the file holds)."""
+    found = runner.io_signature()
+    if found is None:
+        found = _signature(load_model(path, weights="none"))
+    given = _signature(model)
+    if found != given:
+        what = "inputs" if found[0] != given[0] else "outputs"
+        have = [i[0] for i in given[0]] if what == "inputs" else list(given[1])
+        want = [i[0] for i in found[0]] if what == "inputs" else list(found[1])
+        detail = (
+            f"{', '.join(have)} against {', '.join(want)}" if have != want else "the same names, other types or axes"
+        )
+        raise GruOnnxUsageError(f"the model given is not the file {path}: its {what} differ ({detail})")
 
 
 def _shown(dims: tuple[int | None, ...]) -> str:

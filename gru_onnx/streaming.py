@@ -28,6 +28,7 @@ from torch import nn
 
 from gru_onnx import naming
 from gru_onnx.errors import ExportError, GruOnnxUsageError
+from gru_onnx.metadata import input_time_axes
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import StreamingOptions
 from gru_onnx.spec import GRUSpec
@@ -201,16 +202,11 @@ def input_sequence_axes(model: nn.Module, args: Sequence[Any]) -> list[int | Non
 
 
 def recorded_input_axes(metadata: Mapping[str, Any], ranks: Mapping[str, int]) -> dict[str, int | None]:
-    """The time axis of each non-state input (``ranks``: name -> rank) as the file records it
-    (``input_time_axes``), else by the export's rule (a lone GRU's layout, else axis 1)."""
-    recorded = metadata.get("input_time_axes")
-    if isinstance(recorded, Mapping):
-        return {name: recorded.get(name) for name in ranks}
-    stacks = metadata.get("stacks", [])
-    lone = stacks[0]["spec"] if len(stacks) == 1 and stacks[0]["path"] == "" else None
-    if lone is not None:
-        return {name: (1 if lone["batch_first"] and rank == 3 else 0) for name, rank in ranks.items()}
-    return {name: 1 if rank >= 2 else None for name, rank in ranks.items()}
+    """The time axis of each non-state input (``ranks``: name -> rank, in graph order) as the file
+    records it (``input_time_axes``), else by the export's rule: a lone GRU's sequence (its first
+    input) by its layout, its ``h0`` and ``lengths`` none; any other model's axis 1
+    (:func:`gru_onnx.metadata.input_time_axes`)."""
+    return input_time_axes(metadata, ranks)
 
 
 def resize_sequence(args: Sequence[Any], axes: Sequence[int | None], length: int) -> tuple[Any, ...]:

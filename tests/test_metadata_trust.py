@@ -16,6 +16,8 @@ import torch
 import gru_onnx
 from gru_onnx import CustomGRU, GraphOptions, GruOnnxUsageError, StreamingOptions
 
+from helpers import graph_export
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -29,16 +31,22 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     gru_onnx.export(gru, (torch.randn(7, 2, 4),), paths["loop"], graph=GraphOptions(strategy="loop"), check=None)
     torch.save(gru.state_dict(), folder / "ckpt.pt")
     paths["ckpt"] = folder / "ckpt.pt"
+    paths["chunked"] = folder / "c.onnx"  # a fixed chunk: time axis 1 static at 3
+    graph_export(CustomGRU(4, 6, batch_first=True), (torch.randn(2, 3, 4),), paths["chunked"], streaming=True,
+                 chunk=3, check=False)  # fmt: skip
     return paths
 
 
-def _forge(src: Path, dst: Path, change=None, text: str | None = None) -> Path:
-    """``src`` with its metadata changed in place by ``change(meta)``, or replaced by ``text``."""
+def _forge(src: Path, dst: Path, change=None, text: str | None = None, graph=None) -> Path:
+    """``src`` with its metadata changed in place by ``change(meta)``, or replaced by ``text``,
+    and its graph by ``graph(model)``."""
     model = onnx.load(src)
     (prop,) = [p for p in model.metadata_props if p.key == "gru_onnx"]
     meta = json.loads(prop.value)
     if change is not None:
         change(meta)
+    if graph is not None:
+        graph(model)
     prop.value = text if text is not None else json.dumps(meta)
     onnx.save(model, dst)
     return dst
@@ -85,6 +93,96 @@ def test_forged_state_shape_is_refused(files, tmp_path):
         gru_onnx.StreamingSession(path)
 
 
+def _dim(name: str, axis: int, size: int):
+    """A graph change: axis ``axis`` of graph input ``name`` declared static at ``size``."""
+
+    def change(model):
+        (value,) = [i for i in model.graph.input if i.name == name]
+        value.type.tensor_type.shape.dim[axis].dim_value = size
+
+    return change
+
+
+#: (file, metadata change, graph change, what the refusal says). Before, these exited 3 (KeyError
+#: 'nosuch', IndexError), 1 ("parity failed" on a time axis put on the static feature axis, a
+#: feature axis of 10**9), or tried to allocate 400 GB (package --web) and 64 TB (chunk 10**12).
+LIES = {
+    "state-input-unknown": ("stream", _set(["streaming", "states", 0, "input"], "nosuch"), None,
+                            "state input 'nosuch' is no input of the file"),
+    "state-output-unknown": ("stream", _set(["streaming", "states", 0, "output"], "nosuch_out"), None,
+                             "state output 'nosuch_out' is no output of the file"),
+    "state-input-is-the-plain-input": ("stream", _set(["streaming", "states", 0, "input"], "input"), None,
+                                       "state input 'input' is also an input it gives a time axis"),
+    "state-input-is-the-plain-input-no-axes": (
+        "stream", lambda m: (m["streaming"]["states"][0].update(input="input"), m.pop("input_time_axes")), None,
+        "the metadata says state input 'input' is [batch, 1, 6]; the file declares it [batch, seq, 4]"),
+    "state-input-and-output-one-name": ("stream", _set(["streaming", "states", 0, "output"], "state_in"), None,
+                                        "names 'state_in' for two states' inputs or outputs"),
+    "state-batch-axis": ("stream", _set(["streaming", "states", 0, "shape"], ["streams", 1, 6]), None,
+                         "state input 'state_in' is [streams, 1, 6]; the file declares it [batch, 1, 6]"),
+    "state-declared-shape": ("stream", None, _dim("state_in", 2, 7),
+                             "state input 'state_in' is [batch, 1, 6]; the file declares it [batch, 1, 7]"),
+    "time-axis-unknown-input": ("stream", _set(["input_time_axes", "nosuch"], 1), None,
+                                "gives a time axis to 'nosuch', which is no input of the file"),
+    "time-axis-of-a-state": ("stream", _set(["input_time_axes", "state_in"], 1), None,
+                             "state input 'state_in' is also an input it gives a time axis"),
+    "time-axis-beyond-rank": ("stream", _set(["input_time_axes", "input"], 7), None,
+                              "axis 7 of 'input' is time; it has 3 axes"),
+    "time-axis-on-the-feature-axis": ("stream", _set(["input_time_axes", "input"], 2), None,
+                                      "axis 2 of 'input' is time, with chunks of any length; that axis is fixed at 4"),
+    "time-axis-on-the-batch-axis": ("stream", _set(["input_time_axes", "input"], 0), None,
+                                    "axis 0 of 'input' is time; it is the states' batch axis"),
+    "chunk-huge-on-a-dynamic-axis": ("stream", _set(["chunk"], 10**12), None,
+                                     "chunks of 1000000000000 steps; time axis 1 of 'input' is dynamic"),
+    "chunk-not-the-static-axis": ("chunked", _set(["chunk"], 5), None,
+                                  "chunks of 5 steps; time axis 1 of 'input' is fixed at 3"),
+    "chunk-null-on-a-static-axis": ("chunked", _set(["chunk"], None), None, "that axis is fixed at 3"),
+    "chunk-in-a-plain-file": ("plain", _set(["chunk"], 4), None, "chunks of 4 steps to a file without streaming"),
+    "feature-axis-huge-stream": ("stream", None, _dim("input", 2, 10**9),
+                                 "the GRU takes 4 features; its input 'input' has 1000000000 on its last axis"),
+    "feature-axis-huge-plain": ("plain", None, _dim("input", 2, 10**9),
+                                "the GRU takes 4 features; its input 'input' has 1000000000 on its last axis"),
+    "h0-claimed": ("plain", _set(["stacks", 0, "has_h0"], True), None, "the metadata says the GRU takes h0"),
+}  # fmt: skip
+COMMANDS = {
+    "check": ["check", "{}"], "inspect": ["inspect", "{}"], "bench": ["bench", "{}", "--runs", "1"],
+    "package-web": ["package", "{}", "--web", "bundle"], "package-triton": ["package", "{}", "--triton", "repo"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("lie", LIES)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_metadata_lies_about_the_graph_are_refused_before_allocation(files, tmp_path, run_cli, lie, command):
+    """What the metadata says of states, time axes, the chunk and the GRU's input is checked
+    against the graph on load: one line, exit 2, naming the lie, nothing allocated."""
+    source, change, graph, message = LIES[lie]
+    if command == "package-triton":
+        pytest.importorskip("tritonclient.grpc", reason="needs the [triton] extra")
+    path = _forge(files[source], tmp_path / "f.onnx", change, graph=graph)
+    before, started = _peak_mib(), time.perf_counter()
+    result = run_cli(*[a.format(path) for a in COMMANDS[command]])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "does not describe this file" in result.output, result.output
+    assert time.perf_counter() - started < 10 and _peak_mib() - before < 200
+    assert not (tmp_path / "bundle").exists() and not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("lie", [k for k, v in LIES.items() if v[0] != "plain"])
+def test_metadata_lies_are_refused_by_the_streaming_session(files, tmp_path, lie):
+    source, change, graph, message = LIES[lie]
+    path = _forge(files[source], tmp_path / "f.onnx", change, graph=graph)
+    with pytest.raises(GruOnnxUsageError, match="does not describe this file") as raised:
+        gru_onnx.StreamingSession(path)
+    assert message in str(raised.value)
+    with pytest.raises(GruOnnxUsageError, match="does not describe this file"):  # a model given in memory too
+        gru_onnx.StreamingSession(files[source], model=onnx.load(path))
+
+
+def test_the_unforged_files_pass(files, run_cli):
+    for name in ("stream", "chunked"):
+        assert run_cli("check", str(files[name])).exit_code == 0
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -112,10 +210,12 @@ def test_metadata_that_is_not_a_json_object_exits_2(files, tmp_path, run_cli, te
         (_set(["version"], "abc"), "version"),
         (_set(["stacks", 0, "weights", "version"], "abc"), "stacks/0/weights/version"),
         (_set(["stacks", 0, "spec", "hidden_size"], -3), "stacks/0/spec/hidden_size"),
+        (_set(["stacks", 0, "seq_len"], 7.0), "stacks/0/seq_len: 7.0 is not of type 'integer'"),
+        (_set(["input_time_axes"], {"input": 0.0}), "input_time_axes/input: 0.0 is not of type 'integer'"),
     ],
     ids=[
         "no-stacks", "no-spec", "no-weights", "no-path", "extra-spec-key", "version-abc", "layout-version",
-        "negative-size",
+        "negative-size", "integer-as-float", "axis-as-float",
     ],
 )
 def test_metadata_against_its_schema_exits_2(files, tmp_path, run_cli, change, where):

@@ -7,12 +7,15 @@ import json
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import torch
 
 import gru_onnx
-from gru_onnx import CustomGRU
-from gru_onnx.samples import generate_samples
+from gru_onnx import BenchOptions, CustomGRU, ShapeOptions, StreamingOptions
+from gru_onnx.bench import bench
+from gru_onnx.metadata import load_model, read_metadata
+from gru_onnx.samples import generate_samples, timing_feeds
 
 import flat
 from helpers import graph_export
@@ -85,3 +88,73 @@ def test_default_samples_cover_larger_magnitudes_per_dtype(tmp_path, run_cli):
     import json
 
     assert [s["scale"] for s in json.loads((tmp_path / "r.json").read_text())["samples"]] == [1000.0, 1000.0]
+
+
+# --------------------------------------------------------------------------------------------
+# A lone GRU's inputs by position, whatever their names; a streaming file's states
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def named_files(tmp_path_factory: pytest.TempPathFactory):
+    """A lone CustomGRU(4, 5) exported with its own input names (a factory's ``input_names``):
+    taking h0 and lengths (``audio``, ``start``, ``valid``; 6 steps), and streaming (``audio``)."""
+    folder = tmp_path_factory.mktemp("named")
+    torch.manual_seed(0)
+    gru = CustomGRU(4, 5, batch_first=True)
+    x, h0, lengths = torch.randn(3, 6, 4), torch.randn(1, 3, 5), torch.tensor([6, 2, 1])
+    names = ShapeOptions(input_names=("audio", "start", "valid"))
+    gru_onnx.export(gru, (x, h0, lengths), folder / "named.onnx", shapes=names, check=None)
+    gru_onnx.export(gru, (x,), folder / "named_s.onnx", shapes=ShapeOptions(input_names=("audio",)),
+                    streaming=StreamingOptions(enabled=True), check=None)  # fmt: skip
+    return {"plain": folder / "named.onnx", "stream": folder / "named_s.onnx", "x": x}
+
+
+@pytest.mark.parametrize("kind", ["plain", "stream"])
+def test_a_lone_gru_with_its_own_input_names_is_checked_from_the_file(named_files, run_cli, kind):
+    """``check named.onnx`` exited 3 (KeyError 'input'): the samples were keyed by the export's
+    default names."""
+    result = run_cli("check", str(named_files[kind]))
+    assert result.exit_code == 0, result.output
+
+
+def test_npz_inputs_of_a_lone_gru_with_its_own_input_names(named_files, run_cli, tmp_path):
+    x = named_files["x"].numpy()
+    h0 = np.zeros((1, 3, 5), np.float32)
+    np.savez(tmp_path / "in.npz", audio=x, start=h0, valid=np.array([6, 3, 1]))
+    assert run_cli("check", str(named_files["plain"]), "--inputs", "in.npz").exit_code == 0
+    np.savez(tmp_path / "bad.npz", audio=x, start=h0, valid=np.array([7, 3, 1]))
+    result = run_cli("check", str(named_files["plain"]), "--inputs", "bad.npz")
+    assert result.exit_code == 2 and "lengths must lie in 1..6" in result.output, result.output
+
+
+def test_timing_feeds_know_a_lone_grus_inputs_by_position(named_files):
+    """bench said "input 'audio' axis 0 is dynamic (batch) and not batch or sequence"."""
+    model = load_model(named_files["plain"])
+    feeds, seq_len = timing_feeds(model, read_metadata(model), 2, None)
+    assert seq_len == 6
+    assert {n: a.shape for n, a in feeds.items()} == {"audio": (2, 6, 4), "start": (1, 2, 5), "valid": (2,)}
+    assert (feeds["valid"] == 6).all()
+    session = onnxruntime.InferenceSession(str(named_files["plain"]))
+    assert session.run(None, feeds)[0].shape == (2, 6, 5)
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_timing_feeds_give_a_streaming_files_states_as_zeros(named_files, tmp_path, chunk):
+    """bench of a streaming lone GRU said "input 'state_in' axis 0 is dynamic (batch) and not batch
+    or sequence": a state's axis 0 is the batch."""
+    gru = CustomGRU(4, 5, num_layers=2, batch_first=True)
+    path = graph_export(gru, (torch.randn(2, chunk or 6, 4),), tmp_path / "s.onnx", streaming=True, chunk=chunk,
+                        check=False).path  # fmt: skip
+    model = load_model(path)
+    feeds, seq_len = timing_feeds(model, read_metadata(model), 3, None)
+    assert seq_len == (chunk or 200)
+    assert feeds["input"].shape == (3, seq_len, 4)
+    assert feeds["state_in"].shape == (3, 2, 5) and not feeds["state_in"].any()
+    outputs = onnxruntime.InferenceSession(str(path)).run(None, feeds)
+    assert outputs[0].shape == (3, seq_len, 5)
+    named = load_model(named_files["stream"])
+    feeds, _ = timing_feeds(named, read_metadata(named), 2, 7)
+    assert {n: a.shape for n, a in feeds.items()} == {"audio": (2, 7, 4), "state_in": (2, 1, 5)}
+    report = bench(path, BenchOptions(batch=3, warmup=0, runs=2, baselines=False))
+    assert [t.kind for t in report.timings] == ["file"]

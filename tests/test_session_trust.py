@@ -7,11 +7,16 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
 import torch
 
 import gru_onnx
 from gru_onnx import CustomGRU, GruOnnxUsageError, StreamingOptions, StreamingSession
+from gru_onnx.runners import Runner
+
+from helpers import graph_export
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +115,80 @@ def test_streaming_a_sequence_first_whole_model_is_refused_up_front(tmp_path):
                 shapes=gru_onnx.ShapeOptions(dynamic_batch=dynamic_batch), check=None,
             )  # fmt: skip
     assert not list(tmp_path.iterdir())
+
+
+class NumpyOnly(Runner):
+    """A runtime without I/O binding (as OpenVINO, Node.js and the browser are), on ONNX Runtime."""
+
+    name = "numpy-only"
+
+    def _open(self) -> None:
+        self._session = onnxruntime.InferenceSession(str(self.path))
+
+    def _run(self, feeds):
+        return self._session.run(None, feeds)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"io_binding": "yes"}, "io_binding must be True, False or None"),
+        ({"io_binding": 1}, "io_binding must be True, False or None"),
+        ({"providers": None}, "providers must be a provider key or a sequence of them (cpu, "),
+        ({"providers": 5}, "providers must be a provider key"),
+        ({"providers": ["cpu", None]}, "providers must be a provider key"),
+        ({"providers": "bogus"}, "unknown provider 'bogus'"),
+        ({"threads": "a"}, "threads must be a positive number of threads or None, got 'a'"),
+        ({"threads": 0}, "threads must be a positive number"),
+        ({"threads": -1}, "threads must be a positive number"),
+        ({"threads": True}, "threads must be a positive number"),
+        ({"model": b"onnx"}, "model must be the file's onnx.ModelProto"),
+        ({"runner": "cpu"}, "runner must be a gru_onnx Runner"),
+    ],
+    ids=[
+        "io-binding-str", "io-binding-int", "providers-none", "providers-int", "providers-none-inside",
+        "providers-bogus", "threads-str", "threads-0", "threads-negative", "threads-bool", "model-bytes", "runner-str",
+    ],
+)
+def test_bad_session_arguments_are_usage_errors(streaming_file, kwargs, message):
+    """io_binding="yes", threads 0 and -1 were accepted; providers=None and threads="a" raised
+    TypeError."""
+    with pytest.raises(GruOnnxUsageError) as raised:
+        StreamingSession(streaming_file, **kwargs)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_providers_all_means_the_first_runtime_that_opens_here(streaming_file):
+    """"all" was refused by a message that listed it as valid."""
+    with StreamingSession(streaming_file, "all") as session:
+        assert session.run({"input": np.zeros((1, 2, 3), np.float32)})["output"].shape == (1, 2, 4)
+
+
+def test_io_binding_on_a_runtime_without_it_is_refused_not_ignored(streaming_file):
+    with NumpyOnly(streaming_file) as runner:
+        with pytest.raises(GruOnnxUsageError, match="io_binding=True needs ONNX Runtime's I/O binding; numpy-only"):
+            StreamingSession(streaming_file, runner=runner, io_binding=True)
+        for io_binding in (None, False):  # NumPy states, as the runtime carries them
+            with StreamingSession(streaming_file, runner=runner, io_binding=io_binding) as session:
+                assert not session.io_binding
+                session.run({"input": np.zeros((1, 2, 3), np.float32)})
+
+
+def test_a_model_that_is_not_the_file_is_refused(streaming_file, tmp_path):
+    """model= of another file gave ONNX Runtime's raw InvalidArgument on the first run."""
+    other = graph_export(CustomGRU(3, 7, batch_first=True), (torch.randn(2, 5, 3),), tmp_path / "o.onnx",
+                         streaming=True, check=False).path  # fmt: skip
+    with pytest.raises(GruOnnxUsageError, match=r"is not the file .*: its inputs differ \(the same names, other"):
+        StreamingSession(streaming_file, model=onnx.load(other))
+    renamed = onnx.load(streaming_file)
+    renamed.graph.output[0].name = "renamed"
+    with pytest.raises(GruOnnxUsageError, match="its outputs differ"):
+        StreamingSession(streaming_file, model=renamed)
+    for key in ("cpu", "numpy-only"):  # the runtime says what it opened, or the file is read
+        runner = NumpyOnly(streaming_file) if key == "numpy-only" else None
+        with pytest.raises(GruOnnxUsageError, match="is not the file"):
+            StreamingSession(streaming_file, model=onnx.load(other), runner=runner and runner.open())
+    with NumpyOnly(other) as runner, pytest.raises(GruOnnxUsageError, match="the runner given is open on"):
+        StreamingSession(streaming_file, runner=runner)
+    with StreamingSession(streaming_file, model=onnx.load(streaming_file)) as session:  # the file itself
+        assert session.run({"input": np.zeros((1, 2, 3), np.float32)})["output"].shape == (1, 2, 4)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from gru_onnx import CustomGRU, ExportError, GruOnnxUsageError, StreamingSession, read_metadata
+from gru_onnx.streaming import recorded_input_axes
 
 import flat
 from helpers import graph_export, numpy_reference, stream
@@ -231,3 +232,36 @@ def test_a_model_taking_h0_still_exports_without_streaming(tmp_path):
     result = flat.export(gru, (x, h0), tmp_path / "h.onnx")
     assert result.passed and "streaming" not in result.metadata
     assert [i.name for i in onnx.load(result.path).graph.input] == ["input", "h0"]
+
+
+# --------------------------------------------------------------------------------------------
+# Time axes of a file's inputs when it does not record them
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_a_lone_grus_h0_and_lengths_have_no_time_axis(batch_first, tmp_path):
+    """The fallback gave every input of a lone GRU its sequence's time axis: h0 [L*D, B, H] was
+    cut along axis 0 ("h0 has shape (20, 1, 32), expected (1, 1, 32)"), lengths along its batch."""
+    gru = CustomGRU(4, 5, batch_first=batch_first)
+    x = torch.randn(3, 6, 4) if batch_first else torch.randn(6, 3, 4)
+    export = graph_export(gru, (x, torch.randn(1, 3, 5), torch.tensor([6, 2, 1])), tmp_path / "g.onnx", check=False)
+    assert "input_time_axes" not in export.metadata
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in onnx.load(export.path).graph.input}
+    assert ranks == {"input": 3, "h0": 3, "lengths": 1}
+    axis = 1 if batch_first else 0
+    assert recorded_input_axes(export.metadata, ranks) == {"input": axis, "h0": None, "lengths": None}
+    # whatever the inputs are called (a factory's input_names): the sequence is the first
+    renamed = {"audio": 3, "start": 3, "valid": 1}
+    assert recorded_input_axes(export.metadata, renamed) == {"audio": axis, "start": None, "valid": None}
+
+
+@pytest.mark.parametrize("extra", ["h0", "lengths"])
+def test_a_web_bundle_of_a_lone_gru_with_h0_or_lengths(extra, tmp_path, run_cli):
+    """``package --web`` reads the inputs' time axes: it failed on both files before."""
+    gru = CustomGRU(4, 5)
+    args = (torch.randn(6, 3, 4), torch.randn(1, 3, 5) if extra == "h0" else None,
+            torch.tensor([6, 2, 1]) if extra == "lengths" else None)  # fmt: skip
+    path = graph_export(gru, args, tmp_path / "g.onnx", check=False).path
+    result = run_cli("package", str(path), "--web", "bundle")
+    assert result.exit_code == 0, result.output

@@ -56,6 +56,12 @@ class Runner(ABC):
         """A call running ``feeds`` once with as little around it as the runtime allows."""
         return lambda: self._run(feeds)
 
+    def io_signature(self) -> tuple[tuple[tuple[str, str, tuple[Any, ...]], ...], tuple[str, ...]] | None:
+        """The opened file's interface as the runtime reads it: its inputs as ``(name, type,
+        dims)`` (type as ONNX Runtime writes it, ``tensor(float)``; dims a size, an axis name or
+        None) and its output names, in graph order; None where the runtime does not say."""
+        return None
+
     def open(self) -> Runner:
         """Load the file on the runtime (once); RuntimeUnavailable when it cannot run here."""
         if self._closed:

@@ -198,6 +198,11 @@ class OnnxRuntimeRunner(Runner):
             self._read_placement(self._session.end_profiling())
         return outputs
 
+    def io_signature(self) -> tuple[tuple[tuple[str, str, tuple[Any, ...]], ...], tuple[str, ...]] | None:
+        self._require_open("io_signature()")
+        inputs = tuple((i.name, i.type, tuple(i.shape)) for i in self._session.get_inputs())
+        return inputs, tuple(o.name for o in self._session.get_outputs())
+
     def binding(self) -> Binding:
         """The session for I/O binding on this provider's device (the runner must be open)."""
         self._require_open("binding()")
