@@ -37,7 +37,7 @@ from gru_onnx.check.runs import one_line
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.exporting import export
 from gru_onnx.files import atomic_write
-from gru_onnx.metadata import find_metadata, load_model, stack_spec
+from gru_onnx.metadata import find_metadata, load_model, lone_roles, plain_inputs, stack_spec, state_inputs
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import BenchOptions, GraphOptions
 from gru_onnx.protos import control_flow_ops
@@ -340,10 +340,15 @@ def _pytorch_call(
         if len(stacks) != 1 or stacks[0]["path"] != "":
             return None
         module, note = reference_from_file(proto, metadata), "CustomGRU rebuilt from the file"
-        names = list(feeds)
-        kwargs = {n: t for n, t in zip(names, tensors, strict=True)}
-        mapping = {"input": "input", "h0": "hx", "lengths": "lengths"}
-        kwargs = {mapping.get(n, n): t for n, t in kwargs.items()}
+        # feeds by role, not name (a factory may name them); a streaming file's state
+        # [batch, layers*dirs, hidden] is the module's hx [layers*dirs, batch, hidden]
+        forward = {"input": "input", "h0": "hx", "lengths": "lengths"}
+        kwargs = {
+            forward[role]: torch.from_numpy(feeds[name])
+            for role, name in lone_roles(plain_inputs(proto, metadata)).items()
+        }
+        for state in state_inputs(metadata):
+            kwargs["hx"] = torch.from_numpy(feeds[state]).transpose(0, 1).contiguous()
 
         def call() -> Any:
             with torch.no_grad():
