@@ -35,7 +35,7 @@ class Tagger(nn.Module):
 def make_model() -> tuple[nn.Module, tuple[torch.Tensor]]:
     """The factory `gru-onnx export --model` calls: (module, example_args)."""
     torch.manual_seed(0)
-    return Tagger(), (torch.randint(0, 1000, (2, 50)),)
+    return Tagger(), (torch.randint(0, 1000, (2, 20)),)
 
 
 if __name__ == "__main__":

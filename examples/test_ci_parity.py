@@ -15,7 +15,7 @@ from gru_onnx.testing import assert_parity
 def test_tagger_exports_and_matches(gru_onnx_export):
     model, args = make_model()
     result = gru_onnx_export(model, args, check=CheckOptions(providers=("cpu", "openvino")))
-    # GELU is not in ONNX's GRU list, and 50 steps are short: auto unrolls.
+    # GELU is not in ONNX's GRU list, and 20 steps are short: auto unrolls.
     assert result.metadata["stacks"][0]["strategy"] == "unrolled"
 
 
