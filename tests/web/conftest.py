@@ -3,12 +3,14 @@ name the command installing what is missing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from webtools import STRATEGIES, denoiser, export_file, lone_gru
 
+from gru_onnx.web import browser
 from gru_onnx.web.setup import chromium_problem, node_problem, package_problem, playwright_problem
 
 
@@ -24,9 +26,22 @@ def node_ready() -> None:
 
 
 @pytest.fixture(scope="session")
-def web_ready() -> None:
-    """Skip unless Chromium, Playwright and onnxruntime-web (gru-onnx setup web) are here."""
+def web_ready() -> Iterator[None]:
+    """Skip unless Chromium, Playwright and onnxruntime-web (gru-onnx setup web) are here; then
+    hold one Chromium for the session, so each runner opens a page, not a browser (a launch
+    costs about a second)."""
     skip_unless(chromium_problem() or playwright_problem() or package_problem("onnxruntime-web"))
+    held = browser.acquire()
+    yield
+    browser.release(held)
+
+
+@pytest.fixture(scope="session")
+def webgpu_browser(web_ready: None) -> Iterator[None]:
+    """The WebGPU-enabled Chromium held for the session (as :func:`web_ready` holds the other)."""
+    held = browser.acquire(gpu=True)
+    yield
+    browser.release(held)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,8 @@ def make(kind: str, path: Path) -> Runner:
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     request.getfixturevalue("node_ready" if request.param == "node" else "web_ready")
+    if request.param == "webgpu":
+        request.getfixturevalue("webgpu_browser")
     return request.param
 
 
