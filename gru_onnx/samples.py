@@ -21,7 +21,7 @@ import torch
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.files import regular_file
-from gru_onnx.metadata import lone_roles, lone_stack, state_inputs
+from gru_onnx.metadata import input_time_axes, lone_roles, lone_stack, state_inputs
 from gru_onnx.options import DEFAULT_MEMORY_BUDGET
 from gru_onnx.spec import float_type
 from gru_onnx.trees import flatten_tensors, map_tensors, to_numpy
@@ -442,9 +442,12 @@ def timing_feeds(
     infos = [v for v in model.graph.input if v.name not in initializers]
     plain = [v for v in infos if v.name not in states]
     roles = {name: role for role, name in lone_roles(plain).items()} if lone is not None else {}
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in plain}
+    time_axes = input_time_axes(metadata, ranks) if metadata is not None and lone is None else {}
     rng = np.random.default_rng(seed)
     feeds = {}
     planned = 0
+    placed: set[str] = set()  # the roles some axis took: a size no axis takes is not what runs
     for value in infos:
         tensor = value.type.tensor_type
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
@@ -453,9 +456,13 @@ def timing_feeds(
             axis_roles: tuple[str | None, ...] | None = ("batch",) + (None,) * (len(dims) - 1)
         elif lone is not None:
             axis_roles = _lone_axis_roles(roles.get(value.name), len(dims), lone["spec"]["batch_first"])
+        elif metadata is not None:  # a whole model: batch on axis 0 (as exported), time where recorded
+            time = time_axes.get(value.name)
+            axis_roles = tuple("seq" if a == time else "batch" if a == 0 else None for a in range(len(dims)))
         else:
             axis_roles = None  # by the axes' names
         shape = [_axis_size(value.name, axis, dim, axis_roles, batch, seq_len) for axis, dim in enumerate(dims)]
+        placed.update(_roles_of(dims, axis_roles))
         planned += math.prod(shape) * np.dtype(dtype).itemsize
         check_budget(planned, budget, f"inputs of batch {batch} and {seq_len} steps")
         if value.name in states:
@@ -466,7 +473,28 @@ def timing_feeds(
             feeds[value.name] = np.full(shape, seq_len, dtype=dtype)
         else:  # token ids and the like: zeros are valid for any vocabulary
             feeds[value.name] = np.zeros(shape, dtype=dtype)
+    if "batch" not in placed and infos:
+        raise GruOnnxUsageError(
+            "bench cannot tell which input axis is the batch: the file has no gru-onnx metadata and no axis "
+            "named 'batch'"
+        )
+    if "seq" not in placed and not static and infos:
+        raise GruOnnxUsageError(
+            "bench cannot tell which input axis is the sequence: the file has no gru-onnx metadata and no axis "
+            "named 'seq'"
+        )
     return feeds, seq_len
+
+
+def _roles_of(dims: Sequence[Any], roles: tuple[str | None, ...] | None) -> set[str]:
+    """The roles (batch, seq) the axes ``dims`` take: by ``roles``, else by the axes' names."""
+    if roles is not None:
+        return {r for r in roles[: len(dims)] if r is not None}
+    return {
+        "batch" if d.dim_param == "batch" else "seq"
+        for d in dims
+        if d.dim_param == "batch" or d.dim_param.startswith("seq")
+    }
 
 
 def _lone_axis_roles(role: str | None, rank: int, batch_first: bool) -> tuple[str | None, ...]:

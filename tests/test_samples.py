@@ -158,3 +158,44 @@ def test_timing_feeds_give_a_streaming_files_states_as_zeros(named_files, tmp_pa
     assert {n: a.shape for n, a in feeds.items()} == {"audio": (2, 7, 4), "state_in": (2, 1, 5)}
     report = bench(path, BenchOptions(batch=3, warmup=0, runs=2, baselines=False))
     assert [t.kind for t in report.timings] == ["file"]
+
+
+class _Whole(torch.nn.Module):
+    """A whole model around a CustomGRU (batch first), as a user writes one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = CustomGRU(4, 5, batch_first=True, activation="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gru(x)[0]
+
+
+def test_timing_feeds_refuse_a_batch_a_static_whole_model_cannot_take(tmp_path):
+    """bench of a whole model exported with a static batch of 2 said "batch 7" and computed its
+    sequences per second for 7, while the file ran at 2: the static size is now refused by name."""
+    path = flat.export(_Whole(), (torch.randn(2, 6, 4),), tmp_path / "w.onnx", dynamic_batch=False, check=False).path
+    model = load_model(path)
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match=r"input 'x' has a static batch axis of 2; use --batch 2"):
+        timing_feeds(model, read_metadata(model), 7, None)
+    feeds, seq_len = timing_feeds(model, read_metadata(model), 2, None)
+    assert seq_len == 6 and feeds["x"].shape == (2, 6, 4)
+
+
+def _foreign(tmp_path, dims) -> onnx.ModelProto:
+    """A file without gru-onnx metadata: an Identity on one float input of ``dims``."""
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, dims)
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, dims)
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+
+
+def test_timing_feeds_refuse_what_a_file_without_metadata_does_not_say(tmp_path):
+    """A foreign file with static shapes was timed at its own shapes while the report said
+    ``--batch 5 --seq-len 7``; axes named batch and seq are still set."""
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match="cannot tell which input axis is the batch"):
+        timing_feeds(_foreign(tmp_path, [3, 2, 4]), None, 5, 7)
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match="cannot tell which input axis is the sequence"):
+        timing_feeds(_foreign(tmp_path, ["batch", 2, 4]), None, 5, 7)
+    feeds, seq_len = timing_feeds(_foreign(tmp_path, ["batch", "seq", 4]), None, 5, 7)
+    assert seq_len == 7 and feeds["x"].shape == (5, 7, 4)
