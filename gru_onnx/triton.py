@@ -23,7 +23,7 @@ from google.protobuf import text_format
 from gru_onnx.compat import file_support
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.files import remove_stale_temps, temp_name
-from gru_onnx.metadata import find_metadata, load_model
+from gru_onnx.metadata import find_metadata, load_model, lone_roles, lone_stack, plain_inputs
 from gru_onnx.options import DEFAULT_SEQUENCE_IDLE_US, TritonOptions
 from gru_onnx.protos import control_flow_ops
 from gru_onnx.saving import validate_data_files
@@ -142,9 +142,12 @@ def build_config(
         raise GruOnnxUsageError(
             "a streaming file needs Triton's batch axis for its states (max_batch_size > 0) and a dynamic batch"
         )
-    if not states and any(t.name in ("h0", "hx") for t in inputs):
+    # a lone GRU's h0 by place (a factory may name it), a whole model's by the usual names
+    h0 = lone_roles(plain_inputs(model, meta)).get("h0") if lone_stack(meta) is not None else None
+    given = [t.name for t in inputs if t.name == h0 or (h0 is None and t.name in ("h0", "hx"))]
+    if not states and given:
         notes.append(
-            "the file takes its initial state as an ordinary input (h0): packaged stateless; export with "
+            f"the file takes its initial state as an ordinary input ({given[0]}): packaged stateless; export with "
             "--streaming for Triton to carry the states between requests"
         )
 

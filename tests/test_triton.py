@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+import gru_onnx
 from gru_onnx import CustomGRU
 
 from flat import export
@@ -52,12 +53,16 @@ def test_lone_gru_state_is_not_batch_first_so_no_batching(run_cli, tmp_path):
     assert not (tmp_path / "repo2" / "gru").exists()
 
 
-def test_h0_input_is_packaged_stateless_and_says_so(run_cli, tmp_path):
+@pytest.mark.parametrize("names", [None, ("frames", "init")])
+def test_h0_input_is_packaged_stateless_and_says_so(run_cli, tmp_path, names):
+    """The note came only for an input literally named h0 or hx; a lone GRU's h0 is found by place."""
     path = tmp_path / "gru.onnx"
-    graph_export(CustomGRU(4, 6), (torch.randn(5, 2, 4), torch.zeros(1, 2, 6)), path, check=False)
+    gru_onnx.export(CustomGRU(4, 6), (torch.randn(5, 2, 4), torch.zeros(1, 2, 6)), path, check=None,
+                    shapes=gru_onnx.ShapeOptions(input_names=names))  # fmt: skip
     result = run_cli("package", str(path), "--triton", "repo")
     assert result.exit_code == 0, result.output
     assert "packaged stateless" in result.output and "--streaming" in result.output
+    assert f"ordinary input ({names[1] if names else 'h0'})" in result.output
     assert not triton_config(tmp_path / "repo", "gru").HasField("sequence_batching")
 
 

@@ -379,12 +379,16 @@ def converter_for(layer: Any) -> Callable[[Any, _Context], nn.Module]:
             f"converter with gru_onnx.register_keras_layer({cls.__name__}, converter)"
         )
     changed = computing_overrides(cls) if base is not cls else []
+    owner = cls.__name__  # the class to register: the layer's, or its cell's when only the cell overrides
     if cell is not None and _keras_base(type(cell)) is not type(cell):
-        changed += [f"{type(cell).__name__}.{m}" for m in computing_overrides(type(cell))]
+        in_cell = [f"{type(cell).__name__}.{m}" for m in computing_overrides(type(cell))]
+        if in_cell and not changed:
+            owner = type(cell).__name__
+        changed += in_cell
     if changed:
         raise GruOnnxUsageError(
             f"Keras layer {layer.name!r} (class {cls.__name__}) overrides {', '.join(changed)}, which may change "
-            f"what a {name} computes; register a converter: gru_onnx.register_keras_layer({cls.__name__}, "
+            f"what a {name} computes; register a converter: gru_onnx.register_keras_layer({owner}, "
             "lambda layer: gru_onnx.keras.keras_gru(layer, activation=...))"
         )
     converter = CONVERTERS.get(name)
