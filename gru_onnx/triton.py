@@ -306,6 +306,8 @@ def package_triton(
     model = load_model(source, weights="none")
     name = options.name or re.sub(r"[^A-Za-z0-9_.\-]", "_", source.stem)
     TritonOptions(name=name)  # a name derived from the file must be valid too
+    if not os.fspath(repo):
+        raise GruOnnxUsageError("the repository folder is an empty path")
     repo = Path(repo)
     target = repo / name
     if target.exists() or target.is_symlink():

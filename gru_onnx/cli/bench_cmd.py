@@ -12,13 +12,13 @@ from gru_onnx.cli.groups import Given
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=groups.path())
 @groups.BENCH
 @groups.MODEL
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=groups.path(),
     help="Write the results as JSON (schema: gru_onnx/bench.schema.json).",
 )
 def bench(path: Path, json_path: Path | None, given: Given) -> None:

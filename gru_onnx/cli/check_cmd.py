@@ -17,7 +17,7 @@ from gru_onnx.cli.groups import Given
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=groups.path())
 @groups.CHECKPOINT
 @groups.MODEL
 @groups.KERAS

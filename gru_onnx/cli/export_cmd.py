@@ -41,7 +41,7 @@ KERAS_SEQ_LEN = 16
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=groups.path(),
     help="The ONNX file to write (default: gru.onnx; with --keras the Keras file's name with .onnx).",
 )
 def export(output: Path | None, given: Given) -> None:

@@ -129,8 +129,23 @@ def _chunks(value: str) -> tuple[int, ...]:
     return sizes
 
 
-def _path(**extra: Any) -> click.Path:
-    return click.Path(dir_okay=False, path_type=Path, **extra)
+class _Path(click.Path):
+    """A click path that refuses an empty value: ``-o "$OUT"`` with OUT unset must not mean the
+    working directory (``Path("")`` is ``.``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def path(*, folder: bool = False) -> click.Path:
+    """The path type of every file (or, with ``folder``, folder) argument and option."""
+    return _Path(file_okay=not folder, dir_okay=folder, path_type=Path)
+
+
+def _path() -> click.Path:
+    return path()
 
 
 STRATEGY_HELP = "Export strategy: " + ", ".join(registry.strategy_names()) + "."

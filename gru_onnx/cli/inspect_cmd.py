@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
+from gru_onnx.cli import groups
 from gru_onnx.cli.app import cli, show
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=groups.path())
 def inspect(path: Path) -> None:
     """Describe an ONNX file: strategy, GRU stacks, inputs/outputs, nodes, runtimes."""
     from gru_onnx.cli.render import description

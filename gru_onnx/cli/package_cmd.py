@@ -12,17 +12,17 @@ from gru_onnx.cli.groups import Given
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=groups.path())
 @click.option(
     "--triton",
     "repo",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=groups.path(folder=True),
     help="Triton model repository to write REPO/NAME/config.pbtxt and REPO/NAME/1/model.onnx into.",
 )
 @click.option(
     "--web",
     "web_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=groups.path(folder=True),
     help="Folder for a static bundle that runs the file in a browser (onnxruntime-web), page and check included.",
 )
 @groups.PACKAGE

@@ -12,8 +12,8 @@ from gru_onnx.cli.groups import Given
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="int8 file.")
+@click.argument("path", type=groups.path())
+@click.option("-o", "--output", type=groups.path(), required=True, help="int8 file.")
 @groups.QUANTIZE_MODE
 @groups.SAVING
 def quantize(path: Path, output: Path, given: Given) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from gru_onnx.cli import groups
 from gru_onnx.cli.app import cli
 
 
@@ -17,7 +18,7 @@ def setup() -> None:
 @setup.command("web")
 @click.option(
     "--cache",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=groups.path(folder=True),
     help="npm cache folder (default: $GRU_ONNX_WEB_CACHE, else $XDG_CACHE_HOME or ~/.cache, /gru-onnx/web).",
 )
 @click.option("--force", is_flag=True, help="Reinstall even when the cache holds the pinned versions.")

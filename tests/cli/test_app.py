@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import torch
 
+import gru_onnx
 from gru_onnx import CustomGRU
 
 from helpers import graph_export
@@ -60,3 +61,35 @@ def test_cli_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatc
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "b.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "-o", ""],
+        ["quantize", "m.onnx", "-o", ""],
+        ["package", "m.onnx", "--triton", ""],
+        ["package", "m.onnx", "--web", ""],
+        ["check", "m.onnx", "--report", ""],
+        ["bench", ""],
+        ["inspect", ""],
+        ["setup", "web", "--cache", ""],
+    ],
+    ids=lambda a: " ".join(a[:1] + [x for x in a[1:] if x.startswith("-")]),
+)
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(args, run_cli, tmp_path):
+    """``-o "$OUT"`` with OUT unset: ``export -o ""`` exited 3 and ``package --triton ""`` wrote its
+    entry into the working folder (``Path("")`` is ``.``)."""
+    graph_export(CustomGRU(3, 4), (torch.randn(4, 2, 3),), tmp_path / "m.onnx", strategy="unrolled", check=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_cli(*args)
+    assert result.exit_code == 2 and "the path is empty" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_the_api_refuses_an_empty_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    graph_export(CustomGRU(3, 4), (torch.randn(4, 2, 3),), tmp_path / "m.onnx", strategy="unrolled", check=False)
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match="empty path"):
+        gru_onnx.package_triton(tmp_path / "m.onnx", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
