@@ -19,8 +19,10 @@ from torch import nn
 
 from gru_onnx.check.results import ParityReport
 from gru_onnx.keras.backend import import_keras, variable_array
+from gru_onnx.metadata import find_metadata, load_model
 from gru_onnx.options import CheckOptions
 from gru_onnx.parity import check_parity
+from gru_onnx.spec import float_type
 
 
 class KerasReference(nn.Module):
@@ -30,18 +32,23 @@ class KerasReference(nn.Module):
     always called with ``training=False``.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self._keras_model = [model]
+        self._dtype = dtype  # the file's: Keras runs in float32, its outputs rounded to this
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         model = self._keras_model[0]
+        inputs = tuple(i.float() if i.is_floating_point() else i for i in inputs)
         out = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
         if isinstance(out, dict):
             out = [out[k] for k in model.output_names] if hasattr(model, "output_names") else list(out.values())
         if isinstance(out, list | tuple):
-            return tuple(torch.as_tensor(np.asarray(variable_array(o))) for o in out)
-        return torch.as_tensor(variable_array(out))
+            return tuple(self._cast(torch.as_tensor(np.asarray(variable_array(o)))) for o in out)
+        return self._cast(torch.as_tensor(variable_array(out)))
+
+    def _cast(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self._dtype) if tensor.is_floating_point() else tensor
 
 
 def keras_lengths(first: int, count: int, dynamic: bool) -> list[int]:
@@ -63,10 +70,13 @@ def keras_parity(
 ) -> list[tuple[int, ParityReport]]:
     """Run ``path`` and the Keras model on the same seeded inputs, one report per length; ``check``
     says how (runtimes, tolerances, scales, streaming plans) as for any check."""
-    reference = KerasReference(keras_model)
+    # a float16 file takes float16 inputs: the same values, rounded, go to Keras (in float32)
+    dtype = float_type((find_metadata(load_model(path, weights="none")) or {}).get("dtype", "float32")).torch
+    reference = KerasReference(keras_model, dtype)
     reports = []
     for i, length in enumerate(lengths):
         args = module.example_inputs(batch=batch, seq_len=length, seed=seed + i)
+        args = tuple(a.to(dtype) if a.is_floating_point() else a for a in args)
         options = dataclasses.replace(check, seq_len=None, batch=None, inputs=None)
         report = check_parity(reference, path, args, check=options)
         report.reference = "keras"

@@ -37,3 +37,15 @@ def test_cli_exports_and_checks_against_keras(run_cli, tmp_path):
     other.save(tmp_path / "other.keras")
     result = run_cli("check", "m.onnx", "--keras", "other.keras")
     assert result.exit_code == 1 and "parity check against Keras failed" in result.output
+
+
+def test_a_float16_file_is_checked_against_keras_on_rounded_inputs(run_cli, tmp_path):
+    """``export --keras --dtype float16`` failed every Keras row ("expected tensor(float16)"): the
+    Keras check fed float32 inputs. Same values rounded now; other weights still fail."""
+    functional_model().save(tmp_path / "m.keras")
+    result = run_cli("export", "--keras", "m.keras", "--dtype", "float16", "-o", "h.onnx")
+    assert result.exit_code == 0, result.output
+    assert "PASS against Keras" in result.output and "float16" in result.output
+    functional_model().save(tmp_path / "other.keras")
+    result = run_cli("check", "h.onnx", "--keras", "other.keras")
+    assert result.exit_code == 1 and "parity check against Keras failed" in result.output
