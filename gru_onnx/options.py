@@ -102,6 +102,14 @@ class ShapeOptions:
     def __post_init__(self) -> None:
         _set(self, "input_names", _tuple_of_str("input_names", self.input_names))
         _set(self, "output_names", _tuple_of_str("output_names", self.output_names))
+        names = [*(self.input_names or ()), *(self.output_names or ())]
+        if any(not n for n in names):
+            raise GruOnnxUsageError("input_names and output_names must not be empty strings")
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise GruOnnxUsageError(
+                f"{twice[0]!r} is given twice in input_names and output_names: each graph input and output "
+                "needs its own name"
+            )
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,12 @@ def name_io(
 ) -> None:
     """Name the graph's inputs and outputs by the rules of :mod:`gru_onnx.naming` (explicit
     names, which torch.onnx has applied already, win)."""
+    for given, values, what in ((input_names, graph.inputs, "input"), (output_names, graph.outputs, "output")):
+        if given and len(given) != len(values):
+            raise GruOnnxUsageError(
+                f"{what}_names gives {len(given)} name(s) ({', '.join(given)}), the exported graph has "
+                f"{len(values)} {what}(s)"
+            )
     inputs = list(input_names) if input_names else naming.input_names_from_graph(graph, vararg_name(model))
     outputs = list(output_names) if output_names else None
     if outputs is None:

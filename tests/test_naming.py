@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import gru_onnx
 from gru_onnx import CustomGRU
 from gru_onnx.trees import flatten_tensors
 
@@ -106,3 +107,22 @@ def test_var_args_inputs_are_input_input_1(tmp_path):
     # The batch stays dynamic through *args: another batch size runs.
     (y3,) = run_ort(path, {"input": np.ones((3, 5, 3), np.float32), "input_1": np.ones((3, 5, 3), np.float32)})
     assert y3.shape == (3, 5, 4)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ({"output_names": ["only"]}, r"output_names gives 1 name\(s\) \(only\), the exported graph has 2 output"),
+        ({"output_names": ["a", "b", "c"]}, "output_names gives 3 name"),
+        ({"input_names": ["x", "z"]}, r"input_names gives 2 name\(s\) \(x, z\), the exported graph has 1 input"),
+        ({"input_names": ["x"], "output_names": ["x", "y"]}, "'x' is given twice"),
+        ({"output_names": ["y", "y"]}, "'y' is given twice"),
+        ({"output_names": ["", "b"]}, "must not be empty"),
+    ],
+)
+def test_names_that_do_not_fit_the_graph_are_refused(names, message, tmp_path):
+    """Too few or too many names exited 3 (zip() ... shorter), an extra input name was dropped
+    without a word, a name given twice broke single assignment, an empty one the checker."""
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match=message):
+        export(CustomGRU(4, 5), (torch.randn(6, 2, 4),), tmp_path / "n.onnx", check=False, **names)
+    assert not (tmp_path / "n.onnx").exists()
