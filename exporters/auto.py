@@ -72,8 +72,16 @@ def native_reason(stack: StackInputs) -> str | None:
 def choose(stack: StackInputs) -> tuple[str, str]:
     """``(strategy, reason)`` for one stack."""
     reason = native_reason(stack)
-    if reason is not None:
+    if reason is not None and not stack.int8:
         return "native", reason
+    strategy, why = _standard_ops(stack)
+    if reason is not None:  # int8 requested: the ONNX GRU op's weights would stay float
+        why += "; not the native op, which has no int8 form (quantization requested)"
+    return strategy, why
+
+
+def _standard_ops(stack: StackInputs) -> tuple[str, str]:
+    """``(strategy, reason)`` among the strategies of standard ops: unrolled or loop."""
     if stack.seq_len is None:
         return "loop", "the sequence length is dynamic"
     if stack.target == "cuda":

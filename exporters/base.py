@@ -37,6 +37,7 @@ class StackInputs:
     name_prefix: str = ""  # prefix for new initializers, e.g. "encoder."
     scope: str = "gru"  # unique per call in the graph, for names of subgraphs ("gru_onnx.encoder#1")
     target: str = "any"  # the runtime the file is for (TARGETS); auto picks what is fastest and exact there
+    int8: bool = False  # the file's weights are quantized next: auto leaves out the native op (no int8 form)
 
 
 @dataclass(frozen=True)

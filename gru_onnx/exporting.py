@@ -185,7 +185,8 @@ def stage_export(
         for _, gru in grus:
             native_activations(gru.spec)
     plan = plan_streaming(model, args, grus, streaming) if streaming.enabled else None
-    ir_model = _lower(model, plan.args if plan else args, plan, strategy, graph, shapes, streaming)
+    int8 = quantize.mode is not None
+    ir_model = _lower(model, plan.args if plan else args, plan, strategy, graph, shapes, streaming, int8)
     if quantize.mode is not None:  # quantization works on the protobuf form (a copy of the weights)
         proto = ir.to_proto(ir_model)
         quantize_model(proto, quantize.mode, quantize.per_channel)
@@ -202,8 +203,10 @@ def _lower(
     graph: GraphOptions,
     shapes: ShapeOptions,
     streaming: StreamingOptions,
+    int8: bool = False,
 ) -> ir.Model:
-    """Trace, write every GRU stack with the strategy (states lifted for streaming), describe it."""
+    """Trace, write every GRU stack with the strategy (states lifted for streaming), describe it;
+    ``int8``: quantization follows."""
     dynamic_seq = plan.chunk is None if plan is not None else shapes.dynamic_seq
     traced = tracing.trace(model, args, shapes, opset=graph.opset, dynamic_seq=dynamic_seq)
     ir_model = traced.model
@@ -211,7 +214,7 @@ def _lower(
     lifter = StateLifter(streaming.exclude, plan.batch(shapes.dynamic_batch)) if plan is not None else None
     if lifter is not None:
         lifter.taken.update(v.name for v in (*ir_model.graph.inputs, *ir_model.graph.outputs) if v.name)
-    stacks = lowering.replace_placeholders(ir_model, strategy, graph.opset, lifter, graph.target)
+    stacks = lowering.replace_placeholders(ir_model, strategy, graph.opset, lifter, graph.target, int8)
     if lifter is not None and not lifter.pairs:
         raise GruOnnxUsageError(
             f"streaming_exclude {list(streaming.exclude)} leaves no CustomGRU call to stream; export without streaming"

@@ -29,9 +29,11 @@ def replace_placeholders(
     opset: int,
     lifter: StateLifter | None = None,
     target: str = "any",
+    int8: bool = False,
 ) -> list[dict[str, Any]]:
     """Write every placeholder node with ``strategy``; return the stacks' metadata. With a
-    ``lifter`` (streaming) each call's state comes from and goes to graph inputs/outputs."""
+    ``lifter`` (streaming) each call's state comes from and goes to graph inputs/outputs;
+    ``int8``: the weights are quantized next (strategies that choose avoid forms int8 cannot reach)."""
     graph = model.graph
     stacks = []
     builder = onnxscript.GraphBuilder(graph)  # one builder: its constants are shared by all stacks
@@ -78,7 +80,7 @@ def replace_placeholders(
         prefix = f"{cfg['path']}." if cfg["path"] else ""
         stack = StackInputs(
             spec, x, h0, lengths, weights, seq_len, opset, batch_first=batch_first, name_prefix=prefix, scope=scope,
-            target=target,
+            target=target, int8=int8,
         )  # fmt: skip
         result = strategy.build(op, stack)
         if finish is not None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+import gru_onnx
 from gru_onnx import CustomGRU
 
 import flat
@@ -117,3 +118,16 @@ def test_auto_picks_by_target(activation, dtype, target, seq, want, tmp_path, ru
         assert {r.runtime: r.status for r in file_support(result.metadata)}[runtime] == "yes"
     inspected = run_cli("inspect", "m.onnx")
     assert ["target", target] in [line.split() for line in inspected.output.splitlines()]
+
+
+@pytest.mark.parametrize(("activation", "target", "want"), [("tanh", "any", "unrolled"), ("relu", "cpu", "unrolled")])
+def test_with_int8_auto_leaves_out_the_native_op(activation, target, want, tmp_path, run_cli):
+    """``export --quantize dynamic`` on the default model was refused ("nothing to quantize"): auto
+    had picked the native op, whose weights have no int8 form. It picks standard ops and says why."""
+    result = run_cli("export", "--activation", activation, "--target", target, "--quantize", "dynamic", "-o", "q.onnx")
+    assert result.exit_code == 0, result.output
+    (stack,) = gru_onnx.read_metadata(tmp_path / "q.onnx")["stacks"]
+    assert stack["strategy"] == want and "no int8 form (quantization requested)" in stack["reason"]
+    assert gru_onnx.read_metadata(tmp_path / "q.onnx")["quantization"]["mode"] == "dynamic"
+    plain = run_cli("export", "--activation", activation, "--target", target, "-o", "f.onnx")
+    assert gru_onnx.read_metadata(tmp_path / "f.onnx")["stacks"][0]["strategy"] == "native", plain.output
