@@ -176,3 +176,19 @@ def test_tests_the_docs_name_exist() -> None:
             if not any(re.search(rf"def {name}\b", p.read_text()) for p in (ROOT / "tests").rglob("test_*.py")):
                 missing.append(f"{page.name}: ::{name}")
     assert missing == []
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/quickstart.md"])
+def test_the_shown_output_of_the_main_job_is_what_it_prints(page: str, run_cli) -> None:
+    """The block after ``gru-onnx export --activation relu`` is its output (the time aside): the
+    README had drifted (file size, the weights line)."""
+    text = (ROOT / page).read_text()
+    shown = re.search(r"```bash\ngru-onnx export --activation relu\n```\n\n```\n(.*?)```", text, re.S)
+    assert shown is not None
+    result = run_cli("export", "--activation", "relu")
+    assert result.exit_code == 0, result.output
+
+    def lines(out: str) -> list[str]:
+        return [line.rstrip() for line in out.strip().splitlines() if not line.startswith("time ")]
+
+    assert lines(shown.group(1)) == lines(result.output)
