@@ -94,6 +94,17 @@ def test_a_runtime_asked_for_by_name_that_cannot_run_fails_in_the_api(exported):
     assert skipped.passed and [r.status for r in skipped.results] == ["passed", "skipped"]
     every = gru_onnx.check_parity(gru, path, (x,), check=CheckOptions(providers=("all",)))
     assert every.passed and "skipped" in {r.status for r in every.results}
+    # only unavailable runtimes: nothing would be compared, which is not a parity failure (export
+    # said "parity check failed" and wrote a .failed.onnx)
+    with pytest.raises(GruOnnxUsageError, match=f"no runtime asked for can run here: .*{missing}"):
+        gru_onnx.check_parity(gru, path, (x,), check=CheckOptions(providers=(missing,), skip_unavailable=True))
+
+
+@pytest.mark.skipif(unavailable_reason("cuda") is None, reason="CUDA runs here: nothing is unavailable")
+def test_export_with_only_unavailable_runtimes_is_a_usage_error_and_writes_nothing(run_cli, tmp_path):
+    result = run_cli("export", "--provider", "cuda", "--skip-unavailable", "-o", "c.onnx")
+    assert result.exit_code == 2 and "no runtime asked for can run here" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_providers_given_as_one_string_is_one_provider(exported):
