@@ -79,7 +79,8 @@ def export(output: Path | None, given: Given) -> None:
     result = run_export(model, args, target, **options.as_kwargs())
     show(_summary(result))
     if not result.passed:
-        fail(_failed(result.path, target, existed), 1)
+        hint = result.parity.hint if result.parity is not None else ""
+        fail(_failed(result.path, target, existed, hint=hint), 1)
 
 
 def _refuse_aliases(target: Path, inputs: list[tuple[str, Path | None]]) -> None:
@@ -90,10 +91,12 @@ def _refuse_aliases(target: Path, inputs: list[tuple[str, Path | None]]) -> None
     refuse_aliases([("output", target), ("failed output", failed_path(target))], inputs)
 
 
-def _failed(written: Path, target: Path, existed: bool, against: str = "PyTorch") -> str:
-    """The one line a failed export ends with: where the file went, and that the target is untouched."""
+def _failed(written: Path, target: Path, existed: bool, against: str = "PyTorch", hint: str = "") -> str:
+    """The one line a failed export ends with: where the file went, that the target is untouched,
+    and the check's hint (a streaming file failing only chunk by chunk: the frame-local rule)."""
     left = "left as it was" if existed else "not written"
-    return f"parity check failed against {against}; the file was written as {written} for inspection, {target} {left}"
+    line = f"parity check failed against {against}; the file was written as {written} for inspection, {target} {left}"
+    return f"{line}; {hint}" if hint else line
 
 
 def _summary(result: Any) -> Any:
@@ -174,7 +177,8 @@ def _export_keras(output: Path | None, given: Given) -> None:
     result = staged.finish(passed=module_ok and keras_ok)
     show(_summary(result))
     if not module_ok:
-        fail(_failed(result.path, target, existed), 1)
+        hint = result.parity.hint if result.parity is not None else ""
+        fail(_failed(result.path, target, existed, hint=hint), 1)
     if reports:
         print_keras_reports(click.echo, result.path, reports)
     if not keras_ok:

@@ -335,3 +335,33 @@ def test_cli_model_factory_with_streaming_option(run_cli, tmp_path):
 def test_cli_keras_does_not_combine_with_other_sources(run_cli, tmp_path):
     result = run_cli("export", "--keras", "m.keras", "--hidden-size", "8")
     assert result.exit_code == 2 and "--hidden-size cannot be combined with --keras" in result.output
+
+
+CONV_FACTORY = """
+import torch
+from torch import nn
+from gru_onnx import CustomGRU
+
+class ConvFront(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 3, padding=1)
+        self.gru = CustomGRU(4, 5, batch_first=True)
+    def forward(self, x):
+        return self.gru(self.conv(x.transpose(1, 2)).transpose(1, 2))[0]
+
+def make():
+    torch.manual_seed(0)
+    return ConvFront(), (torch.randn(2, 9, 4),)
+"""
+
+
+def test_a_streaming_export_failing_only_in_chunks_names_the_frame_local_rule(run_cli, tmp_path, monkeypatch):
+    """The check's hint reached ``check`` but not ``export``: its last line only said "parity check failed"."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "convy.py").write_text(textwrap.dedent(CONV_FACTORY))
+    result = run_cli("export", "--model", "convy:make", "--streaming", "-o", "c.onnx")
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert "parity check failed against PyTorch" in last and "frame-local" in last
+    assert (tmp_path / "c.failed.onnx").is_file() and not (tmp_path / "c.onnx").exists()
