@@ -282,6 +282,10 @@ def samples_from_npz(
     shapes must fit the file's fixed dimensions and lengths must lie in 1..sequence length.
     """
     regular_file(path, "inputs file")
+    with open(path, "rb") as f:  # NumPy reads anything else as a pickle and says so: misleading
+        magic = f.read(6)
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        raise GruOnnxUsageError(f"{path} is not an .npz archive (np.savez writes one, keyed by the file's input names)")
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:

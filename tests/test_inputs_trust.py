@@ -69,6 +69,16 @@ def test_an_object_npz_is_refused(exported, tmp_path, run_cli):
     assert result.exit_code == 2 and "cannot read 'input'" in result.output
 
 
+@pytest.mark.parametrize("content", [b"input,1,2\n", b"\x80\x04K\x01.", b""], ids=["text", "pickle", "empty"])
+def test_a_file_that_is_not_an_npz_says_so(content, exported, tmp_path, run_cli):
+    """A text file given as --inputs got NumPy's "pickled data ... allow_pickle" message."""
+    path, _, _ = exported
+    (tmp_path / "in.npz").write_bytes(content)
+    result = run_cli("check", str(path), "--inputs", str(tmp_path / "in.npz"))
+    assert result.exit_code == 2 and "is not an .npz archive" in result.output, result.output
+    assert "pickle" not in result.output
+
+
 def test_scaled_samples_that_overflow_float16_are_refused(tmp_path):
     gru = CustomGRU(3, 4)
     path = tmp_path / "h.onnx"
