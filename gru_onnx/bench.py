@@ -376,7 +376,8 @@ def table(report: BenchReport) -> Any:
     )
     out = Table(title=title)
     for column in ("runner", "runtime", "median ms", "p10 ms", "p90 ms", "seq/s", "x fused op", "note"):
-        out.add_column(column, justify="right" if "ms" in column or column in ("seq/s", "x fused op") else "left")
+        justify = "right" if "ms" in column or column in ("seq/s", "x fused op") else "left"
+        out.add_column(column, justify=justify, overflow="fold")  # narrow terminals wrap, never cut a name
     for t in report.timings:
         ratio = f"{t.ratio:.2f}" if t.ratio is not None else "-"
         out.add_row(
