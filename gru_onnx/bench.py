@@ -42,7 +42,7 @@ from gru_onnx.module import CustomGRU
 from gru_onnx.options import BenchOptions, GraphOptions
 from gru_onnx.protos import control_flow_ops
 from gru_onnx.rebuild import reference_from_file, state_dict_from_file
-from gru_onnx.runners import Runner, make_runner, unavailable_reason
+from gru_onnx.runners import Runner, RuntimeUnavailable, make_runner, unavailable_reason
 from gru_onnx.runners.onnxruntime import OnnxRuntimeRunner
 from gru_onnx.samples import timing_feeds
 
@@ -323,8 +323,17 @@ def _bases(entries: Sequence[_Entry], times: Sequence[Sequence[float]], runs: in
 
 
 def _open(runner: Runner, opened: list[Runner]) -> Runner:
-    """Open ``runner`` and remember it for closing."""
-    opened.append(runner.open())
+    """Open ``runner`` and remember it for closing. A runtime asked for that cannot start here,
+    or cannot load the file, is a one-line usage error naming it and its first words on why."""
+    try:
+        runner.open()
+    except GruOnnxUsageError:
+        raise
+    except RuntimeUnavailable as exc:
+        raise GruOnnxUsageError(f"{runner.name} is unavailable: {one_line(exc)}") from None
+    except Exception as exc:
+        raise GruOnnxUsageError(f"{runner.name} could not load {runner.path.name}: {one_line(exc)}") from None
+    opened.append(runner)
     return runner
 
 

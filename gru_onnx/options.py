@@ -25,6 +25,18 @@ from gru_onnx.errors import GruOnnxUsageError
 
 #: The check's default allocation budget: inputs, outputs and states of one sample together.
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
+#: The most intra-op threads a runtime is given (bench ``--threads``, ``StreamingSession(threads=)``):
+#: more than any machine has cores; a larger number only makes a runtime spawn threads for minutes.
+MAX_THREADS = 1024
+
+
+def check_threads(value: Any, *, allow_none: bool = False) -> None:
+    """Refuse ``threads`` that is not a whole number in ``1..``:data:`MAX_THREADS` (one line)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
+        none = " or None" if allow_none else ""
+        raise GruOnnxUsageError(f"threads must be a whole number from 1 to {MAX_THREADS}{none}, got {value!r}")
 
 
 def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
@@ -354,8 +366,9 @@ class BenchOptions:
         if not providers:
             raise GruOnnxUsageError("providers is empty: name at least one runtime")
         _set(self, "providers", providers)
-        for name in ("batch", "threads", "runs"):
+        for name in ("batch", "runs"):
             _positive_int(name, getattr(self, name))
+        check_threads(self.threads)
         _positive_int("seq_len", self.seq_len, allow_none=True)
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise GruOnnxUsageError(f"warmup must be an integer >= 0, got {self.warmup!r}")

@@ -29,6 +29,7 @@ import onnx
 
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.metadata import check_against_file, declared_dims, find_metadata, load_model
+from gru_onnx.options import check_threads
 from gru_onnx.registry import expand_providers, runner_names
 from gru_onnx.runners import Runner, open_runner
 from gru_onnx.runners.onnxruntime import Binding
@@ -88,6 +89,24 @@ class StreamInterface:
         return cls(pairs, inputs, tuple(n for n in outputs if n not in states), outputs, dtypes, batch_axes, types)
 
 
+def _reset_rows(rows: Any) -> list[Any]:
+    """``reset()``'s rows as a list of batch indices (an integer, or an iterable of them); else a
+    one-line usage error (a float, a string, an array of floats)."""
+    if isinstance(rows, numbers.Integral) and not isinstance(rows, bool | np.bool_):
+        return [rows]
+    problem = f"reset rows must be a batch index or an iterable of them (integers), got {rows!r}"
+    if isinstance(rows, str | bytes) or not isinstance(rows, Iterable):
+        raise GruOnnxUsageError(problem)
+    try:
+        picked = list(rows)
+    except TypeError:  # a 0-d array: iterable by its type, not by its value
+        raise GruOnnxUsageError(problem) from None
+    bad = [r for r in picked if isinstance(r, bool | np.bool_) or not isinstance(r, numbers.Integral)]
+    if bad:
+        raise GruOnnxUsageError(f"reset rows must be batch indices (integers), got {bad[0]!r}")
+    return picked
+
+
 class StreamingSession:
     """A streaming file on one runtime, with its GRU states held between calls.
 
@@ -100,7 +119,8 @@ class StreamingSession:
     on the provider's device between calls; the default turns it on for GPU providers only (on
     the CPU it costs more than the copies it saves, see ``benchmarks/results/streaming.md``).
     ``providers`` are tried in order (``all``: every in-process runtime, the first that opens
-    here is used); ``threads`` is a positive number of intra-op threads, or None for the
+    here is used); ``threads`` is a number of intra-op threads (1 to
+    :data:`~gru_onnx.options.MAX_THREADS`), or None for the
     runtime's default. ``runner`` and ``model`` serve callers that opened the file already (the
     parity check): ``runner`` open on ``path``, ``model`` the file's proto (its inputs and outputs
     are checked against the file's). ``io_binding=True`` needs a runtime with I/O binding (ONNX
@@ -118,8 +138,7 @@ class StreamingSession:
         io_binding: bool | None = None,
     ) -> None:
         keys = _provider_keys(providers) if runner is None else ()
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise GruOnnxUsageError(f"threads must be a positive number of threads or None, got {threads!r}")
+        check_threads(threads, allow_none=True)
         if io_binding is not None and not isinstance(io_binding, bool):
             raise GruOnnxUsageError(f"io_binding must be True, False or None (by the provider), got {io_binding!r}")
         if model is not None and not isinstance(model, onnx.ModelProto):
@@ -248,14 +267,11 @@ class StreamingSession:
     def reset(self, rows: Iterable[int] | None = None) -> None:
         """Zero the states: all of them (and forget the batch size), or only ``rows`` (batch indices)."""
         self._check_open()
+        picked = None if rows is None else _reset_rows(rows)
         with self._lock:
-            if rows is None or self._states is None:
+            if picked is None or self._states is None:
                 self._states = None
                 return
-            picked = list(rows) if not isinstance(rows, int | np.integer) else [rows]
-            bad = [r for r in picked if isinstance(r, bool | np.bool_) or not isinstance(r, numbers.Integral)]
-            if bad:
-                raise GruOnnxUsageError(f"reset rows must be batch indices (integers), got {bad[0]!r}")
             batch = self.batch_size or 0
             outside = [int(r) for r in picked if not -batch <= r < batch]
             if outside:

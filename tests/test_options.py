@@ -10,6 +10,8 @@ import torch
 
 from gru_onnx import CustomGRU, GruOnnxUsageError
 from gru_onnx.options import (
+    MAX_THREADS,
+    BenchOptions,
     CheckOptions,
     ExportOptions,
     GraphOptions,
@@ -50,9 +52,14 @@ def test_chunk_and_exclude_need_streaming(tmp_path):
          "only float32 files can be quantized"),
         (lambda: ExportOptions(streaming=StreamingOptions(enabled=True), shapes=ShapeOptions(dynamic_shapes={})),
          "dynamic_shapes cannot be combined with streaming"),
+        (lambda: BenchOptions(threads=99999999999), "threads must be a whole number from 1 to 1024, got 99999999999"),
+        (lambda: BenchOptions(threads=MAX_THREADS + 1), "threads must be a whole number from 1 to 1024"),
+        (lambda: BenchOptions(threads=0), "threads must be a whole number from 1 to 1024"),
+        (lambda: BenchOptions(threads=2.0), "threads must be a whole number from 1 to 1024"),
     ],
     ids=["opset", "dtype", "target", "providers", "atol", "scales", "samples", "quantize-mode",
-         "chunks-without-streaming", "quantize-float16", "streaming-dynamic-shapes"],
+         "chunks-without-streaming", "quantize-float16", "streaming-dynamic-shapes", "threads-huge", "threads-over",
+         "threads-0", "threads-float"],
 )  # fmt: skip
 def test_groups_refuse_bad_fields_and_bad_combinations(build, message):
     with pytest.raises(GruOnnxUsageError, match=re.escape(message)):

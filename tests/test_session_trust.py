@@ -68,8 +68,14 @@ def test_wrong_feeds_are_usage_errors_naming_dtype_and_shape(streaming_file, fee
     assert message in str(raised.value)
 
 
-@pytest.mark.parametrize(("rows", "message"), [([True], "integers"), ([0.5], "integers"), ([7], "outside the batch")])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [([True], "integers"), ([0.5], "integers"), ([7], "outside the batch"), (1.5, "got 1.5"),
+     (np.float64(0), "a batch index or an iterable of them"), (np.array(1), "a batch index or an iterable"),
+     ("0", "got '0'"), (True, "got True")],
+)  # fmt: skip
 def test_reset_with_rows_that_are_not_batch_indices(streaming_file, rows, message):
+    """reset(1.5) and reset(np.float64(0)) raised TypeError ('float' object is not iterable)."""
     with StreamingSession(streaming_file) as session:
         session.run({"input": np.zeros((2, 1, 3), np.float32)})
         with pytest.raises(GruOnnxUsageError, match=message):
@@ -138,21 +144,24 @@ class NumpyOnly(Runner):
         ({"providers": 5}, "providers must be a provider key"),
         ({"providers": ["cpu", None]}, "providers must be a provider key"),
         ({"providers": "bogus"}, "unknown provider 'bogus'"),
-        ({"threads": "a"}, "threads must be a positive number of threads or None, got 'a'"),
-        ({"threads": 0}, "threads must be a positive number"),
-        ({"threads": -1}, "threads must be a positive number"),
-        ({"threads": True}, "threads must be a positive number"),
+        ({"threads": "a"}, "threads must be a whole number from 1 to 1024 or None, got 'a'"),
+        ({"threads": 0}, "threads must be a whole number from 1 to 1024"),
+        ({"threads": -1}, "threads must be a whole number from 1 to 1024"),
+        ({"threads": True}, "threads must be a whole number from 1 to 1024"),
+        ({"threads": 10**12}, "threads must be a whole number from 1 to 1024 or None, got 1000000000000"),
+        ({"threads": 1025}, "threads must be a whole number from 1 to 1024"),
         ({"model": b"onnx"}, "model must be the file's onnx.ModelProto"),
         ({"runner": "cpu"}, "runner must be a gru_onnx Runner"),
     ],
     ids=[
         "io-binding-str", "io-binding-int", "providers-none", "providers-int", "providers-none-inside",
-        "providers-bogus", "threads-str", "threads-0", "threads-negative", "threads-bool", "model-bytes", "runner-str",
+        "providers-bogus", "threads-str", "threads-0", "threads-negative", "threads-bool", "threads-huge",
+        "threads-over", "model-bytes", "runner-str",
     ],
 )
 def test_bad_session_arguments_are_usage_errors(streaming_file, kwargs, message):
-    """io_binding="yes", threads 0 and -1 were accepted; providers=None and threads="a" raised
-    TypeError."""
+    """io_binding="yes", threads 0 and -1 were accepted; providers=None, threads="a" and
+    threads=10**12 raised TypeError (and thousands of threads took minutes to start)."""
     with pytest.raises(GruOnnxUsageError) as raised:
         StreamingSession(streaming_file, **kwargs)
     assert message in str(raised.value) and "\n" not in str(raised.value)

@@ -23,6 +23,7 @@ from gru_onnx.options import (
     DEFAULT_MEMORY_BUDGET,
     DEFAULT_SEQUENCE_IDLE_US,
     DEFAULT_WEB_FRAMES,
+    MAX_THREADS,
     SEQUENCE_STRATEGIES,
     TENSORRT_PRECISIONS,
     TRITON_DEVICES,
@@ -371,8 +372,8 @@ BENCH = Group(
     Flag(("--batch",), "batch", {"type": click.IntRange(min=1), "default": 1, "show_default": True}),
     Flag(("--seq-len",), "seq_len", {"type": click.IntRange(min=1), "help": "Sequence length (default: the "
          "file's, else 200)."}),
-    Flag(("--threads",), "threads", {"type": click.IntRange(min=1), "default": 1, "show_default": True,
-         "help": "Intra-op threads."}),
+    Flag(("--threads",), "threads", {"type": click.IntRange(min=1, max=MAX_THREADS), "default": 1,
+         "show_default": True, "help": f"Intra-op threads, 1 to {MAX_THREADS}."}),
     Flag(("--warmup",), "warmup", {"type": click.IntRange(min=0), "default": 10, "show_default": True}),
     Flag(("--runs",), "runs", {"type": click.IntRange(min=1), "default": 100, "show_default": True,
          "help": "Timed runs per runner."}),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import stat
 from collections.abc import Mapping, Sequence
@@ -41,7 +42,7 @@ from gru_onnx.metadata import load_model, read_metadata
 from gru_onnx.options import DEFAULT_WEB_FRAMES, MAX_WEB_FRAMES, WEB_REFERENCE_BUDGET, WebOptions
 from gru_onnx.rebuild import reference_from_file
 from gru_onnx.samples import flatten_tensors, time_axes
-from gru_onnx.saving import DataFile, validate_data_files
+from gru_onnx.saving import DataFile, data_files, validate_data_files
 from gru_onnx.spec import float_type
 from gru_onnx.streaming import recorded_input_axes, state_pairs
 from gru_onnx.web.setup import PINS, SETUP_COMMAND, package_dir, package_problem
@@ -400,17 +401,24 @@ def _prepare_target(out_dir: Path, force: bool) -> None:
 
 
 def _foreign_entry(folder: Path) -> str | None:
-    """Why ``folder`` is not to be replaced (it holds files but no manifest of a bundle, or the
-    first entry, depth first by name, that its bundle does not write), or None when it is empty
-    or every entry is one its bundle writes: a regular file where the old manifest says a file
-    goes, a folder only on the way to one; nothing else, no links."""
+    """Why ``folder`` is not to be replaced (it holds files but no manifest of a bundle, its
+    manifest lists a file no bundle writes, or the first entry, depth first by name, that its
+    bundle does not write), or None when it is empty or every entry is one its bundle writes: a
+    regular file where the old manifest says a file goes, a folder only on the way to one;
+    nothing else, no links."""
     entries = sorted(os.listdir(folder))
     if not entries:
         return None
     manifest = _old_manifest(folder)
     if manifest is None:
         return f"holds files that are not a gru-onnx web bundle (no manifest.json of one; {entries[0]!r} among them)"
-    found = _unlisted_entry(folder, _bundle_files(manifest))
+    files = _bundle_files(folder, manifest)
+    if isinstance(files, str):
+        return (
+            f"is not a gru-onnx web bundle: its manifest.json lists {files!r}, which no bundle writes "
+            "(move the folder away, or give a new path)"
+        )
+    found = _unlisted_entry(folder, files)
     return None if found is None else f"holds {found!r}, which is not part of its gru-onnx web bundle (move it away)"
 
 
@@ -443,25 +451,66 @@ def _relative_file(value: Any) -> str | None:
     return path.as_posix()
 
 
-def _bundle_files(manifest: Mapping[str, Any]) -> set[str]:
+#: The reference files a bundle writes (:func:`_write_arrays`).
+_REFERENCE_FILE = re.compile(r"reference/(input|output)[0-9]+\.bin")
+
+
+def _bundle_model(name: str) -> str:
+    """The model's file name in a bundle: the source's, with ``.onnx`` added when it lacks it
+    (so that only ``*.onnx`` files are ever a bundle's model)."""
+    return name if name.lower().endswith(".onnx") else f"{name}.onnx"
+
+
+def _model_locations(folder: Path, model: str) -> set[str] | None:
+    """The external data locations the old bundle's model names (inside ``folder``), ``set()``
+    when it is gone, or None when it is no ONNX model (not a regular file, unreadable)."""
+    path = folder / model
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return set()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+        found = data_files(proto, path)
+    except Exception:
+        return None
+    return {f.location for f in found if f.problem != "outside"}
+
+
+def _bundle_files(folder: Path, manifest: Mapping[str, Any]) -> set[str] | str:
     """The files (relative paths) a bundle with this manifest holds: its own, onnxruntime-web's,
-    and the model, data and reference files the manifest lists."""
+    and the model, data and reference files the manifest lists; or the first listed entry no
+    bundle writes (a model that is no top-level ``*.onnx`` ONNX file, a data file its model does
+    not name, a reference file under another name): such a manifest is not a bundle's."""
     files = {"manifest.json", "README.txt", *ASSETS, *(f"ort/{f}" for f in ORT_FILES)}
-    model = _relative_file(manifest.get("model"))
-    if model is not None and "/" not in model:
-        files.add(model)
-    data = manifest.get("data")
-    for entry in data if isinstance(data, list) else []:
-        found = _relative_file(entry.get("file")) if isinstance(entry, dict) else None
-        if found is not None:
-            files.add(found)
-    reference = manifest.get("reference")
+    raw_model = manifest.get("model")
+    model = _relative_file(raw_model)
+    if model is None or "/" in model or _bundle_model(model) != model:
+        return str(raw_model)
+    locations = _model_locations(folder, model)
+    if locations is None:
+        return model
+    files.add(model)
+    for entry in manifest.get("data", []):
+        if not isinstance(entry, dict):
+            return str(entry)
+        raw = entry.get("file")
+        found = _relative_file(raw)
+        if found is None or found not in locations or entry.get("location") != raw:
+            return str(raw)
+        files.add(found)
+    reference = manifest.get("reference", {})
     for kind in ("inputs", "outputs"):
-        listed = reference.get(kind) if isinstance(reference, dict) else None
-        for entry in listed if isinstance(listed, list) else []:
-            found = _relative_file(entry.get("file")) if isinstance(entry, dict) else None
-            if found is not None and found.startswith("reference/") and found.count("/") == 1:
-                files.add(found)
+        listed = reference.get(kind, [])
+        for entry in listed if isinstance(listed, list) else [listed]:
+            raw = entry.get("file") if isinstance(entry, dict) else entry
+            if not isinstance(raw, str) or _REFERENCE_FILE.fullmatch(raw) is None:
+                return str(raw)
+            files.add(raw)
     return files
 
 
@@ -582,7 +631,8 @@ def package_web(
     except OSError as exc:
         raise GruOnnxUsageError(f"cannot write into {_shown(target.parent)}: {_reason(exc)}") from None
     try:
-        shutil.copyfile(source, work / source.name)
+        model_name = _bundle_model(source.name)
+        shutil.copyfile(source, work / model_name)
         data_entries = []
         for found in data:
             (work / found.location).parent.mkdir(parents=True, exist_ok=True)
@@ -612,7 +662,7 @@ def package_web(
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "name": name,
-            "model": source.name,
+            "model": model_name,
             "data": data_entries,
             "inputs": interface.inputs,
             "outputs": interface.outputs,
@@ -629,7 +679,7 @@ def package_web(
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         first = interface.inputs[0]["name"] if interface.inputs else "input"
-        readme = README.format(name=name, model=source.name, version=__version__, folder=target, first=first)
+        readme = README.format(name=name, model=model_name, version=__version__, folder=target, first=first)
         (work / "README.txt").write_text(readme)
         _replace(work, target, force)
     except OSError as exc:

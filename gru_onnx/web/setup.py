@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gru_onnx.errors import GruOnnxError, GruOnnxUsageError
-from gru_onnx.files import remove_stale_temps, temp_name
+from gru_onnx.files import regular_file, remove_stale_temps, temp_name
 
 #: The npm packages and their exact versions (the one place they are recorded).
 PINS: dict[str, str] = {"onnxruntime-web": "1.30.0", "onnxruntime-node": "1.30.0"}
@@ -40,6 +40,8 @@ CHROMIUM_COMMAND = "apt-get install chromium"
 PLAYWRIGHT_COMMAND = "pip install 'gru-onnx[web]'"
 #: ``name`` in the cache's package.json: marks a folder this module made (and may replace).
 CACHE_MARK = "gru-onnx-web-cache"
+#: The largest package.json read from the cache (npm's are a few KiB).
+PACKAGE_JSON_LIMIT = 2**20
 
 
 def cache_dir(cache: str | os.PathLike[str] | None = None) -> Path:
@@ -77,12 +79,44 @@ def package_dir(package: str, cache: str | os.PathLike[str] | None = None) -> Pa
     return cache_dir(cache) / "node_modules" / package
 
 
-def installed_version(package: str, cache: str | os.PathLike[str] | None = None) -> str | None:
-    """The version of ``package`` in the cache, or None when it is not installed."""
+def _read_json(path: Path) -> tuple[object, str | None]:
+    """The JSON in ``path``, read only when it is a regular file (a link to one is fine) of at
+    most :data:`PACKAGE_JSON_LIMIT` bytes: ``(value, None)``; ``(None, None)`` when it is absent;
+    ``(None, why)`` when it is something else (a FIFO would block, ``/dev/zero`` never ends) or
+    unreadable. Never raises, never blocks."""
     try:
-        return str(json.loads((package_dir(package, cache) / "package.json").read_text())["version"])
-    except (OSError, ValueError, KeyError):
-        return None
+        regular_file(path, "file")
+        size = path.stat().st_size
+        if size > PACKAGE_JSON_LIMIT:
+            return None, f"{path} is {size} bytes, no npm package.json"
+        return json.loads(path.read_bytes()), None
+    except GruOnnxUsageError as exc:
+        return None, None if str(exc).startswith("no such file") else str(exc)
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or exc}"
+    except ValueError:
+        return None, f"{path} is not JSON"
+
+
+def _package_version(package: str, cache: str | os.PathLike[str] | None = None) -> tuple[str | None, str | None]:
+    """``(version, None)`` of ``package`` in the cache, ``(None, None)`` when it is not
+    installed, ``(None, why)`` when its package.json is no readable package.json."""
+    path = package_dir(package, cache) / "package.json"
+    found, problem = _read_json(path)
+    if problem is not None:
+        return None, problem
+    if found is None:
+        return None, None
+    version = found.get("version") if isinstance(found, dict) else None
+    if not isinstance(version, str):
+        return None, f"{path} names no version"
+    return version, None
+
+
+def installed_version(package: str, cache: str | os.PathLike[str] | None = None) -> str | None:
+    """The version of ``package`` in the cache, or None when it is not installed (or its
+    package.json is not a regular, small JSON file: such a file is never opened for reading)."""
+    return _package_version(package, cache)[0]
 
 
 def _version_of(executable: Path) -> str | None:
@@ -102,8 +136,10 @@ def node_version(node: Path | None = None) -> str | None:
 
 def package_problem(package: str, cache: str | os.PathLike[str] | None = None) -> str | None:
     """Why ``package`` cannot be used from the cache (missing, or not the pinned version), or None."""
-    found, wanted = installed_version(package, cache), PINS[package]
+    (found, broken), wanted = _package_version(package, cache), PINS[package]
     where = cache_dir(cache)
+    if broken is not None:
+        return f"{package} in {where} is broken ({broken}): run `{SETUP_COMMAND}` to repair it"
     if found is None:
         return f"{package} is not installed in {where}: run `{SETUP_COMMAND}`"
     if found != wanted:
@@ -203,9 +239,12 @@ def _check_target(cache: Path, how: str) -> None:
         raise GruOnnxUsageError(f"the web cache {cache} is not a folder; {how}")
     try:
         entries = sorted(p.name for p in cache.iterdir())
-        ours = json.loads((cache / "package.json").read_text()).get("name") == CACHE_MARK
-    except (OSError, ValueError, AttributeError):
-        ours = False
+    except OSError as exc:
+        raise GruOnnxUsageError(f"cannot read the web cache {cache}: {exc.strerror or exc}; {how}") from None
+    marker, broken = _read_json(cache / "package.json")
+    if broken is not None:
+        raise GruOnnxUsageError(f"the web cache's package.json is not gru-onnx's: {broken}; remove it, or {how}")
+    ours = isinstance(marker, dict) and marker.get("name") == CACHE_MARK
     foreign = [name for name in entries if name not in CACHE_ENTRIES]
     if entries and (not ours or foreign):
         what = repr(foreign[0]) if foreign else "files"

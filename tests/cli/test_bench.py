@@ -98,3 +98,34 @@ def test_a_file_the_runtime_cannot_run_is_one_line_naming_the_runtime(loop_file,
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("Error: onnxruntime-cpu could not run the file")
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_a_file_the_runtime_cannot_load_is_one_line_exit_2(loop_file, tmp_path):
+    """Guards: a file ONNX Runtime refuses to load (an input of element type STRING, a valid
+    ONNX type) exited 3 with its InvalidGraph traceback: runners were opened outside the probe."""
+    import onnx
+
+    _, path = loop_file
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.STRING
+    onnx.save(model, str(tmp_path / "str.onnx"))
+    proc = subprocess.run(["gru-onnx", "bench", "str.onnx", "--runs", "2", "--warmup", "0"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: ") and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "onnxruntime-cpu" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("threads", ["99999999999", "1025", "100000"])
+def test_threads_beyond_the_bound_are_refused_before_any_runtime_starts(threads, loop_file, run_cli):
+    """Guards: --threads 99999999999 exited 3 (TypeError), 2000 spawned threads for minutes and
+    100000 crashed under a memory limit; the flag takes 1 to 1024, as its help says."""
+    _, path = loop_file
+    result = run_cli("bench", str(path), "--threads", threads, "--runs", "1", "--warmup", "0")
+    assert result.exit_code == 2, result.output
+    assert "--threads" in result.output and "1<=x<=1024" in result.output
+
+
+def test_the_threads_bound_is_in_the_help(run_cli):
+    result = run_cli("bench", "--help")
+    assert "Intra-op threads, 1 to 1024." in " ".join(result.output.split())

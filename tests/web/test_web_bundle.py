@@ -486,3 +486,52 @@ def test_dot_and_odd_targets_are_usage_errors_or_work(stream_file, ort_web_ready
         result = run_cli("package", str(stream_file), "--web", target, "--force")
         assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert package_web(stream_file, "y" * 200, WebOptions(frames=4)).path == tmp_path / ("y" * 200)
+
+
+def forged(folder: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """``folder`` with a user's files and a forged manifest.json listing ``manifest``'s entries."""
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("t")
+    (folder / "photos").mkdir()
+    (folder / "photos" / "cat.jpg").write_text("j")
+    base = {"format": "gru-onnx-web", "version": 1, "name": "x", "model": "thesis.txt", "data": [],
+            "inputs": [], "outputs": [], "states": [], "reference": {}}  # fmt: skip
+    (folder / "manifest.json").write_text(json.dumps({**base, **manifest}))
+    return snapshot(folder)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "named"),
+    [
+        ({"data": [{"file": "photos/cat.jpg"}]}, "thesis.txt"),  # a model that is no *.onnx
+        ({"model": "photos/m.onnx"}, "photos/m.onnx"),  # a model in a folder
+        ({"model": "thesis.onnx"}, "thesis.onnx"),  # no ONNX model (a user's file named so)
+        ({"model": "s.onnx", "data": [{"location": "photos/cat.jpg", "file": "photos/cat.jpg"}]}, "photos/cat.jpg"),
+        ({"model": "s.onnx", "reference": {"inputs": [{"file": "thesis.txt"}]}}, "thesis.txt"),
+        ({"model": "s.onnx", "reference": {"outputs": [{"file": "reference/../a.bin"}]}}, "reference/../a.bin"),
+    ],
+)
+def test_a_forged_manifest_never_makes_force_delete_a_users_files(
+    manifest, named, stream_file, ort_web_ready, tmp_path, run_cli
+):
+    victim = tmp_path / "victim"
+    before = forged(victim, manifest)
+    if manifest.get("model") == "thesis.onnx":
+        (victim / "thesis.onnx").write_text("not a model")
+        before = snapshot(victim)
+    elif manifest.get("model") == "s.onnx":
+        shutil.copy(stream_file, victim / "s.onnx")  # a real model, which names no such data file
+        before = snapshot(victim)
+    result = run_cli("package", str(stream_file), "--web", str(victim), "--force")
+    assert result.exit_code == 2, result.output
+    assert f"its manifest.json lists {named!r}, which no bundle writes" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert snapshot(victim) == before
+
+
+def test_a_model_without_the_onnx_suffix_is_bundled_as_one(stream_file, ort_web_ready, tmp_path):
+    odd = tmp_path / "model.bin"
+    shutil.copy(stream_file, odd)
+    bundle = package_web(odd, tmp_path / "site", WebOptions(frames=4))
+    assert bundle.manifest["model"] == "model.bin.onnx" and (bundle.path / "model.bin.onnx").is_file()
+    assert package_web(odd, tmp_path / "site", WebOptions(frames=5, force=True)).manifest["reference"]["frames"] == 5

@@ -5,12 +5,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
+import onnx
 import pytest
 import torch
 from webtools import export_file, lone_gru
 
 from gru_onnx import CustomGRU, registry
+from gru_onnx.web.setup import chromium_problem, node_problem, package_problem, playwright_problem
 
 import flat
 
@@ -77,3 +81,29 @@ def test_a_target_web_file_is_native_and_exact_in_the_browser_and_node(node_read
     assert result.strategy == "native" and result.metadata["target"] == "web"
     assert result.passed, result.parity.summary()
     assert {r.runtime for r in result.parity.results} >= {"onnxruntime-web-wasm", "onnxruntime-node"}
+
+
+@pytest.mark.parametrize("provider", ["node", "web"])
+def test_bench_on_a_runtime_that_rejects_the_file_is_one_line(provider, stream_file, tmp_path, run_cli):
+    """Guards: a file the JavaScript runtime refuses to load (an input of type STRING) exited 3."""
+    problem = (node_problem() if provider == "node"
+               else chromium_problem() or playwright_problem() or package_problem("onnxruntime-web"))  # fmt: skip
+    if problem:
+        pytest.skip(problem)
+    model = onnx.load(str(stream_file))
+    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.STRING
+    onnx.save(model, str(tmp_path / "str.onnx"))
+    result = run_cli("bench", str(tmp_path / "str.onnx"), "--provider", provider, "--runs", "2", "--warmup", "0")
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_bench_with_a_chromium_that_does_not_start_is_one_line(stream_file, ort_web_ready, tmp_path, monkeypatch):
+    """Guards: GRU_ONNX_CHROMIUM=/bin/false exited 3 (RuntimeUnavailable: did not start)."""
+    if problem := playwright_problem():
+        pytest.skip(problem)
+    env = {**os.environ, "GRU_ONNX_CHROMIUM": "/bin/false"}
+    proc = subprocess.run(["gru-onnx", "bench", str(stream_file), "--provider", "web", "--runs", "2"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "web" in proc.stderr, proc.stderr

@@ -20,6 +20,7 @@ from gru_onnx.web.setup import (
     find_node,
     installed_version,
     node_version,
+    package_problem,
     setup_web,
 )
 
@@ -165,3 +166,49 @@ def test_without_npm_the_package_is_named(tmp_path, monkeypatch):
 def test_the_real_cache_holds_the_pins(node_ready, ort_web_ready):
     result = setup_web()
     assert not result.installed and result.versions == PINS
+
+
+def hostile(path: Path, kind: str) -> None:
+    """``path`` made a FIFO (reading it blocks), a link to /dev/zero (it never ends) or a huge file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "zero":
+        path.symlink_to("/dev/zero")
+    else:
+        with path.open("wb") as f:
+            f.truncate(2**21)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "huge"])
+def test_a_hostile_package_json_in_the_cache_is_named_not_read(kind, with_npm, tmp_path, run_cli, monkeypatch):
+    """Guards: a FIFO at node_modules/onnxruntime-web/package.json hung package --web and bench
+    --provider web, a link to /dev/zero gave "lower --batch or --seq-len"; now the file is named
+    with the command that repairs it, and that command does."""
+    with_npm(FAKE_NPM)
+    cache = tmp_path / "cache"
+    setup_web(cache)
+    hostile(cache / "node_modules" / "onnxruntime-web" / "package.json", kind)
+    assert installed_version("onnxruntime-web", cache) is None
+    problem = package_problem("onnxruntime-web", cache)
+    assert problem is not None and "node_modules/onnxruntime-web/package.json" in problem
+    assert problem.endswith("run `gru-onnx setup web` to repair it") and "\n" not in problem
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    (tmp_path / "a.onnx").write_bytes(b"")  # refused for the cache before the file is read
+    for args in (["package", "a.onnx", "--web", "out"], ["bench", "a.onnx", "--provider", "web"]):
+        result = run_cli(*args)
+        assert result.exit_code == 2 and "run `gru-onnx setup web` to repair it" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert setup_web(cache).installed and installed_version("onnxruntime-web", cache) == PINS["onnxruntime-web"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "huge"])
+def test_a_hostile_package_json_at_the_caches_top_is_refused_not_read(kind, with_npm, tmp_path):
+    """Guards: a FIFO at the cache's own package.json hung `gru-onnx setup web`."""
+    log = with_npm(FAKE_NPM)
+    cache = tmp_path / "cache"
+    hostile(cache / "package.json", kind)
+    with pytest.raises(GruOnnxUsageError, match=r"the web cache's package.json is not gru-onnx's: .*package.json"):
+        setup_web(cache)
+    assert not log.exists() and sorted(p.name for p in cache.iterdir()) == ["package.json"]
