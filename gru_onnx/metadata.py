@@ -179,18 +179,28 @@ def check_against_file(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> N
             initializers[tensor.name] = _dims(tensor)
             types[tensor.name] = tensor.data_type
     quantized = (metadata.get("quantization") or {}).get("tensors", {})
+    nodes = sum(len(graph.node) for graph in all_graphs(model.graph))
+    if len(metadata["stacks"]) > nodes:  # each call of a GRU is nodes of its own
+        raise GruOnnxUsageError(f"the metadata lists {len(metadata['stacks'])} GRU stacks in a graph of {nodes} nodes: "
+                                f"{_LIE}")  # fmt: skip
     specs: dict[str, GRUSpec] = {}
-    claimed: dict[str, str] = {}
+    claimed: dict[str, str] = {}  # initializer -> the module path of the stack that holds it
+    calls: dict[str, Any] = {}  # module path -> its spec and weights (a module called twice: one stack a call)
     for stack in metadata["stacks"]:
         spec = _spec(stack)
         specs.setdefault(stack["path"], spec)
         where = repr(stack["path"]) if stack["path"] else "the GRU"
         names = set(stored_names(stack["weights"]))
         for name in sorted(names & set(claimed)):
+            if claimed[name] == stack["path"]:
+                continue  # one module called twice: a stack per call, the same weights
             first = repr(claimed[name]) if claimed[name] else "the GRU"
             raise GruOnnxUsageError(
                 f"the metadata says stacks {first} and {where} both hold initializer {name!r}: {_LIE}"
             )
+        if stack["path"] in calls and calls[stack["path"]] != (stack["spec"], stack["weights"]):
+            raise GruOnnxUsageError(f"the metadata gives two stacks of {where} different specs or weights: {_LIE}")
+        calls.setdefault(stack["path"], (stack["spec"], stack["weights"]))
         claimed.update(dict.fromkeys(names, stack["path"]))
         for names, shape in expected_shapes(spec, stack["weights"]):
             found = [_stored_dims(name, initializers, types, quantized) for name in names]

@@ -288,12 +288,26 @@ def _copies(count: int):
 
 @pytest.mark.parametrize("command", ["check", "bench", "inspect"])
 def test_two_stacks_claiming_one_initializer_are_refused_in_one_short_line(files, tmp_path, run_cli, command):
-    """6000 copies of one stack: bench ran for minutes, check printed a 60 KB line."""
-    path = _forge(files["loop"], tmp_path / "f.onnx", _copies(3000))
+    """Copies of one stack under paths m0, m1, ... (6000 of them: bench ran for minutes, check printed a 60 KB line)."""
+    path = _forge(files["loop"], tmp_path / "f.onnx", _copies(20))
     started = time.perf_counter()
     result = run_cli(*[a.format(path) for a in COMMANDS[command]])
     assert result.exit_code == 2, result.output[:500]
     assert "stacks 'm0' and 'm1' both hold initializer" in result.output and "does not describe" in result.output
+    assert len(result.output) < 300 and time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("command", ["check", "bench"])
+def test_more_stacks_than_the_graph_has_nodes_are_refused(files, tmp_path, run_cli, command):
+    """Copies of one stack under one path (as a module called many times records): bench ran for minutes."""
+
+    def change(meta):
+        meta["stacks"] = [dict(meta["stacks"][0], path="m") for _ in range(3000)]
+
+    path = _forge(files["loop"], tmp_path / "f.onnx", change)
+    started = time.perf_counter()
+    result = run_cli(*[a.format(path) for a in COMMANDS[command]])
+    assert result.exit_code == 2 and "3000 GRU stacks in a graph of" in result.output, result.output[:500]
     assert len(result.output) < 300 and time.perf_counter() - started < 10
 
 
