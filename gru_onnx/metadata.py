@@ -31,6 +31,7 @@ from gru_onnx.protos import all_graphs
 from gru_onnx.registry import MAX_OPSET, METADATA_KEY
 from gru_onnx.spec import GRUSpec
 from gru_onnx.weights import expected_shapes, stored_names
+from gru_onnx.wellformed import check_well_formed, few
 
 #: The metadata format this gru-onnx writes (2: each stack records its weights' consumers).
 FORMAT = 2
@@ -67,6 +68,7 @@ def load_model(path: str | os.PathLike[str], *, weights: Literal["gru", "none", 
     if not model.graph.output:
         raise GruOnnxUsageError(f"{path} is not a readable ONNX file (no graph outputs)")
     _refuse_future(model, path)
+    check_well_formed(model)
     metadata = find_metadata(model)
     if metadata is not None:
         check_against_file(model, metadata)
@@ -158,10 +160,14 @@ def _dims(tensor: onnx.TensorProto) -> tuple[int, ...]:
 
 def check_against_file(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> None:
     """Every size the metadata states, checked against the file before anything is allocated:
-    each stack's weights against the initializers' shapes (through its layout), state pairs
-    against their stacks, static lengths against the graph's inputs, quantization records
-    against the tensors they name. Duplicate initializer names are refused too."""
+    each stack's weights against the initializers' shapes and types (through its layout), each
+    initializer claimed by one stack only, state pairs against their stacks, static lengths
+    against the graph's inputs, quantization records (values, scales, zero points) against the
+    tensors they name, output time axes against the outputs. Duplicate initializer names are
+    refused too, and the file must be well formed (:mod:`gru_onnx.wellformed`)."""
+    check_well_formed(model)
     initializers: dict[str, tuple[int, ...]] = {}
+    types: dict[str, int] = {}
     for graph in all_graphs(model.graph):
         seen: set[str] = set()
         for tensor in graph.initializer:
@@ -171,17 +177,36 @@ def check_against_file(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> N
                 )
             seen.add(tensor.name)
             initializers[tensor.name] = _dims(tensor)
+            types[tensor.name] = tensor.data_type
     quantized = (metadata.get("quantization") or {}).get("tensors", {})
+    nodes = sum(len(graph.node) for graph in all_graphs(model.graph))
+    if len(metadata["stacks"]) > nodes:  # each call of a GRU is nodes of its own
+        raise GruOnnxUsageError(f"the metadata lists {len(metadata['stacks'])} GRU stacks in a graph of {nodes} nodes: "
+                                f"{_LIE}")  # fmt: skip
     specs: dict[str, GRUSpec] = {}
+    claimed: dict[str, str] = {}  # initializer -> the module path of the stack that holds it
+    calls: dict[str, Any] = {}  # module path -> its spec and weights (a module called twice: one stack a call)
     for stack in metadata["stacks"]:
         spec = _spec(stack)
         specs.setdefault(stack["path"], spec)
+        where = repr(stack["path"]) if stack["path"] else "the GRU"
+        names = set(stored_names(stack["weights"]))
+        for name in sorted(names & set(claimed)):
+            if claimed[name] == stack["path"]:
+                continue  # one module called twice: a stack per call, the same weights
+            first = repr(claimed[name]) if claimed[name] else "the GRU"
+            raise GruOnnxUsageError(
+                f"the metadata says stacks {first} and {where} both hold initializer {name!r}: {_LIE}"
+            )
+        if stack["path"] in calls and calls[stack["path"]] != (stack["spec"], stack["weights"]):
+            raise GruOnnxUsageError(f"the metadata gives two stacks of {where} different specs or weights: {_LIE}")
+        calls.setdefault(stack["path"], (stack["spec"], stack["weights"]))
+        claimed.update(dict.fromkeys(names, stack["path"]))
         for names, shape in expected_shapes(spec, stack["weights"]):
-            found = [_stored_dims(name, initializers, quantized) for name in names]
+            found = [_stored_dims(name, initializers, types, quantized) for name in names]
             fits = all(len(d) == len(shape) and d[1:] == shape[1:] for d in found)
             rows = sum(d[0] for d in found) if fits else -1
             if rows != shape[0]:
-                where = repr(stack["path"]) if stack["path"] else "the GRU"
                 have = " + ".join(str(list(d)) for d in found)
                 raise GruOnnxUsageError(
                     f"the metadata says {where} is {spec.describe()}, which needs {list(shape)} for "
@@ -197,6 +222,7 @@ def check_against_file(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> N
             )
     plain = _check_states(model, metadata)
     _check_time_axes(metadata, plain)
+    _check_output_time_axes(model, metadata)
     _check_lone_inputs(metadata, plain)
 
 
@@ -224,21 +250,51 @@ def _spec(stack: Mapping[str, Any]) -> GRUSpec:
         return GRUSpec.from_json(fields)
 
 
+_INT8_TYPES = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+
+
 def _stored_dims(
-    name: str, initializers: Mapping[str, tuple[int, ...]], quantized: Mapping[str, Any]
+    name: str, initializers: Mapping[str, tuple[int, ...]], types: Mapping[str, int], quantized: Mapping[str, Any]
 ) -> tuple[int, ...]:
-    """The shape of the tensor a weight record names: an initializer, or an int8 one's source shape."""
+    """The shape of the tensor a weight record names: an initializer (floating), or an int8
+    one's source shape, its scale and zero point checked against it (one value, or one per
+    output channel: the int8 matrix is stored ``[in, out]``, its scale ``[out]``)."""
     if name in quantized:
         record = quantized[name]
-        if record["values"] not in initializers:
-            raise GruOnnxUsageError(
-                f"the metadata names int8 values {record['values']!r}, which the file does not have"
-            )
-        dims = initializers[record["values"]]
+        values = record["values"]
+        if values not in initializers:
+            raise GruOnnxUsageError(f"the metadata names int8 values {values!r}, which the file does not have")
+        dims = initializers[values]
+        if types[values] not in _INT8_TYPES:
+            raise GruOnnxUsageError(f"the metadata says {values!r} holds int8 values; it is {_type(types[values])}: "
+                                    f"{_LIE}")  # fmt: skip
+        per_channel = [(), (1,)] + ([(dims[1],)] if len(dims) == 2 else [])
+        for role, want in (("scale", _FLOATING), ("zero_point", _INT8_TYPES)):
+            tensor = record.get(role)
+            if tensor is None and role == "zero_point":
+                continue
+            if tensor not in initializers:
+                raise GruOnnxUsageError(f"the metadata names {role} {tensor!r}, which the file does not have")
+            if types[tensor] not in want:
+                raise GruOnnxUsageError(f"the {role} {tensor!r} of {values!r} is {_type(types[tensor])}: {_LIE}")
+            if initializers[tensor] not in per_channel:
+                raise GruOnnxUsageError(
+                    f"the {role} {tensor!r} of {values!r} {list(dims)} has shape {list(initializers[tensor])}; it "
+                    f"takes one value or one per output channel ({dims[-1] if dims else 1}): {_LIE}"
+                )
         return tuple(reversed(dims)) if record["transposed"] else dims
     if name not in initializers:
         raise GruOnnxUsageError(f"the metadata names initializer {name!r}, which the file does not have")
+    if types[name] not in _FLOATING:
+        raise GruOnnxUsageError(f"the GRU weight {name!r} is {_type(types[name])}, not floating: {_LIE}")
     return initializers[name]
+
+
+def _type(data_type: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(data_type)
+    except ValueError:
+        return f"data type {data_type}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,7 +391,7 @@ def _check_states(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> dict[s
                 )
     batches = {repr(s["shape"][0]) for s in states}
     if len(batches) > 1:
-        raise GruOnnxUsageError(f"the metadata's states disagree on their batch axis ({', '.join(sorted(batches))}): "
+        raise GruOnnxUsageError(f"the metadata's states disagree on their batch axis ({few(sorted(batches))}): "
                                 f"{_LIE}")  # fmt: skip
     return {i.name: i for i in plain_inputs(model, metadata)}
 
@@ -353,7 +409,7 @@ def _check_time_axes(metadata: Mapping[str, Any], plain: Mapping[str, onnx.Value
         if name not in plain:
             raise GruOnnxUsageError(
                 f"the metadata gives a time axis to {name!r}, which is no input of the file besides its states "
-                f"({', '.join(plain) or 'none'}): {_LIE}"
+                f"({few(plain) or 'none'}): {_LIE}"
             )
         rank = len(plain[name].type.tensor_type.shape.dim)
         if axis is not None and not 0 <= axis < rank:
@@ -387,6 +443,21 @@ def _check_time_axes(metadata: Mapping[str, Any], plain: Mapping[str, onnx.Value
                                 f"{_LIE}")  # fmt: skip
 
 
+def _check_output_time_axes(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> None:
+    """``time_axes`` names graph outputs and axes they have."""
+    outputs = {o.name: len(o.type.tensor_type.shape.dim) for o in model.graph.output}
+    for name, axis in (metadata.get("time_axes") or {}).items():
+        if name not in outputs:
+            raise GruOnnxUsageError(
+                f"the metadata gives a time axis to output {name!r}, which the file does not have "
+                f"({few(outputs) or 'none'}): {_LIE}"
+            )
+        if axis is not None and not 0 <= axis < outputs[name]:
+            raise GruOnnxUsageError(
+                f"the metadata says axis {axis} of output {name!r} is time; it has {outputs[name]} axes: {_LIE}"
+            )
+
+
 def _check_lone_inputs(metadata: Mapping[str, Any], plain: Mapping[str, onnx.ValueInfoProto]) -> None:
     """A lone GRU's inputs against its spec: the sequence (rank 2 or 3, its last axis the spec's
     input size), ``h0`` and ``lengths`` where the stack says it takes them (their static sizes the
@@ -398,7 +469,7 @@ def _check_lone_inputs(metadata: Mapping[str, Any], plain: Mapping[str, onnx.Val
     values = list(plain.values())
     roles = lone_roles(values)
     if "input" not in roles or len(roles) != len(values):
-        names = ", ".join(plain) or "none"
+        names = few(plain) or "none"
         raise GruOnnxUsageError(
             f"a lone GRU's file takes its sequence, h0 (floating) and lengths (integer) in that order; this one "
             f"takes {names}: {_LIE}"
@@ -407,7 +478,7 @@ def _check_lone_inputs(metadata: Mapping[str, Any], plain: Mapping[str, onnx.Val
         if flag in stack and stack[flag] != (role in roles):
             said = "takes" if stack[flag] else "does not take"
             raise GruOnnxUsageError(f"the metadata says the GRU {said} {role}; the file's inputs are "
-                                    f"{', '.join(plain)}: {_LIE}")  # fmt: skip
+                                    f"{few(plain)}: {_LIE}")  # fmt: skip
     x = declared_dims(plain[roles["input"]])
     if len(x) not in (2, 3):
         raise GruOnnxUsageError(

@@ -41,6 +41,12 @@ DEFAULT_SCALES: dict[str, tuple[float, ...]] = {
 }
 
 
+#: The most GRU steps (samples x their lengths x layers x directions) a check generates inputs
+#: for: a default check takes a few hundred, a file fixed at 10,000 steps with 3 bidirectional
+#: layers about 300,000; a tiny file forged to 2,000,000 steps ran for minutes. Longer checks run
+#: on the caller's own data (``--inputs FILE.npz``), which is not bounded.
+MAX_CHECK_STEPS = 1_000_000
+
 #: Sequence length of timing inputs when the file does not fix one.
 DEFAULT_TIMING_SEQ_LEN = 200
 
@@ -247,6 +253,13 @@ def generate_samples(
     else:
         rng_len = np.random.default_rng(seed + 1)
         lengths_of = [max_seq, 1, *rng_len.integers(1, max_seq + 1, size=max(count - 2, 0))][:count]
+    steps = sum(int(n) for n in lengths_of) * spec["num_layers"] * dirs
+    if steps > MAX_CHECK_STEPS:
+        raise GruOnnxUsageError(
+            f"{len(lengths_of)} samples of up to {max_seq} steps through {spec['num_layers']} layer(s) and {dirs} "
+            f"direction(s) take {steps} GRU steps, over the check's limit of {MAX_CHECK_STEPS}; give fewer "
+            "--samples or a shorter --seq-len, or check the file on your own data (--inputs FILE.npz)"
+        )
     dtype = float_type(metadata.get("dtype", "float32")).torch
     gen = torch.Generator().manual_seed(seed)
     samples = []

@@ -397,6 +397,7 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
     path = Path(path)
     folder = path.parent
     needed: dict[str, int] = {}
+    to_end: dict[str, list[tuple[str, int, int]]] = {}  # location -> tensors without a length
     for tensor in all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
@@ -407,6 +408,8 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
         offset = info.offset or 0
         length = info.length if info.length is not None else _tensor_bytes(tensor)
         needed[info.location] = max(needed.get(info.location, 0), offset + length)
+        if info.length is None:  # its data runs to the end of the file: the file's size says how long
+            to_end.setdefault(info.location, []).append((tensor.name, offset, _tensor_bytes(tensor)))
     found = []
     for location, end in sorted(needed.items()):
         target = folder / location
@@ -421,6 +424,13 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
                 info = target.stat()
                 size = info.st_size
                 problem = "truncated" if size < end else "hard links" if info.st_nlink > 1 else None
+                for name, offset, nbytes in to_end.get(location, []):
+                    if problem is None and size - offset != nbytes:
+                        raise GruOnnxUsageError(
+                            f"{path}: tensor {name!r} has no external length, so its data runs from byte {offset} "
+                            f"to the end of {location!r}: {size - offset} bytes; its dims and type need {nbytes}: "
+                            "its data does not match its dims"
+                        )
         found.append(DataFile(location, target, end, size, problem))
     return found
 

@@ -25,7 +25,7 @@ LAYERS: dict[str, int] = {
     # 2: activations, spec and the dtype table, trees, weights, saving (IR versions), metadata, compat, names
     "gru_onnx.activations": 2, "gru_onnx.spec": 2, "gru_onnx.trees": 2, "gru_onnx.weights": 2,
     "gru_onnx.saving": 2, "gru_onnx.metadata": 2, "gru_onnx.compat": 2, "gru_onnx.irversion": 2,
-    "gru_onnx.compact": 2, "gru_onnx.wiring": 2,
+    "gru_onnx.compact": 2, "gru_onnx.wiring": 2, "gru_onnx.wellformed": 2,
     # the runners' table, and the web runner (it serves a file's external data, checked by saving)
     "gru_onnx.runners": 2, "gru_onnx.runners.web": 2,
     # 3: the recurrence in PyTorch, the module, the torch op

@@ -9,12 +9,15 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 
 import gru_onnx
 from gru_onnx import CustomGRU, GraphOptions, GruOnnxUsageError, StreamingOptions
+from gru_onnx.protos import all_graphs
 
 from helpers import graph_export
 
@@ -143,6 +146,12 @@ LIES = {
     "feature-axis-huge-plain": ("plain", None, _dim("input", 2, 10**9),
                                 "the GRU takes 4 features; its input 'input' has 1000000000 on its last axis"),
     "h0-claimed": ("plain", _set(["stacks", 0, "has_h0"], True), None, "the metadata says the GRU takes h0"),
+    "output-time-axis-beyond-rank": ("plain", _set(["time_axes"], {"output": 7, "h_n": None}), None,
+                                     "axis 7 of output 'output' is time; it has 3 axes"),
+    "output-time-axis-beyond-rank-stream": ("stream", _set(["time_axes"], {"output": 5}), None,
+                                            "axis 5 of output 'output' is time; it has 3 axes"),
+    "output-time-axis-unknown-output": ("plain", _set(["time_axes"], {"nosuch": 0}), None,
+                                        "a time axis to output 'nosuch', which the file does not have"),
 }  # fmt: skip
 COMMANDS = {
     "check": ["check", "{}"], "inspect": ["inspect", "{}"], "bench": ["bench", "{}", "--runs", "1"],
@@ -266,3 +275,88 @@ def test_a_device_is_refused(run_cli, tmp_path):
     """package /dev/zero read until memory ran out."""
     result = run_cli("package", "/dev/zero", "--triton", str(tmp_path / "repo"))
     assert result.exit_code == 2 and "is a device" in result.output
+
+
+def _copies(count: int):
+    """``count`` copies of the file's one stack under module paths m0, m1, ...: all naming the same weights."""
+
+    def change(meta):
+        meta["stacks"] = [dict(meta["stacks"][0], path=f"m{i}", consumers={}) for i in range(count)]
+
+    return change
+
+
+@pytest.mark.parametrize("command", ["check", "bench", "inspect"])
+def test_two_stacks_claiming_one_initializer_are_refused_in_one_short_line(files, tmp_path, run_cli, command):
+    """Copies of one stack under paths m0, m1, ... (6000 of them: bench ran for minutes, check printed a 60 KB line)."""
+    path = _forge(files["loop"], tmp_path / "f.onnx", _copies(20))
+    started = time.perf_counter()
+    result = run_cli(*[a.format(path) for a in COMMANDS[command]])
+    assert result.exit_code == 2, result.output[:500]
+    assert "stacks 'm0' and 'm1' both hold initializer" in result.output and "does not describe" in result.output
+    assert len(result.output) < 300 and time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("command", ["check", "bench"])
+def test_more_stacks_than_the_graph_has_nodes_are_refused(files, tmp_path, run_cli, command):
+    """Copies of one stack under one path (as a module called many times records): bench ran for minutes."""
+
+    def change(meta):
+        meta["stacks"] = [dict(meta["stacks"][0], path="m") for _ in range(3000)]
+
+    path = _forge(files["loop"], tmp_path / "f.onnx", change)
+    started = time.perf_counter()
+    result = run_cli(*[a.format(path) for a in COMMANDS[command]])
+    assert result.exit_code == 2 and "3000 GRU stacks in a graph of" in result.output, result.output[:500]
+    assert len(result.output) < 300 and time.perf_counter() - started < 10
+
+
+def _scale(shape, name="weight_ih_l0_scale"):
+    """A graph change: an int8 weight's scale (or zero point) replaced by ``shape`` copies of its largest value."""
+
+    def change(model):
+        for graph in all_graphs(model.graph):
+            for tensor in graph.initializer:
+                if tensor.name == name:
+                    old = numpy_helper.to_array(tensor)
+                    tensor.CopyFrom(numpy_helper.from_array(np.full(shape, old.max(), old.dtype), name))
+
+    return change
+
+
+@pytest.fixture(scope="module")
+def int8(files, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("int8")
+    big = CustomGRU(64, 64, activation="relu")
+    gru_onnx.export(big, (torch.randn(5, 2, 64),), folder / "f.onnx", check=None)
+    paths = {"plain": folder / "q.onnx", "loop": folder / "ql.onnx"}
+    gru_onnx.quantize(folder / "f.onnx", paths["plain"], gru_onnx.QuantizeOptions(mode="weights"))
+    gru_onnx.quantize(files["loop"], paths["loop"], gru_onnx.QuantizeOptions(mode="weights"))
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("source", "change", "message"),
+    [
+        ("plain", _scale((2000, 1, 1)), "'weight_ih_l0_scale' of 'weight_ih_l0_int8' [64, 192] has shape [2000, 1, 1]"),
+        ("plain", _scale((191,)), "has shape [191]; it takes one value or one per output channel (192)"),
+        ("plain", _scale((2000,), "weight_ih_l0_zero_point"), "zero_point 'weight_ih_l0_zero_point'"),
+        ("loop", _scale((500, 1), "weight_hh_l0.n_scale"), "'weight_hh_l0.n_scale' of 'weight_hh_l0.n_int8'"),
+    ],
+    ids=["scale-3d", "scale-short", "zero-point", "scale-in-a-loop-body"],
+)
+@pytest.mark.parametrize("command", ["check", "bench", "package-web"])
+def test_int8_scales_of_the_wrong_shape_are_refused_before_allocation(int8, tmp_path, run_cli, source, change,
+                                                                       message, command):  # fmt: skip
+    """A 2000x1x1 scale broadcast against the int8 weight: 3.4 GB allocated, then exit 3."""
+    path = _forge(int8[source], tmp_path / "f.onnx", graph=change)
+    before = _peak_mib()
+    result = run_cli(*[a.format(path) for a in COMMANDS[command]])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "does not describe this file" in result.output, result.output
+    assert _peak_mib() - before < 200
+
+
+def test_int8_files_with_per_tensor_scales_pass(files, tmp_path, run_cli):
+    gru_onnx.quantize(files["loop"], tmp_path / "q.onnx", gru_onnx.QuantizeOptions(mode="weights", per_channel=False))
+    assert run_cli("check", str(tmp_path / "q.onnx"), "--samples", "1").exit_code == 0

@@ -199,3 +199,23 @@ def test_timing_feeds_refuse_what_a_file_without_metadata_does_not_say(tmp_path)
         timing_feeds(_foreign(tmp_path, ["batch", 2, 4]), None, 5, 7)
     feeds, seq_len = timing_feeds(_foreign(tmp_path, ["batch", "seq", 4]), None, 5, 7)
     assert seq_len == 7 and feeds["x"].shape == (5, 7, 4)
+
+
+def test_a_check_of_more_steps_than_its_limit_is_refused(tmp_path, run_cli):
+    """A 1x1 GRU whose file (input, output and metadata) was forged to 2,000,000 static steps:
+    ``check --samples 1`` ran for two minutes. The limit names itself and what to pass instead."""
+    path = tmp_path / "tiny.onnx"
+    gru_onnx.export(CustomGRU(1, 1), (torch.randn(5, 2, 1),), path, graph=gru_onnx.GraphOptions(strategy="loop"),
+                    check=None)  # fmt: skip
+    model = onnx.load(path)
+    for value in (model.graph.input[0], model.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_value = 2_000_000
+    (prop,) = [p for p in model.metadata_props if p.key == "gru_onnx"]
+    meta = json.loads(prop.value)
+    meta["stacks"][0]["seq_len"] = 2_000_000
+    prop.value = json.dumps(meta)
+    with pytest.raises(gru_onnx.GruOnnxUsageError, match=r"over the check's limit of 1000000.*--inputs FILE\.npz"):
+        generate_samples(model, meta, count=1, seq_len=None, batch=None, seed=0)
+    onnx.save(model, path)
+    result = run_cli("check", str(path), "--samples", "1", "--scale", "1")
+    assert result.exit_code == 2 and "2000000 GRU steps, over the check's limit" in result.output, result.output

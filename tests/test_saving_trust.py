@@ -143,3 +143,30 @@ def test_no_output_is_written_over_the_inputs_data_file(pair, run_cli, args):
     assert result.exit_code == 2, result.output
     assert "data" in result.output and len(result.output.strip().splitlines()) == 1
     assert data.read_bytes() == before
+
+
+def test_external_data_without_a_length_runs_to_the_end_of_its_file(tmp_path, run_cli):
+    """A missing ``length`` means the data runs to the end of the file: 18432 bytes read into a
+    [96, 16] float tensor ended in exit 3; it is refused naming the tensor, and a tensor that does
+    end the file keeps passing."""
+    gru_onnx.export(CustomGRU(16, 32), (torch.randn(5, 2, 16),), tmp_path / "m.onnx",
+                    saving=gru_onnx.SavingOptions(external_data=True), check=None)  # fmt: skip
+    model = onnx.load(tmp_path / "m.onnx", load_external_data=False)
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    for tensor, target in ((external[0], "first.onnx"), (external[-1], "last.onnx")):
+        forged = onnx.ModelProto()
+        forged.CopyFrom(model)
+        (copy,) = [t for t in forged.graph.initializer if t.name == tensor.name]
+        kept = [(e.key, e.value) for e in copy.external_data if e.key != "length"]
+        del copy.external_data[:]
+        for key, value in kept:
+            copy.external_data.add(key=key, value=value)
+        onnx.save(forged, tmp_path / target)
+    offsets = {t.name: int(next(e.value for e in t.external_data if e.key == "offset")) for t in external}
+    assert offsets[external[0].name] < offsets[external[-1].name]  # the first tensor does not end the file
+    for command in (["check"], ["bench", "--runs", "1"]):
+        result = run_cli(*command[:1], str(tmp_path / "first.onnx"), *command[1:])
+        assert result.exit_code == 2, result.output
+        assert f"tensor {external[0].name!r} has no external length" in result.output
+        assert "its data does not match its dims" in result.output
+    assert run_cli("check", str(tmp_path / "last.onnx")).exit_code == 0
