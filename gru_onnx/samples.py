@@ -42,9 +42,9 @@ DEFAULT_SCALES: dict[str, tuple[float, ...]] = {
 
 
 #: The most GRU steps (samples x their lengths x layers x directions) a check generates inputs
-#: for: a default check takes a few hundred, a file fixed at 10,000 steps with 3 bidirectional
-#: layers about 300,000; a tiny file forged to 2,000,000 steps ran for minutes. Longer checks run
-#: on the caller's own data (``--inputs FILE.npz``), which is not bounded.
+#: for, and bench runs in one timed run: a default check takes a few hundred, a file fixed at
+#: 10,000 steps with 3 bidirectional layers about 300,000; a tiny file forged to 2,000,000 steps
+#: ran for minutes. Longer checks run on the caller's own data (``--inputs FILE.npz``), not bounded.
 MAX_CHECK_STEPS = 1_000_000
 
 #: Sequence length of timing inputs when the file does not fix one.
@@ -452,6 +452,13 @@ def timing_feeds(
     elif static and seq_len not in static:
         raise GruOnnxUsageError(
             f"the file's sequence length is fixed at {min(static)}; use --seq-len {min(static)} or export with another"
+        )
+    layers = sum(st["spec"]["num_layers"] * (2 if st["spec"]["bidirectional"] else 1) for st in stacks)
+    if seq_len * layers > MAX_CHECK_STEPS:  # a tiny file forged to millions of steps runs for minutes
+        raise GruOnnxUsageError(
+            f"one run of {seq_len} steps through {layers} GRU layer(s) and direction(s) takes {seq_len * layers} "
+            f"GRU steps, over bench's limit of {MAX_CHECK_STEPS}"
+            + ("; give a shorter --seq-len" if not static else "")
         )
     lone = lone_stack(metadata)
     states = set(state_inputs(metadata))

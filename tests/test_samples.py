@@ -219,3 +219,10 @@ def test_a_check_of_more_steps_than_its_limit_is_refused(tmp_path, run_cli):
     onnx.save(model, path)
     result = run_cli("check", str(path), "--samples", "1", "--scale", "1")
     assert result.exit_code == 2 and "2000000 GRU steps, over the check's limit" in result.output, result.output
+    bench = run_cli("bench", str(path), "--runs", "1", "--warmup", "0")  # ran for minutes as well
+    assert bench.exit_code == 2 and "2000000 GRU steps, over bench's limit of 1000000" in bench.output, bench.output
+    dynamic = tmp_path / "dyn.onnx"
+    gru_onnx.export(CustomGRU(1, 1), (torch.randn(5, 2, 1),), dynamic, graph=gru_onnx.GraphOptions(strategy="loop"),
+                    shapes=gru_onnx.ShapeOptions(dynamic_seq=True), check=None)  # fmt: skip
+    asked = run_cli("bench", str(dynamic), "--seq-len", "2000000", "--runs", "1", "--warmup", "0")
+    assert asked.exit_code == 2 and "give a shorter --seq-len" in asked.output, asked.output
