@@ -31,7 +31,7 @@ from gru_onnx.protos import all_graphs
 from gru_onnx.registry import MAX_OPSET, METADATA_KEY
 from gru_onnx.spec import GRUSpec
 from gru_onnx.weights import expected_shapes, stored_names
-from gru_onnx.wellformed import check_well_formed, few
+from gru_onnx.wellformed import check_well_formed, few, type_name
 
 #: The metadata format this gru-onnx writes (2: each stack records its weights' consumers).
 FORMAT = 2
@@ -68,10 +68,10 @@ def load_model(path: str | os.PathLike[str], *, weights: Literal["gru", "none", 
     if not model.graph.output:
         raise GruOnnxUsageError(f"{path} is not a readable ONNX file (no graph outputs)")
     _refuse_future(model, path)
-    check_well_formed(model)
+    check_well_formed(model)  # before the metadata is read
     metadata = find_metadata(model)
     if metadata is not None:
-        check_against_file(model, metadata)
+        _check_metadata(model, metadata)
     if weights == "none" or not saving.validate_data_files(model, path):
         return model
     if weights == "all":
@@ -145,12 +145,14 @@ def find_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
 def read_metadata(model: onnx.ModelProto | str | os.PathLike[str]) -> dict[str, Any]:
     """The gru-onnx description stored in an exported file (GRU stacks, strategy, versions);
     a file's weights, external data included, are not read."""
-    if not isinstance(model, onnx.ModelProto):
-        model = load_model(model, weights="none")
+    loaded = not isinstance(model, onnx.ModelProto)
+    if loaded:
+        model = load_model(model, weights="none")  # checked against its metadata on the way
     found = find_metadata(model)
     if found is None:
         raise GruOnnxUsageError("the file has no gru-onnx metadata (was it exported by gru-onnx?)")
-    check_against_file(model, found)  # a model built in memory is held to what its metadata says too
+    if not loaded:
+        check_against_file(model, found)  # a model built in memory is held to what its metadata says too
     return found
 
 
@@ -166,6 +168,11 @@ def check_against_file(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> N
     tensors they name, output time axes against the outputs. Duplicate initializer names are
     refused too, and the file must be well formed (:mod:`gru_onnx.wellformed`)."""
     check_well_formed(model)
+    _check_metadata(model, metadata)
+
+
+def _check_metadata(model: onnx.ModelProto, metadata: Mapping[str, Any]) -> None:
+    """:func:`check_against_file` on a model already found well formed."""
     initializers: dict[str, tuple[int, ...]] = {}
     types: dict[str, int] = {}
     for graph in all_graphs(model.graph):
@@ -266,8 +273,8 @@ def _stored_dims(
             raise GruOnnxUsageError(f"the metadata names int8 values {values!r}, which the file does not have")
         dims = initializers[values]
         if types[values] not in _INT8_TYPES:
-            raise GruOnnxUsageError(f"the metadata says {values!r} holds int8 values; it is {_type(types[values])}: "
-                                    f"{_LIE}")  # fmt: skip
+            found = type_name(types[values])
+            raise GruOnnxUsageError(f"the metadata says {values!r} holds int8 values; it is {found}: {_LIE}")
         per_channel = [(), (1,)] + ([(dims[1],)] if len(dims) == 2 else [])
         for role, want in (("scale", _FLOATING), ("zero_point", _INT8_TYPES)):
             tensor = record.get(role)
@@ -276,7 +283,7 @@ def _stored_dims(
             if tensor not in initializers:
                 raise GruOnnxUsageError(f"the metadata names {role} {tensor!r}, which the file does not have")
             if types[tensor] not in want:
-                raise GruOnnxUsageError(f"the {role} {tensor!r} of {values!r} is {_type(types[tensor])}: {_LIE}")
+                raise GruOnnxUsageError(f"the {role} {tensor!r} of {values!r} is {type_name(types[tensor])}: {_LIE}")
             if initializers[tensor] not in per_channel:
                 raise GruOnnxUsageError(
                     f"the {role} {tensor!r} of {values!r} {list(dims)} has shape {list(initializers[tensor])}; it "
@@ -286,15 +293,8 @@ def _stored_dims(
     if name not in initializers:
         raise GruOnnxUsageError(f"the metadata names initializer {name!r}, which the file does not have")
     if types[name] not in _FLOATING:
-        raise GruOnnxUsageError(f"the GRU weight {name!r} is {_type(types[name])}, not floating: {_LIE}")
+        raise GruOnnxUsageError(f"the GRU weight {name!r} is {type_name(types[name])}, not floating: {_LIE}")
     return initializers[name]
-
-
-def _type(data_type: int) -> str:
-    try:
-        return onnx.TensorProto.DataType.Name(data_type)
-    except ValueError:
-        return f"data type {data_type}"
 
 
 # --------------------------------------------------------------------------------------------

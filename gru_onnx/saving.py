@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import re
 import shutil
@@ -39,6 +38,7 @@ from onnx.external_data_helper import ExternalDataInfo
 from gru_onnx import files, irversion
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.protos import all_tensors
+from gru_onnx.wellformed import tensor_nbytes
 
 #: Protobuf's limit on one serialized message (2 GiB); a model this large must use external data.
 PROTOBUF_LIMIT = 2**31
@@ -379,18 +379,6 @@ def _location_problem(folder: Path, location: str) -> str | None:
     return "link" if inside else "symlink"
 
 
-def _tensor_bytes(tensor: onnx.TensorProto) -> int:
-    """Bytes a tensor's data takes by its type and shape (0 for types without a fixed size)."""
-    count = math.prod(tensor.dims)
-    bits = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4, onnx.TensorProto.FLOAT4E2M1: 4}
-    if tensor.data_type in bits:
-        return (count * bits[tensor.data_type] + 7) // 8
-    try:
-        return count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
-    except (KeyError, TypeError, ValueError):  # strings and unknown types: no fixed size
-        return 0
-
-
 def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[DataFile]:
     """Every external data file ``model`` (loaded from ``path`` without its data) names, with
     its size and problem if any; locations outside the model's folder are not opened."""
@@ -406,10 +394,10 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
         except ValueError as exc:
             raise GruOnnxUsageError(f"{path}: tensor {tensor.name!r} has malformed external data ({exc})") from None
         offset = info.offset or 0
-        length = info.length if info.length is not None else _tensor_bytes(tensor)
+        length = info.length if info.length is not None else (tensor_nbytes(tensor) or 0)
         needed[info.location] = max(needed.get(info.location, 0), offset + length)
         if info.length is None:  # its data runs to the end of the file: the file's size says how long
-            to_end.setdefault(info.location, []).append((tensor.name, offset, _tensor_bytes(tensor)))
+            to_end.setdefault(info.location, []).append((tensor.name, offset, (tensor_nbytes(tensor) or 0)))
     found = []
     for location, end in sorted(needed.items()):
         target = folder / location

@@ -89,7 +89,7 @@ def _check_values(graph: onnx.GraphProto) -> None:
             dtype = known_dtype(elem)
             if dtype is None or dtype.kind == "O":
                 raise GruOnnxUsageError(
-                    f"the graph {kind} {value.name!r} has element type {_type_name(elem)}, which gru-onnx cannot feed "
+                    f"the graph {kind} {value.name!r} has element type {type_name(elem)}, which gru-onnx cannot feed "
                     "or read; refusing the file"
                 )
             for axis, dim in enumerate(value.type.tensor_type.shape.dim):
@@ -100,7 +100,8 @@ def _check_values(graph: onnx.GraphProto) -> None:
                     )
 
 
-def _type_name(data_type: int) -> str:
+def type_name(data_type: int) -> str:
+    """An ONNX data type's name (``FLOAT``), or its number when this onnx does not know it."""
     try:
         return onnx.TensorProto.DataType.Name(data_type)
     except ValueError:
@@ -111,7 +112,7 @@ def _check_tensor(tensor: onnx.TensorProto) -> None:
     name = tensor.name or "(unnamed)"
     where = f"tensor {name!r}"
     if known_dtype(tensor.data_type) is None and tensor.data_type not in _FOUR_BIT | _TWO_BIT:
-        raise GruOnnxUsageError(f"{where} has data type {_type_name(tensor.data_type)}, which gru-onnx cannot read")
+        raise GruOnnxUsageError(f"{where} has data type {type_name(tensor.data_type)}, which gru-onnx cannot read")
     if any(d < 0 for d in tensor.dims):
         raise GruOnnxUsageError(f"{where} has negative dims {list(tensor.dims)}; refusing the file")
     count = math.prod(tensor.dims)
@@ -161,7 +162,7 @@ def _mismatch(tensor: onnx.TensorProto, held: str) -> GruOnnxUsageError:
     nbytes = tensor_nbytes(tensor)
     need = f"{nbytes} bytes" if nbytes is not None else f"{math.prod(tensor.dims)} strings"
     return GruOnnxUsageError(
-        f"tensor {tensor.name or '(unnamed)'!r} is {_type_name(tensor.data_type)} {list(tensor.dims)}, which needs "
+        f"tensor {tensor.name or '(unnamed)'!r} is {type_name(tensor.data_type)} {list(tensor.dims)}, which needs "
         f"{need}; {held}: its data does not match its dims"
     )
 
