@@ -84,6 +84,8 @@ def _read_json(path: Path) -> tuple[object, str | None]:
     most :data:`PACKAGE_JSON_LIMIT` bytes: ``(value, None)``; ``(None, None)`` when it is absent;
     ``(None, why)`` when it is something else (a FIFO would block, ``/dev/zero`` never ends) or
     unreadable. Never raises, never blocks."""
+    if not os.path.exists(path):  # absent (or a dangling link): not installed
+        return None, None
     try:
         regular_file(path, "file")
         size = path.stat().st_size
@@ -91,7 +93,7 @@ def _read_json(path: Path) -> tuple[object, str | None]:
             return None, f"{path} is {size} bytes, no npm package.json"
         return json.loads(path.read_bytes()), None
     except GruOnnxUsageError as exc:
-        return None, None if str(exc).startswith("no such file") else str(exc)
+        return None, str(exc)
     except OSError as exc:
         return None, f"cannot read {path}: {exc.strerror or exc}"
     except ValueError:
