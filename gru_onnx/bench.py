@@ -37,7 +37,15 @@ from gru_onnx.check.runs import one_line
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.exporting import export
 from gru_onnx.files import atomic_write
-from gru_onnx.metadata import find_metadata, load_model, lone_roles, plain_inputs, stack_spec, state_inputs
+from gru_onnx.metadata import (
+    find_metadata,
+    load_model,
+    lone_roles,
+    lone_stack,
+    plain_inputs,
+    stack_spec,
+    state_inputs,
+)  # fmt: skip
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import BenchOptions, GraphOptions
 from gru_onnx.protos import control_flow_ops
@@ -341,35 +349,32 @@ def _pytorch_call(
     proto: Any, metadata: Mapping[str, Any] | None, feeds: Mapping[str, np.ndarray], model: Any
 ) -> tuple[Callable[[], Any], str] | None:
     """The PyTorch eager baseline: ``model`` on the feeds, or the lone CustomGRU rebuilt from the file."""
-    tensors = [torch.from_numpy(a) for a in feeds.values()]
     if model is not None:
-        module, note = model.eval(), "the --model module"
-    else:
-        stacks = (metadata or {}).get("stacks", [])
-        if len(stacks) != 1 or stacks[0]["path"] != "":
-            return None
-        module, note = reference_from_file(proto, metadata), "CustomGRU rebuilt from the file"
-        # feeds by role, not name (a factory may name them); a streaming file's state
-        # [batch, layers*dirs, hidden] is the module's hx [layers*dirs, batch, hidden]
-        forward = {"input": "input", "h0": "hx", "lengths": "lengths"}
-        kwargs = {
-            forward[role]: torch.from_numpy(feeds[name])
-            for role, name in lone_roles(plain_inputs(proto, metadata)).items()
-        }
-        for state in state_inputs(metadata):
-            kwargs["hx"] = torch.from_numpy(feeds[state]).transpose(0, 1).contiguous()
+        module = model.eval()
+        tensors = [torch.from_numpy(a) for a in feeds.values()]
 
-        def call() -> Any:
+        def call_model() -> Any:
             with torch.no_grad():
-                return module(**kwargs)
+                return module(*tensors)
 
-        return call, note
+        return call_model, "the --model module"
+    if lone_stack(metadata) is None:
+        return None
+    gru = reference_from_file(proto, metadata)
+    # feeds by role, not name (a factory may name them); a streaming file's state
+    # [batch, layers*dirs, hidden] is the module's hx [layers*dirs, batch, hidden]
+    forward = {"input": "input", "h0": "hx", "lengths": "lengths"}
+    kwargs = {
+        forward[role]: torch.from_numpy(feeds[name]) for role, name in lone_roles(plain_inputs(proto, metadata)).items()
+    }
+    for state in state_inputs(metadata):
+        kwargs["hx"] = torch.from_numpy(feeds[state]).transpose(0, 1).contiguous()
 
-    def call_model() -> Any:
+    def call() -> Any:
         with torch.no_grad():
-            return module(*tensors)
+            return gru(**kwargs)
 
-    return call_model, note
+    return call, "CustomGRU rebuilt from the file"
 
 
 # ---------------------------------------------------------------- output
