@@ -510,15 +510,17 @@ def timing_feeds(
     return feeds, seq_len
 
 
-def _roles_of(dims: Sequence[Any], roles: tuple[str | None, ...] | None) -> set[str]:
-    """The roles (batch, seq) the axes ``dims`` take: by ``roles``, else by the axes' names."""
+def _role(axis: int, dim: Any, roles: tuple[str | None, ...] | None) -> str | None:
+    """What one input axis is (batch, seq or None): by ``roles`` (a lone GRU's layout, a state's
+    batch, a whole model's recorded axes), else by the axis's name."""
     if roles is not None:
-        return {r for r in roles[: len(dims)] if r is not None}
-    return {
-        "batch" if d.dim_param == "batch" else "seq"
-        for d in dims
-        if d.dim_param == "batch" or d.dim_param.startswith("seq")
-    }
+        return roles[axis] if axis < len(roles) else None
+    return "batch" if dim.dim_param == "batch" else "seq" if dim.dim_param.startswith("seq") else None
+
+
+def _roles_of(dims: Sequence[Any], roles: tuple[str | None, ...] | None) -> set[str]:
+    """The roles (batch, seq) the axes ``dims`` take."""
+    return {r for axis, dim in enumerate(dims) if (r := _role(axis, dim, roles)) is not None}
 
 
 def _lone_axis_roles(role: str | None, rank: int, batch_first: bool) -> tuple[str | None, ...]:
@@ -534,10 +536,7 @@ def _lone_axis_roles(role: str | None, rank: int, batch_first: bool) -> tuple[st
 def _axis_size(name: str, axis: int, dim: Any, roles: tuple[str | None, ...] | None, batch: int, seq_len: int) -> int:
     """The size of one input axis: batch and sequence by ``roles`` (a lone GRU's layout, a
     state's batch), else by the axis's name."""
-    if roles is not None:
-        role = roles[axis] if axis < len(roles) else None
-    else:
-        role = "batch" if dim.dim_param == "batch" else "seq" if dim.dim_param.startswith("seq") else None
+    role = _role(axis, dim, roles)
     want = {"batch": batch, "seq": seq_len}.get(role)  # type: ignore[arg-type]
     if dim.dim_param:
         if want is None:
