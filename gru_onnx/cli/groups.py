@@ -145,10 +145,6 @@ def path(*, folder: bool = False) -> click.Path:
     return _Path(file_okay=not folder, dir_okay=folder, path_type=Path)
 
 
-def _path() -> click.Path:
-    return path()
-
-
 STRATEGY_HELP = "Export strategy: " + ", ".join(registry.strategy_names()) + "."
 
 # ---------------------------------------------------------------- export's option groups
@@ -268,7 +264,7 @@ EXAMPLE = Group(
 )  # fmt: skip
 
 CHECKPOINT = Group(
-    Flag(("--checkpoint",), "checkpoint", {"type": _path(), "help": "A state_dict saved with torch.save, loaded "
+    Flag(("--checkpoint",), "checkpoint", {"type": path(), "help": "A state_dict saved with torch.save, loaded "
          "with weights_only=True."}),
 )  # fmt: skip
 
@@ -278,7 +274,7 @@ MODEL = Group(
 )  # fmt: skip
 
 KERAS = Group(
-    Flag(("--keras", "keras_path"), "keras_path", {"type": _path(), "help": "A Keras 3 model (.keras or legacy "
+    Flag(("--keras", "keras_path"), "keras_path", {"type": path(), "help": "A Keras 3 model (.keras or legacy "
          ".h5), checked against Keras itself (gru-onnx[keras])."}),
     Flag(("--import", "imports"), "imports", {"multiple": True, "metavar": "MODULE", "help": "With --keras: "
          "import MODULE first, so the custom Keras classes it registers can be loaded (repeatable)."},
@@ -293,7 +289,7 @@ CHECK = Group(
     Flag(("--seq-len",), "seq_len", {"type": click.IntRange(min=1), "help": "Longest sequence of the samples."}),
     Flag(("--batch",), "batch", {"type": click.IntRange(min=1), "help": "Batch size of the samples."}),
     Flag(("--seed",), "seed", {"type": int, "default": 0, "show_default": True}),
-    Flag(("--inputs",), "inputs", {"type": _path(), "help": "Inputs from an .npz whose keys are the file's input "
+    Flag(("--inputs",), "inputs", {"type": path(), "help": "Inputs from an .npz whose keys are the file's input "
          "names."}),
     Flag(("--streaming", "check_streaming"), "streaming", {"is_flag": True, "help": "Run the file chunk by chunk, "
          "carrying its states, against PyTorch on the whole sequence (streaming files are always checked so)."}),
@@ -303,9 +299,9 @@ CHECK = Group(
 )  # fmt: skip
 
 REPORT = Group(
-    Flag(("--report", "report_path"), "report_path", {"type": _path(), "help": "Write the report as JSON (schema: "
+    Flag(("--report", "report_path"), "report_path", {"type": path(), "help": "Write the report as JSON (schema: "
          "gru_onnx/report.schema.json)."}),
-    Flag(("--plot", "plot_path"), "plot_path", {"type": _path(), "help": "Draw error against time step as a PNG "
+    Flag(("--plot", "plot_path"), "plot_path", {"type": path(), "help": "Draw error against time step as a PNG "
          "(needs gru-onnx[plot])."}),
 )  # fmt: skip
 
