@@ -34,9 +34,10 @@ def runtimes(providers: Sequence[str], *, skip_unavailable: bool) -> tuple[list[
             required.add(key)
         if key not in keys:
             keys.append(key)
-    reasons = [unavailable_reason(k) for k in keys]
-    if keys and all(reasons):  # every one would be skipped: nothing would be compared
-        raise GruOnnxUsageError("no runtime asked for can run here: " + "; ".join(r for r in reasons if r))
+    if skip_unavailable and keys:  # (without it each one named was found usable above)
+        reasons = [unavailable_reason(k) for k in keys]
+        if all(reasons):  # every one would be skipped: nothing would be compared
+            raise GruOnnxUsageError("no runtime asked for can run here: " + "; ".join(r for r in reasons if r))
     return keys, required
 
 
