@@ -11,8 +11,9 @@ import onnx
 import pytest
 import torch
 from torch import nn
+from torch.onnx._internal.exporter import _registration
 
-from gru_onnx import CustomGRU, ExportError, GruOnnxUsageError
+from gru_onnx import CustomGRU, ExportError, GruOnnxUsageError, tracing
 
 import flat
 from helpers import numpy_reference, run_ort
@@ -98,3 +99,24 @@ def test_whole_model_cli_shows_no_torch_internal_warnings(tmp_path, factory_modu
     quiet = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert quiet.returncode == 0, quiet.stderr
     assert "Warning" not in quiet.stderr + quiet.stdout
+
+
+# Guards: torchlib's registry is built once per process, not once per export (about half of a small
+#   export's time went to re-parsing every torchlib op's source); the files are the same bytes
+def test_a_reused_torchlib_registry_writes_the_same_bytes_and_leaves_torch_as_it_was(tmp_path, monkeypatch):
+    assert tracing._REUSABLE, "torch.onnx's registry changed shape: every export now rebuilds it"
+    original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    model = CustomGRU(4, 6, num_layers=2, bidirectional=True, activation="gelu", reset_after=False)
+    x = torch.randn(5, 2, 4)
+    written = {}
+    for reuse in (False, True, True):
+        monkeypatch.setattr(tracing, "_REUSABLE", reuse)
+        path = tmp_path / f"{reuse}-{len(written)}.onnx"
+        flat.export(model, (x,), path, strategy="loop", check=None)
+        written[path.name] = path.read_bytes()
+        assert _registration.ONNXRegistry.__dict__["from_torchlib"] is original  # restored after each export
+    assert len(set(written.values())) == 1
+    assert tracing._torchlib_registry.cache_info().currsize >= 1
+    # the cached registry is never extended by an export: no custom (translation-table) entries
+    cached = tracing._torchlib_registry(tracing._DEFAULT_OPSET)
+    assert not any(d.is_custom for decomps in cached.functions.values() for d in decomps)
