@@ -8,6 +8,9 @@ Helpers that are not fixtures live in ``helpers.py``.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -54,6 +57,31 @@ def run_cli(tmp_path, monkeypatch):
         result = CliRunner(env={"COLUMNS": "200"}).invoke(cli, list(args), catch_exceptions=False)
         assert "Traceback" not in result.output
         return result
+
+    return invoke
+
+
+@pytest.fixture
+def run_main(tmp_path, monkeypatch, capfd):
+    """The console script's entry point (``gru_onnx.cli:main``, what ``gru-onnx ...`` runs) in this
+    process, in a fresh working directory: its exit code and what it wrote to the stdout and stderr
+    file descriptors (ONNX Runtime's own C++ log included). A process of its own costs two seconds
+    of imports; ``test_app.py`` keeps running the installed console script itself."""
+    from gru_onnx.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["gru-onnx", *args])
+        monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # the CLI installs its own
+        capfd.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(["gru-onnx", *args], code, out, err)
 
     return invoke
 

@@ -5,7 +5,9 @@ invisible on GitHub and in the mkdocs site). Marked blocks are ``python`` or ``b
 of one page run in order, in one Python namespace (so a page may build on its earlier blocks), in
 a fresh directory of its own with the repository root importable. Bash blocks run with
 ``set -euo pipefail``; one made only of ``gru-onnx`` command lines runs them through the console
-script's entry point (``gru_onnx.cli:main``) in the same process. GPU, Triton server and pip lines
+script's entry point (``gru_onnx.cli:main``) in the same process, and a lone ``python -m pytest ...``
+line runs ``pytest.main`` with its arguments there too (a new interpreter costs seconds of imports).
+GPU, Triton server and pip lines
 are never marked. All pages run in one worker process (one torch import, not one per page), each
 page's outcome reported by its own test.
 """
@@ -90,6 +92,13 @@ def run_step(step, namespace):
             except SystemExit as exc:
                 if exc.code:
                     raise RuntimeError(f"{line!r} exited {exc.code}") from None
+        return
+    if len(lines) == 1 and lines[0].startswith("python -m pytest ") and not set(lines[0]) & set("|&;<>$`"):
+        import pytest
+
+        code = pytest.main(shlex.split(lines[0])[3:])
+        if code:
+            raise RuntimeError(f"{lines[0]!r} exited {int(code)}")
         return
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", step["code"]], capture_output=True, text=True)
     print(done.stdout + done.stderr)

@@ -47,15 +47,11 @@ def test_console_usage_errors_are_one_line(tmp_path):
         (["export", "--import", "x", "-o", "b.onnx"], "needs --keras"),
     ],
 )
-def test_cli_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
-    monkeypatch.chdir(tmp_path)
+def test_cli_bad_input_exits_2_with_one_line(args, message, tmp_path, run_main):
     if args[0] == "check":
         graph_export(CustomGRU(3, 4), (torch.randn(4, 2, 3),), tmp_path / "s.onnx", strategy="unrolled",
                      streaming=True, chunk=2, check=False)  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "gru_onnx.cli", *args], capture_output=True, text=True, timeout=300)
+    proc = run_main(*args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr

@@ -48,12 +48,12 @@ def test_bench_cli_writes_json_that_validates(loop_file, run_cli, tmp_path):
         (["{static}", "--cuda-graph", "--provider", "cpu", "--provider", "cuda"], "--provider cuda only"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, loop_file, tmp_path):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, loop_file, tmp_path, run_main):
     _, path = loop_file
     graph_export(CustomGRU(3, 4, activation="relu"), (torch.randn(5, 2, 3),), tmp_path / "s.onnx",
                  strategy="unrolled", check=False)  # fmt: skip
     argv = [a.format(path=path, static=tmp_path / "s.onnx") for a in args]
-    proc = subprocess.run(["gru-onnx", "bench", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = run_main("bench", *argv)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
     assert not (tmp_path / "x.json").exists()
