@@ -63,11 +63,17 @@ class Runner(ABC):
         return None
 
     def open(self) -> Runner:
-        """Load the file on the runtime (once); RuntimeUnavailable when it cannot run here."""
+        """Load the file on the runtime (once); RuntimeUnavailable when it cannot run here. An
+        ``_open`` that fails partway is followed by ``_close``, which must accept a partial state."""
         if self._closed:
             raise GruOnnxUsageError(f"{self.name}: the runner was closed; make a new one")
         if not self._is_open:
-            self._open()
+            try:
+                self._open()
+            except BaseException:
+                with contextlib.suppress(Exception):  # what it held so far (a process, a page, an env var)
+                    self._close()
+                raise
             self._is_open = True
         return self
 
