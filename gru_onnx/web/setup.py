@@ -140,13 +140,23 @@ def package_problem(package: str, cache: str | os.PathLike[str] | None = None) -
     """Why ``package`` cannot be used from the cache (missing, or not the pinned version), or None."""
     (found, broken), wanted = _package_version(package, cache), PINS[package]
     where = cache_dir(cache)
-    if broken is not None:
-        return f"{package} in {where} is broken ({broken}): run `{SETUP_COMMAND}` to repair it"
-    if found is None:
-        return f"{package} is not installed in {where}: run `{SETUP_COMMAND}`"
-    if found != wanted:
-        return f"{package} {found} in {where}, gru-onnx pins {wanted}: run `{SETUP_COMMAND}`"
-    return None
+    if broken is None and found == wanted:
+        return None
+    what = (f"{package} in {where} is broken ({broken})" if broken is not None
+            else f"{package} is not installed in {where}" if found is None
+            else f"{package} {found} in {where}, gru-onnx pins {wanted}")  # fmt: skip
+    return f"{what}: {_setup_advice(where, repair=broken is not None)}"
+
+
+def _setup_advice(where: Path, *, repair: bool) -> str:
+    """What repairs the cache: ``setup web``, or, where setup would refuse the folder as not its
+    own, why and how to choose another (advice that only led to a second refusal helps nobody)."""
+    how = f"choose another with {CACHE_ENV} or --cache"
+    try:
+        _check_target(Path(os.path.abspath(where)), how)
+    except GruOnnxUsageError as exc:
+        return f"`{SETUP_COMMAND}` would refuse it: {exc}"
+    return f"run `{SETUP_COMMAND}`" + (" to repair it" if repair else "")
 
 
 def _node_missing() -> str | None:

@@ -123,6 +123,25 @@ def test_a_folder_it_did_not_make_is_refused(with_npm, tmp_path):
     assert (mine / "thesis.tex").read_text() == "keep"
 
 
+# Guards: a cache folder without gru-onnx's marker (its package.json removed, or a user's folder named
+#   as the cache) was reported as "run `gru-onnx setup web`", which then refused the folder (left alone
+#   in the 2026-11-29 note); the runners now say why setup would refuse it
+def test_a_cache_setup_would_refuse_is_reported_with_the_refusal_not_with_setup(with_npm, tmp_path):
+    with_npm(FAKE_NPM)
+    cache = tmp_path / "cache"
+    setup_web(cache)
+    (cache / "package.json").unlink()  # damaged: node_modules without the marker
+    (cache / "node_modules" / "onnxruntime-web" / "package.json").unlink()
+    problem = package_problem("onnxruntime-web", cache)
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith(f"onnxruntime-web is not installed in {cache}: `gru-onnx setup web` would refuse it: ")
+    assert "which gru-onnx did not put there; choose another with GRU_ONNX_WEB_CACHE or --cache" in problem
+    with pytest.raises(GruOnnxUsageError, match="which gru-onnx did not put there"):
+        setup_web(cache)  # what the message foretold
+    fresh = tmp_path / "fresh"
+    assert package_problem("onnxruntime-web", fresh).endswith(": run `gru-onnx setup web`")  # absent: setup makes it
+
+
 @pytest.mark.parametrize("force", [False, True])
 def test_the_caches_marker_alone_does_not_make_a_folder_ours(with_npm, tmp_path, force):
     """Guards: a folder whose package.json carried the cache's name was reinstalled over, a
