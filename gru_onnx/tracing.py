@@ -295,13 +295,16 @@ def _torchlib_registry(opset_version: int) -> Any:
     return _FROM_TORCHLIB.__func__(_REGISTRY_CLASS, opset_version)
 
 
-def _fresh_registry(cls: type, opset_version: int | None = None) -> Any:
+def _fresh_registry(cls: type, *args: Any, **kwargs: Any) -> Any:
     """A copy of the cached registry that the export may extend (the custom translation table is
-    registered into it) without touching the cached one."""
-    cached = _torchlib_registry(_DEFAULT_OPSET if opset_version is None else opset_version)
-    registry = cls()
-    registry._opset_version = cached._opset_version
-    registry.functions = {target: list(decomps) for target, decomps in cached.functions.items()}
+    registered into it) without touching the cached one. A call of another shape than
+    ``from_torchlib(opset_version=N)`` (another torch version) builds the registry as torch does."""
+    opset = kwargs.get("opset_version", args[0] if args else _DEFAULT_OPSET)
+    if cls is not _REGISTRY_CLASS or len(args) + len(kwargs) > 1 or set(kwargs) - {"opset_version"} \
+            or type(opset) is not int:  # fmt: skip
+        return _FROM_TORCHLIB.__func__(cls, *args, **kwargs)
+    registry = copy.copy(_torchlib_registry(opset))
+    registry.functions = {target: list(decomps) for target, decomps in registry.functions.items()}
     return registry
 
 

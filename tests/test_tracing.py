@@ -120,3 +120,10 @@ def test_a_reused_torchlib_registry_writes_the_same_bytes_and_leaves_torch_as_it
     # the cached registry is never extended by an export: no custom (translation-table) entries
     cached = tracing._torchlib_registry(tracing._DEFAULT_OPSET)
     assert not any(d.is_custom for decomps in cached.functions.values() for d in decomps)
+    with tracing._torchlib_registry_reused():
+        registry = _registration.ONNXRegistry
+        for fresh in (registry.from_torchlib(), registry.from_torchlib(opset_version=18)):
+            assert fresh is not cached and fresh.functions == cached.functions
+            assert all(fresh.functions[k] is not v for k, v in cached.functions.items())
+        with pytest.raises(TypeError):  # a call of another shape is torch's own (here: its refusal)
+            registry.from_torchlib(torchlib_registry={})
