@@ -3,8 +3,8 @@
 For each length the same CustomGRU (relu candidate, sigmoid gates: a combination the native
 op expresses exactly, so it is a fair baseline) is exported three ways and run on ONNX Runtime
 in this process. Reported: median latency over repeats, each strategy's ratio to the native
-op, export time and file size. Its committed results predate the 10-node step;
-``benchmarks/speed.py`` now measures the crossover that sets ``UNROLLED_MAX_LEN`` in
+op, export time (in one process: torchlib's registry is built by the first export only) and
+file size. ``benchmarks/speed.py`` measures the crossover that sets ``UNROLLED_MAX_LEN`` in
 ``exporters/auto.py``.
 
     python benchmarks/strategies.py                 # full table -> benchmarks/results/strategies.md
