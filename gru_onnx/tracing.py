@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import inspect
 import logging
 import os
@@ -289,32 +288,50 @@ def _torch_export(
         logger.removeFilter(noise)
 
 
-@functools.cache
-def _torchlib_registry(opset_version: int) -> Any:
-    """torchlib's registry for one opset, built once (it re-parses every op's source: about 0.9 s)."""
-    return _FROM_TORCHLIB.__func__(_REGISTRY_CLASS, opset_version)
+#: ``from_torchlib``'s arguments -> (what the registry was built from, the registry)
+_REGISTRIES: dict[Any, tuple[tuple[int, ...], Any]] = {}
+
+
+def _built_from() -> tuple[int, ...]:
+    """A cheap fingerprint of what torchlib's registry is built from: the operators torch knows
+    (a library loaded later, e.g. ``quantized_decomposed``, adds some) and the functions torch's
+    and onnxscript's torchlib tables hold. A change rebuilds the registry."""
+    onnxscript_functions = sum(len(f.overloads) + len(f.complex) for f in _ONNXSCRIPT_TABLE.values())
+    return len(torch._C._dispatch_get_all_op_names()), len(_TORCH_TABLE), onnxscript_functions
 
 
 def _fresh_registry(cls: type, *args: Any, **kwargs: Any) -> Any:
-    """A copy of the cached registry that the export may extend (the custom translation table is
-    registered into it) without touching the cached one. A call of another shape than
-    ``from_torchlib(opset_version=N)`` (another torch version) builds the registry as torch does."""
-    opset = kwargs.get("opset_version", args[0] if args else _DEFAULT_OPSET)
-    if cls is not _REGISTRY_CLASS or len(args) + len(kwargs) > 1 or set(kwargs) - {"opset_version"} \
-            or type(opset) is not int:  # fmt: skip
+    """torch's ``from_torchlib(*args, **kwargs)``, built once per arguments and fingerprint; each
+    call gets a shallow copy that the export may extend (its custom translation table)."""
+    key = (cls, args, tuple(sorted(kwargs.items())))
+    try:
+        hash(key)
+    except TypeError:
         return _FROM_TORCHLIB.__func__(cls, *args, **kwargs)
-    registry = copy.copy(_torchlib_registry(opset))
-    registry.functions = {target: list(decomps) for target, decomps in registry.functions.items()}
+    fingerprint, cached = _REGISTRIES.get(key, (None, None))
+    if cached is None or fingerprint != _built_from():
+        cached = _FROM_TORCHLIB.__func__(cls, *args, **kwargs)
+        _REGISTRIES[key] = (_built_from(), cached)  # after the build, which fills the tables
+    registry = copy.copy(cached)
+    registry.functions = {target: list(decomps) for target, decomps in cached.functions.items()}
     return registry
 
 
 try:  # torch.onnx's private registry; where its shape differs, exports build it each time
-    from torch.onnx._internal.exporter import _constants, _registration
+    from onnxscript.function_libs.torch_lib import registration as _onnxscript_registration
+    from torch.onnx._internal.exporter import _registration
+    from torch.onnx._internal.exporter._torchlib import _torchlib_registry
 
-    _DEFAULT_OPSET = _constants.TORCHLIB_OPSET
     _REGISTRY_CLASS = _registration.ONNXRegistry
     _FROM_TORCHLIB = _REGISTRY_CLASS.__dict__["from_torchlib"]
-    _REUSABLE = isinstance(_FROM_TORCHLIB, classmethod) and isinstance(_REGISTRY_CLASS().functions, dict)
+    _TORCH_TABLE = _torchlib_registry._registry
+    _ONNXSCRIPT_TABLE = _onnxscript_registration.default_registry
+    _REUSABLE = (
+        isinstance(_FROM_TORCHLIB, classmethod)
+        and isinstance(_REGISTRY_CLASS().functions, dict)
+        and isinstance(_TORCH_TABLE, list)
+        and isinstance(_built_from(), tuple)
+    )
 except (ImportError, AttributeError, KeyError, TypeError):  # pragma: no cover - other torch versions
     _REUSABLE = False
 
@@ -322,9 +339,9 @@ except (ImportError, AttributeError, KeyError, TypeError):  # pragma: no cover -
 @contextlib.contextmanager
 def _torchlib_registry_reused() -> Iterator[None]:
     """Within one ``torch.onnx.export`` call, hand it a copy of torchlib's registry built once per
-    process: the same registry, in a fraction of the time (the second export of a process takes
-    half as long)."""
-    if not _REUSABLE:
+    process (a second export of a small GRU: 0.3 s instead of 1.2 s). Left alone when torch's
+    registry has another shape or someone else replaced ``from_torchlib``; restored on exit."""
+    if not _REUSABLE or _REGISTRY_CLASS.__dict__.get("from_torchlib") is not _FROM_TORCHLIB:
         yield
         return
     _REGISTRY_CLASS.from_torchlib = classmethod(_fresh_registry)

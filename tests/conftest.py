@@ -7,6 +7,7 @@ Helpers that are not fixtures live in ``helpers.py``.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -61,25 +62,48 @@ def run_cli(tmp_path, monkeypatch):
     return invoke
 
 
+#: Python's warning filters in a fresh process (``python -W`` and PYTHONWARNINGS aside), last first.
+_PROCESS_WARNING_FILTERS = (
+    ("ignore", ResourceWarning, None), ("ignore", ImportWarning, None),
+    ("ignore", PendingDeprecationWarning, None), ("ignore", DeprecationWarning, None),
+    ("default", DeprecationWarning, "__main__"),
+)  # fmt: skip
+
+
 @pytest.fixture
 def run_main(tmp_path, monkeypatch, capfd):
     """The console script's entry point (``gru_onnx.cli:main``, what ``gru-onnx ...`` runs) in this
-    process, in a fresh working directory: its exit code and what it wrote to the stdout and stderr
-    file descriptors (ONNX Runtime's own C++ log included). A process of its own costs two seconds
-    of imports; ``test_app.py`` keeps running the installed console script itself."""
+    process, as a process of its own would run it: a fresh working directory, Python's default
+    warning filters instead of pytest's, no logging handler but Python's last resort (stderr), and
+    ``sys.exit("message")`` printed. Returns the exit code and what reached the stdout and stderr
+    file descriptors (ONNX Runtime's C++ log included). A new interpreter costs two seconds of
+    imports; tests that need one (the installed script, import-time behaviour) start it."""
     from gru_onnx.cli import main
 
     monkeypatch.chdir(tmp_path)
 
-    def invoke(*args: str) -> subprocess.CompletedProcess:
+    def invoke(*args: str) -> subprocess.CompletedProcess[str]:
         monkeypatch.setattr(sys, "argv", ["gru-onnx", *args])
         monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # the CLI installs its own
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
         capfd.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        with warnings.catch_warnings():
+            warnings.resetwarnings()
+            for action, category, module in _PROCESS_WARNING_FILTERS:
+                warnings.filterwarnings(action, category=category, module=module or "")
+            root.handlers[:] = []  # pytest's capturing handlers out: warnings go to stderr as in a process
+            root.setLevel(logging.WARNING)
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            finally:
+                root.handlers[:] = handlers
+                root.setLevel(level)
         out, err = capfd.readouterr()
         return subprocess.CompletedProcess(["gru-onnx", *args], code, out, err)
 

@@ -103,27 +103,75 @@ def test_whole_model_cli_shows_no_torch_internal_warnings(tmp_path, factory_modu
 
 # Guards: torchlib's registry is built once per process, not once per export (about half of a small
 #   export's time went to re-parsing every torchlib op's source); the files are the same bytes
+class _Gelu(nn.Module):
+    """A whole model whose GELU torchlib writes by opset (an ``Gelu`` op from opset 20 on)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = CustomGRU(4, 6, num_layers=2, bidirectional=True, activation="gelu", reset_after=False,
+                             batch_first=True)  # fmt: skip
+        self.head = nn.Sequential(nn.Linear(12, 5), nn.GELU(), nn.LayerNorm(5))
+
+    def forward(self, x):
+        return self.head(self.gru(x)[0])
+
+
 def test_a_reused_torchlib_registry_writes_the_same_bytes_and_leaves_torch_as_it_was(tmp_path, monkeypatch):
     assert tracing._REUSABLE, "torch.onnx's registry changed shape: every export now rebuilds it"
     original = _registration.ONNXRegistry.__dict__["from_torchlib"]
-    model = CustomGRU(4, 6, num_layers=2, bidirectional=True, activation="gelu", reset_after=False)
-    x = torch.randn(5, 2, 4)
-    written = {}
-    for reuse in (False, True, True):
+    model, x = _Gelu(), torch.randn(2, 5, 4)
+    written: dict[tuple[int, bool], set[bytes]] = {}
+    for opset, reuse in [(18, False), (20, False), (18, True), (20, True), (18, True), (20, True)]:
         monkeypatch.setattr(tracing, "_REUSABLE", reuse)
-        path = tmp_path / f"{reuse}-{len(written)}.onnx"
-        flat.export(model, (x,), path, strategy="loop", check=None)
-        written[path.name] = path.read_bytes()
+        path = tmp_path / f"{opset}-{reuse}.onnx"
+        flat.export(model, (x,), path, strategy="loop", opset=opset, check=None)
+        written.setdefault((opset, reuse), set()).add(path.read_bytes())
         assert _registration.ONNXRegistry.__dict__["from_torchlib"] is original  # restored after each export
-    assert len(set(written.values())) == 1
-    assert tracing._torchlib_registry.cache_info().currsize >= 1
-    # the cached registry is never extended by an export: no custom (translation-table) entries
-    cached = tracing._torchlib_registry(tracing._DEFAULT_OPSET)
-    assert not any(d.is_custom for decomps in cached.functions.values() for d in decomps)
+    for opset in (18, 20):  # each opset's registry, not the first one built
+        assert len(written[opset, True]) == 1 and written[opset, True] == written[opset, False], opset
+    assert written[18, True] != written[20, True]
+    assert any(n.op_type == "Gelu" for n in onnx.load(tmp_path / "20-True.onnx").graph.node)
+    cached = [registry for _, registry in tracing._REGISTRIES.values()]
+    assert len(cached) >= 2
+    # an export never extends the cached registries: no custom (translation-table) entries
+    assert not any(d.is_custom for registry in cached for decomps in registry.functions.values() for d in decomps)
+
+
+def test_the_reused_registry_is_torchs_answer_to_the_same_call_and_follows_what_it_is_built_from(monkeypatch):
+    registry = _registration.ONNXRegistry
     with tracing._torchlib_registry_reused():
-        registry = _registration.ONNXRegistry
-        for fresh in (registry.from_torchlib(), registry.from_torchlib(opset_version=18)):
+        first = registry.from_torchlib(opset_version=18)
+        again = registry.from_torchlib(opset_version=18)
+        ((_, cached),) = [v for k, v in tracing._REGISTRIES.items() if k[1:] == ((), (("opset_version", 18),))]
+        for fresh in (first, again):  # copies: an export's additions stay its own
             assert fresh is not cached and fresh.functions == cached.functions
             assert all(fresh.functions[k] is not v for k, v in cached.functions.items())
         with pytest.raises(TypeError):  # a call of another shape is torch's own (here: its refusal)
             registry.from_torchlib(torchlib_registry={})
+        # A library loaded after the first export (PT2E's quantized_decomposed, torchvision) adds
+        # operators torchlib maps: the registry built before it is rebuilt, not reused stale.
+        library = torch.library.Library("gru_onnx_late", "DEF")
+        library.define("late(Tensor x) -> Tensor")
+        registry.from_torchlib(opset_version=18)
+        ((_, rebuilt),) = [v for k, v in tracing._REGISTRIES.items() if k[1:] == ((), (("opset_version", 18),))]
+        assert rebuilt is not cached
+
+    # torch 2.6 and 2.7: from_torchlib(cls) takes no opset, and _compat calls it without one
+    calls, build = [], tracing._FROM_TORCHLIB.__func__
+
+    def older(cls):
+        calls.append(cls)
+        return build(cls)
+
+    monkeypatch.setattr(tracing, "_FROM_TORCHLIB", classmethod(older))
+    monkeypatch.setattr(registry, "from_torchlib", tracing._FROM_TORCHLIB)
+    with tracing._torchlib_registry_reused():
+        assert registry.from_torchlib().functions and registry.from_torchlib().functions
+    assert len(calls) == 1  # built once, then copied
+
+    # someone else's from_torchlib (another library's patch) is used as it is, and stays
+    theirs = classmethod(lambda cls, *a, **k: "theirs")
+    monkeypatch.setattr(registry, "from_torchlib", theirs)
+    with tracing._torchlib_registry_reused():
+        assert registry.from_torchlib(opset_version=18) == "theirs"
+    assert registry.__dict__["from_torchlib"] is theirs

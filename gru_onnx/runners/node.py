@@ -109,7 +109,8 @@ class NodeRunner(Runner):
         return lambda: float(self._send(message)[0]["seconds"])
 
     def _close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
+        # A runner whose opening failed (or was interrupted) stops the process without a round trip.
+        if self._is_open and self._process is not None and self._process.poll() is None:
             with contextlib.suppress(Exception):  # the process is going away either way
                 self._call({"op": "close"})
         self._stop()

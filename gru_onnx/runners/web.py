@@ -78,12 +78,11 @@ class WebRunner(Runner):
         model = self.path.resolve()
         proto = onnx.load(str(model), load_external_data=False)  # the caller checked the file
         data = [d.location for d in validate_data_files(proto, model)]
-        server = StaticServer(isolated=True)
+        server = self._server = StaticServer(isolated=True)
         try:
             ort_url = server.mount("ort", package_dir("onnxruntime-web", self.cache) / "dist")
             page_url = server.mount("assets", resources.files("gru_onnx.web") / "assets")  # type: ignore[arg-type]
             model_url = server.mount("model", model.parent, only=[model.name, *data])
-            self._server = server
             self._browser = browser.acquire(gpu=self.backend == "webgpu")
             self._page = self._browser.new_page()
             self._page.on("console", lambda m: self._console.append(f"{m.type}: {m.text}"))
@@ -153,11 +152,13 @@ class WebRunner(Runner):
             with contextlib.suppress(Exception):  # the browser may be gone already
                 page.close()
         held, self._browser = self._browser, None
-        if held is not None:
-            browser.release(held)
         server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        try:
+            if held is not None:
+                browser.release(held)
+        finally:
+            if server is not None:
+                server.close()
 
 
 def _url_path(path: str) -> str:

@@ -145,18 +145,23 @@ def package_problem(package: str, cache: str | os.PathLike[str] | None = None) -
     what = (f"{package} in {where} is broken ({broken})" if broken is not None
             else f"{package} is not installed in {where}" if found is None
             else f"{package} {found} in {where}, gru-onnx pins {wanted}")  # fmt: skip
-    return f"{what}: {_setup_advice(where, repair=broken is not None)}"
+    return f"{what}: {_setup_advice(where, repair=broken is not None, explicit=cache is not None)}"
 
 
-def _setup_advice(where: Path, *, repair: bool) -> str:
-    """What repairs the cache: ``setup web``, or, where setup would refuse the folder as not its
-    own, why and how to choose another (advice that only led to a second refusal helps nobody)."""
-    how = f"choose another with {CACHE_ENV} or --cache"
+def _setup_advice(where: Path, *, repair: bool, explicit: bool) -> str:
+    """What repairs the cache: ``setup web``, or, where setup would refuse the folder, its refusal
+    (advice that only leads to a second refusal helps nobody)."""
+    how = _how_to_choose(explicit)
     try:
-        _check_target(Path(os.path.abspath(where)), how)
+        _refuse_target(Path(os.path.abspath(where)), how)
     except GruOnnxUsageError as exc:
         return f"`{SETUP_COMMAND}` would refuse it: {exc}"
     return f"run `{SETUP_COMMAND}`" + (" to repair it" if repair else "")
+
+
+def _how_to_choose(explicit: bool) -> str:
+    """How to name another cache, as the refusals say it (a ``cache`` given as an argument is --cache)."""
+    return "choose another with --cache" if explicit else f"choose another with {CACHE_ENV} or --cache"
 
 
 def _node_missing() -> str | None:
@@ -240,18 +245,20 @@ def _package_json() -> str:
 CACHE_ENTRIES = frozenset({"package.json", "package-lock.json", "node_modules"})
 
 
-def _check_target(cache: Path, how: str) -> None:
-    """Refuse to replace a path this module did not make (a user's folder, a file, a link): a
-    folder is ours when it is empty, or holds only what an install leaves and says so."""
-    if cache.is_symlink():
-        raise GruOnnxUsageError(f"the web cache {cache} is a symbolic link; {how}")
-    if not cache.exists():
-        return
-    if not cache.is_dir():
-        raise GruOnnxUsageError(f"the web cache {cache} is not a folder; {how}")
+def _refuse_target(cache: Path, how: str) -> None:
+    """Refuse to replace a path this module did not make (the root, a user's folder, a file, a
+    link): a folder is ours when it is empty, or holds only what an install leaves and says so."""
+    if cache == Path(cache.anchor):
+        raise GruOnnxUsageError(f"the web cache cannot be the root folder {cache}; {how}")
     try:
+        if cache.is_symlink():
+            raise GruOnnxUsageError(f"the web cache {cache} is a symbolic link; {how}")
+        if not cache.exists():
+            return
+        if not cache.is_dir():
+            raise GruOnnxUsageError(f"the web cache {cache} is not a folder; {how}")
         entries = sorted(p.name for p in cache.iterdir())
-    except OSError as exc:
+    except OSError as exc:  # a name too long, a folder above it unreadable
         raise GruOnnxUsageError(f"cannot read the web cache {cache}: {exc.strerror or exc}; {how}") from None
     marker, broken = _read_json(cache / "package.json")
     if broken is not None:
@@ -286,15 +293,13 @@ def setup_web(cache: str | os.PathLike[str] | None = None, *, force: bool = Fals
     """
     started = time.perf_counter()
     target = Path(os.path.abspath(cache_dir(cache)))  # ".": a folder name to put temporaries beside
-    how = "choose another with --cache" if cache is not None else f"choose another with {CACHE_ENV} or --cache"
+    how = _how_to_choose(cache is not None)
     if problem := _node_missing():
         raise GruOnnxUsageError(problem)
     npm = shutil.which("npm")
     if npm is None:
         raise GruOnnxUsageError(f"npm not found on PATH: `{NODE_COMMAND}`")
-    if target == Path(target.anchor):
-        raise GruOnnxUsageError(f"the web cache cannot be the root folder {target}; {how}")
-    _check_target(target, how)
+    _refuse_target(target, how)
     installed = force or not _has_pins(target)
     if installed:
         try:

@@ -135,11 +135,31 @@ def test_a_cache_setup_would_refuse_is_reported_with_the_refusal_not_with_setup(
     problem = package_problem("onnxruntime-web", cache)
     assert problem is not None and "\n" not in problem
     assert problem.startswith(f"onnxruntime-web is not installed in {cache}: `gru-onnx setup web` would refuse it: ")
-    assert "which gru-onnx did not put there; choose another with GRU_ONNX_WEB_CACHE or --cache" in problem
+    assert problem.endswith("which gru-onnx did not put there; choose another with --cache")  # an argument: --cache
     with pytest.raises(GruOnnxUsageError, match="which gru-onnx did not put there"):
         setup_web(cache)  # what the message foretold
     fresh = tmp_path / "fresh"
     assert package_problem("onnxruntime-web", fresh).endswith(": run `gru-onnx setup web`")  # absent: setup makes it
+
+
+@pytest.mark.parametrize("where", ["long", "root", "file"])
+def test_a_cache_probe_never_raises_and_says_what_setup_would(where, with_npm, tmp_path, monkeypatch):
+    """Guards: a cache path that cannot even be looked at (a name too long) made the runtime probe
+    raise (exit 3); the refusal named in the probe is the one ``setup_web`` gives for that path,
+    with --cache for an argument and the variable too for the environment's cache."""
+    with_npm(FAKE_NPM)
+    cache = {"long": tmp_path / ("a" * 300), "root": Path("/"), "file": tmp_path / "file"}[where]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(GruOnnxUsageError) as refused:
+        setup_web(cache)
+    problem = package_problem("onnxruntime-node", cache)
+    assert problem.endswith(f"`gru-onnx setup web` would refuse it: {refused.value}") and "\n" not in problem
+    assert str(refused.value).endswith("; choose another with --cache")
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    from_env = package_problem("onnxruntime-node")
+    assert from_env.endswith(f"; choose another with {CACHE_ENV} or --cache")
+    with pytest.raises(GruOnnxUsageError, match=f"; choose another with {CACHE_ENV} or --cache$"):
+        setup_web()
 
 
 @pytest.mark.parametrize("force", [False, True])
