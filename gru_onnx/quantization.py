@@ -328,8 +328,8 @@ def quantize(
     if options.mode is None:
         raise GruOnnxUsageError(f"no quantization mode given; valid modes: {', '.join(QUANTIZE_MODES)}")
     source, target = Path(source), Path(target)
-    refuse_aliases([("output", target)], [("input", source)])
-    refuse_aliases([("output", target)], [("input's data file", d) for d in data_file_paths(source)])
+    inputs = [("input", source), *(("input's data file", d) for d in data_file_paths(source))]
+    refuse_aliases([("output", target)], inputs)
     model = load_model(source, weights="all")
     size_before = sum(f.stat().st_size for f in _files(source))
     result = quantize_model(model, options.mode, options.per_channel)

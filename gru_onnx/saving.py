@@ -393,11 +393,11 @@ def data_files(model: onnx.ModelProto, path: str | os.PathLike[str]) -> list[Dat
             info = ExternalDataInfo(tensor)
         except ValueError as exc:
             raise GruOnnxUsageError(f"{path}: tensor {tensor.name!r} has malformed external data ({exc})") from None
-        offset = info.offset or 0
-        length = info.length if info.length is not None else (tensor_nbytes(tensor) or 0)
+        offset, nbytes = info.offset or 0, tensor_nbytes(tensor) or 0
+        length = info.length if info.length is not None else nbytes
         needed[info.location] = max(needed.get(info.location, 0), offset + length)
         if info.length is None:  # its data runs to the end of the file: the file's size says how long
-            to_end.setdefault(info.location, []).append((tensor.name, offset, (tensor_nbytes(tensor) or 0)))
+            to_end.setdefault(info.location, []).append((tensor.name, offset, nbytes))
     found = []
     for location, end in sorted(needed.items()):
         target = folder / location

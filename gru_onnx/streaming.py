@@ -28,7 +28,6 @@ from torch import nn
 
 from gru_onnx import naming
 from gru_onnx.errors import ExportError, GruOnnxUsageError
-from gru_onnx.metadata import input_time_axes
 from gru_onnx.module import CustomGRU
 from gru_onnx.options import StreamingOptions
 from gru_onnx.spec import GRUSpec
@@ -199,14 +198,6 @@ def input_sequence_axes(model: nn.Module, args: Sequence[Any]) -> list[int | Non
         else:
             axes.append(1 if arg.dim() >= 2 else None)
     return axes
-
-
-def recorded_input_axes(metadata: Mapping[str, Any], ranks: Mapping[str, int]) -> dict[str, int | None]:
-    """The time axis of each non-state input (``ranks``: name -> rank, in graph order) as the file
-    records it (``input_time_axes``), else by the export's rule: a lone GRU's sequence (its first
-    input) by its layout, its ``h0`` and ``lengths`` none; any other model's axis 1
-    (:func:`gru_onnx.metadata.input_time_axes`)."""
-    return input_time_axes(metadata, ranks)
 
 
 def resize_sequence(args: Sequence[Any], axes: Sequence[int | None], length: int) -> tuple[Any, ...]:

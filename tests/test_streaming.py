@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from gru_onnx import CustomGRU, ExportError, GruOnnxUsageError, StreamingSession, read_metadata
-from gru_onnx.streaming import recorded_input_axes
+from gru_onnx.metadata import input_time_axes
 
 import flat
 from helpers import graph_export, numpy_reference, stream
@@ -250,10 +250,10 @@ def test_a_lone_grus_h0_and_lengths_have_no_time_axis(batch_first, tmp_path):
     ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in onnx.load(export.path).graph.input}
     assert ranks == {"input": 3, "h0": 3, "lengths": 1}
     axis = 1 if batch_first else 0
-    assert recorded_input_axes(export.metadata, ranks) == {"input": axis, "h0": None, "lengths": None}
+    assert input_time_axes(export.metadata, ranks) == {"input": axis, "h0": None, "lengths": None}
     # whatever the inputs are called (a factory's input_names): the sequence is the first
     renamed = {"audio": 3, "start": 3, "valid": 1}
-    assert recorded_input_axes(export.metadata, renamed) == {"audio": axis, "start": None, "valid": None}
+    assert input_time_axes(export.metadata, renamed) == {"audio": axis, "start": None, "valid": None}
 
 
 @pytest.mark.parametrize("extra", ["h0", "lengths"])

@@ -23,6 +23,7 @@ from gru_onnx.check.plain import prepare, report
 from gru_onnx.check.results import ParityReport, RuntimeRun
 from gru_onnx.check.runs import judge, one_line, run_each, runtimes
 from gru_onnx.errors import GruOnnxUsageError
+from gru_onnx.metadata import input_time_axes
 from gru_onnx.options import CheckOptions
 from gru_onnx.runners import Runner
 from gru_onnx.samples import (
@@ -35,7 +36,7 @@ from gru_onnx.samples import (
     time_axes,
 )
 from gru_onnx.session import StreamingSession, StreamInterface
-from gru_onnx.streaming import FRAME_LOCAL_HINT, recorded_input_axes, resize_sequence, state_pairs
+from gru_onnx.streaming import FRAME_LOCAL_HINT, resize_sequence, state_pairs
 
 #: Chunk sizes of the default uneven split, cycled.
 UNEVEN = (3, 1, 4, 2)
@@ -216,7 +217,7 @@ def _only_chunking_failed(report: ParityReport) -> bool:
 
 def _input_axes(proto: onnx.ModelProto, metadata: dict[str, Any], names: Sequence[str]) -> dict[str, int | None]:
     ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in proto.graph.input if i.name in set(names)}
-    return recorded_input_axes(metadata, ranks)
+    return input_time_axes(metadata, ranks)
 
 
 def _length(sample: Sample, in_axes: dict[str, int | None]) -> int:

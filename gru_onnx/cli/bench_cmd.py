@@ -32,8 +32,8 @@ def bench(path: Path, json_path: Path | None, given: Given) -> None:
 
     if json_path is not None:
         writable_target(json_path, create_parents=False)
-        refuse_aliases([("JSON report", json_path)], [("timed file", path)])
-        refuse_aliases([("JSON report", json_path)], [("timed file's data", d) for d in data_file_paths(path)])
+        inputs = [("timed file", path), *(("timed file's data", d) for d in data_file_paths(path))]
+        refuse_aliases([("JSON report", json_path)], inputs)
     options = BenchOptions(**{k: given.values[k] for k in groups.BENCH.fields})
     for key in options.providers:  # a runtime asked for by name must be usable here
         if reason := unavailable_reason(key):

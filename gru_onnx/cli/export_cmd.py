@@ -79,8 +79,7 @@ def export(output: Path | None, given: Given) -> None:
     result = run_export(model, args, target, **options.as_kwargs())
     show(_summary(result))
     if not result.passed:
-        hint = result.parity.hint if result.parity is not None else ""
-        fail(_failed(result.path, target, existed, hint=hint), 1)
+        fail(_failed(result, target, existed), 1)
 
 
 def _refuse_aliases(target: Path, inputs: list[tuple[str, Path | None]]) -> None:
@@ -91,11 +90,13 @@ def _refuse_aliases(target: Path, inputs: list[tuple[str, Path | None]]) -> None
     refuse_aliases([("output", target), ("failed output", failed_path(target))], inputs)
 
 
-def _failed(written: Path, target: Path, existed: bool, against: str = "PyTorch", hint: str = "") -> str:
+def _failed(result: Any, target: Path, existed: bool, against: str = "PyTorch") -> str:
     """The one line a failed export ends with: where the file went, that the target is untouched,
-    and the check's hint (a streaming file failing only chunk by chunk: the frame-local rule)."""
+    and the PyTorch check's hint (a streaming file failing only chunk by chunk: the frame-local rule)."""
     left = "left as it was" if existed else "not written"
-    line = f"parity check failed against {against}; the file was written as {written} for inspection, {target} {left}"
+    hint = result.parity.hint if against == "PyTorch" and result.parity is not None else ""
+    line = (f"parity check failed against {against}; the file was written as {result.path} for inspection, "
+            f"{target} {left}")  # fmt: skip
     return f"{line}; {hint}" if hint else line
 
 
@@ -177,9 +178,8 @@ def _export_keras(output: Path | None, given: Given) -> None:
     result = staged.finish(passed=module_ok and keras_ok)
     show(_summary(result))
     if not module_ok:
-        hint = result.parity.hint if result.parity is not None else ""
-        fail(_failed(result.path, target, existed, hint=hint), 1)
+        fail(_failed(result, target, existed), 1)
     if reports:
         print_keras_reports(click.echo, result.path, reports)
     if not keras_ok:
-        fail(_failed(result.path, target, existed, "Keras"), 1)
+        fail(_failed(result, target, existed, "Keras"), 1)

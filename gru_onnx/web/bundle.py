@@ -38,13 +38,13 @@ from gru_onnx._version import __version__
 from gru_onnx.check.compare import DEFAULT_TOLERANCES
 from gru_onnx.errors import GruOnnxUsageError
 from gru_onnx.files import TEMP_MARK, remove_stale_temps, temp_name
-from gru_onnx.metadata import load_model, read_metadata
+from gru_onnx.metadata import input_time_axes, load_model, lone_roles, lone_stack, read_metadata
 from gru_onnx.options import DEFAULT_WEB_FRAMES, MAX_WEB_FRAMES, WEB_REFERENCE_BUDGET, WebOptions
 from gru_onnx.rebuild import reference_from_file
 from gru_onnx.samples import flatten_tensors, time_axes
 from gru_onnx.saving import DataFile, data_files, validate_data_files
 from gru_onnx.spec import float_type
-from gru_onnx.streaming import recorded_input_axes, state_pairs
+from gru_onnx.streaming import state_pairs
 from gru_onnx.web.setup import PINS, SETUP_COMMAND, package_dir, package_problem
 
 FORMAT = "gru-onnx-web"
@@ -121,21 +121,6 @@ class _Interface:
     roles: dict[str, str]
 
 
-def _lone_roles(metadata: Mapping[str, Any], names: Sequence[str]) -> dict[str, str]:
-    """A lone CustomGRU file's non-state inputs by role, in its forward's order (input, then h0
-    and lengths when it takes them), whatever the file calls them; ``{}`` for a whole model."""
-    stacks = metadata.get("stacks", [])
-    if len(stacks) != 1 or stacks[0].get("path") != "":
-        return {}
-    stack = stacks[0]
-    roles = ["input", *(["h0"] if stack.get("has_h0") else []), *(["lengths"] if stack.get("has_lengths") else [])]
-    if len(roles) != len(names):
-        raise GruOnnxUsageError(
-            f"the file's inputs ({', '.join(names) or 'none'}) are not its lone CustomGRU's ({', '.join(roles)})"
-        )
-    return dict(zip(roles, names, strict=True))
-
-
 def _interface(proto: onnx.ModelProto, metadata: Mapping[str, Any]) -> _Interface:
     pairs = state_pairs(metadata)
     state_in = {p.input for p in pairs}
@@ -144,8 +129,8 @@ def _interface(proto: onnx.ModelProto, metadata: Mapping[str, Any]) -> _Interfac
     graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
     by_name = {i.name: i for i in graph_inputs}
     plain_inputs = [i for i in graph_inputs if i.name not in state_in]
-    in_axes = recorded_input_axes(metadata, {i.name: len(_dims(i)) for i in plain_inputs})
-    roles = _lone_roles(metadata, [i.name for i in plain_inputs])
+    in_axes = input_time_axes(metadata, {i.name: len(_dims(i)) for i in plain_inputs})
+    roles = lone_roles(plain_inputs) if lone_stack(metadata) is not None else {}  # by place, not name
     for role in ("h0", "lengths"):  # [layers, batch, hidden] and [batch]: no time axis, whatever the layout
         if role in roles:
             in_axes[roles[role]] = None
@@ -195,7 +180,7 @@ def _lone_reference(
     proto: onnx.ModelProto, metadata: Mapping[str, Any], interface: _Interface, frames: int, seed: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Seeded inputs (batch 1, ``frames`` steps) and the rebuilt PyTorch reference's outputs.
-    The inputs are told apart by role (:func:`_lone_roles`), not by name."""
+    The inputs are told apart by role (:func:`gru_onnx.metadata.lone_roles`), not by name."""
     reference = reference_from_file(proto, metadata)
     generator = torch.Generator().manual_seed(seed)
     dtype = float_type(metadata.get("dtype", "float32")).torch
