@@ -47,11 +47,11 @@ import gru_onnx
 from gru_onnx import CustomGRU
 from gru_onnx.check.compare import DEFAULT_TOLERANCES
 from gru_onnx.irversion import stamp
-from gru_onnx.metadata import find_metadata
+from gru_onnx.metadata import find_metadata, input_time_axes
 from gru_onnx.options import groups_from_flat
 from gru_onnx.quantization import INT8_TOLERANCES
 from gru_onnx.samples import time_axes
-from gru_onnx.streaming import recorded_input_axes, state_pairs
+from gru_onnx.streaming import state_pairs
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "runtime_matrix_runner.py"
@@ -205,7 +205,7 @@ def prepare(case: Case, folder: Path) -> Prepared:
             "states": [p.to_json() for p in pairs],
             "chunks": list(case.stream_chunks),
             "batch_axis": 0,
-            "input_axes": recorded_input_axes(metadata, ranks),
+            "input_axes": input_time_axes(metadata, ranks),
             "output_axes": dict(zip([o.name for o in model.graph.output], time_axes(model, metadata), strict=True)),
         }
     spec_path = path.with_name("case.json")
